@@ -1,0 +1,5 @@
+"""Lightning callbacks: run metadata in checkpoints, diagnostics."""
+
+from seqmodels.callbacks.run_config import CHECKPOINT_KEY, RunConfigCheckpoint
+
+__all__ = ["CHECKPOINT_KEY", "RunConfigCheckpoint"]

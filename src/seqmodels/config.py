@@ -1,0 +1,130 @@
+"""Config plumbing the entrypoints share: where the config tree lives, resolvers, building objects from configs."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.errors import InstantiationException
+from lightning.pytorch import Callback, LightningDataModule
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig, OmegaConf
+
+
+def config_dir() -> Path:
+    """The Hydra config tree: shipped inside the wheel, or ``configs/`` at the root of a source checkout."""
+    packaged = Path(__file__).resolve().parent / "configs"
+    if packaged.is_dir():
+        return packaged
+    checkout = Path(__file__).resolve().parents[2] / "configs"
+    if checkout.is_dir():
+        return checkout
+    raise FileNotFoundError(
+        f"seqmodels' config tree was found neither at {packaged} nor at {checkout}; reinstall seqmodels"
+    )
+
+
+_active_datamodule: LightningDataModule | None = None
+
+
+def _datamodule_dim(name: str) -> Any:
+    if _active_datamodule is None:
+        raise ValueError(
+            f"${{datamodule:{name}}} needs a set-up datamodule; build the model with "
+            "seqmodels.config.instantiate_model(cfg.model, datamodule)"
+        )
+    return _active_datamodule.dim(name)
+
+
+def _optuna_direction(mode: str) -> str:
+    directions = {"max": "maximize", "min": "minimize"}
+    if mode not in directions:
+        raise ValueError(f"optimized_mode must be 'max' or 'min', got {mode!r}")
+    return directions[mode]
+
+
+def register_resolvers() -> None:
+    """``${datamodule:num_classes}`` reads sizes the data determines; ``${eval_direction:max}`` -> maximize."""
+    OmegaConf.register_new_resolver("datamodule", _datamodule_dim, replace=True)
+    OmegaConf.register_new_resolver("eval_direction", _optuna_direction, replace=True)
+
+
+register_resolvers()
+
+
+@contextlib.contextmanager
+def active_datamodule(datamodule: LightningDataModule) -> Iterator[None]:
+    """Within this block ``${datamodule:...}`` interpolations resolve against ``datamodule``."""
+    global _active_datamodule
+    previous, _active_datamodule = _active_datamodule, datamodule
+    try:
+        yield
+    finally:
+        _active_datamodule = previous
+
+
+def instantiate_datamodule(data_cfg: DictConfig, state: dict[str, Any] | None = None) -> LightningDataModule:
+    """Builds the datamodule and sets it up, so its sizes (classes, channels, vocabulary) are known."""
+    datamodule = hydra.utils.instantiate(data_cfg)
+    if state:
+        # A checkpoint's vocabulary/scaler must be in place before setup builds anything from the data.
+        datamodule.load_state_dict(state)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    return datamodule
+
+
+def resolve_with_datamodule(cfg: DictConfig, datamodule: LightningDataModule) -> None:
+    """Resolves the run's interpolations in place, ``${datamodule:...}`` included."""
+    with active_datamodule(datamodule):
+        for key in cfg:
+            # Hydra's own node (present when composed with return_hydra_config) resolves at run time only.
+            if key != "hydra" and OmegaConf.is_config(cfg[key]):
+                OmegaConf.resolve(cfg[key])
+
+
+def instantiate_callbacks(callbacks_cfg: DictConfig | None) -> list[Callback]:
+    callbacks: list[Callback] = []
+    for name, cb_conf in (callbacks_cfg or {}).items():
+        if cb_conf is None:
+            continue  # removed by an override such as callbacks.early_stopping=null
+        if not isinstance(cb_conf, DictConfig) or "_target_" not in cb_conf:
+            raise ValueError(f"callbacks.{name} must be a config with a _target_, got {cb_conf!r}")
+        callbacks.append(hydra.utils.instantiate(cb_conf))
+    return callbacks
+
+
+def instantiate_loggers(logger_cfg: DictConfig | None) -> list[Logger]:
+    loggers: list[Logger] = []
+    for name, lg_conf in (logger_cfg or {}).items():
+        if lg_conf is None:
+            continue
+        if not isinstance(lg_conf, DictConfig) or "_target_" not in lg_conf:
+            raise ValueError(f"logger.{name} must be a config with a _target_, got {lg_conf!r}")
+        loggers.append(hydra.utils.instantiate(lg_conf))
+    return loggers
+
+
+_FULL_KEY = re.compile(r"full_key:\s*(\S+)")
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line naming the problem: the innermost error's message, prefixed with the config key that raised it."""
+    key = None
+    root: BaseException = exc
+    while True:
+        if isinstance(root, InstantiationException) and (match := _FULL_KEY.search(str(root))):
+            key = match.group(1)
+        if root.__cause__ is None or root.__cause__ is root:
+            break
+        root = root.__cause__
+    if isinstance(root, InstantiationException):
+        message = str(root).splitlines()[0]
+    else:
+        message = str(root.args[0]) if isinstance(root, KeyError) and root.args else str(root)
+    message = " ".join(message.split())
+    return f"{key}: {message}" if key else message

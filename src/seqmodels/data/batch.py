@@ -1,0 +1,45 @@
+"""The one batch type every seqmodels datamodule yields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class SequenceBatch:
+    """Padded sequences plus their true lengths.
+
+    Shapes (N = batch, L = longest sequence in the batch, C = input channels):
+        inputs:          (N, L) int64 token ids, or (N, L, C) float features
+        lengths:         (N,) int64, on the same device as ``inputs``
+        targets:         (N,) class ids, (N,) / (N, T) regression values, or (N, L') per-step targets
+        target_lengths:  (N,) int64 when targets are themselves variable-length sequences
+        condition:       optional per-sequence side input (e.g. a feature vector to condition on)
+    """
+
+    inputs: Tensor
+    lengths: Tensor
+    targets: Tensor | None = None
+    target_lengths: Tensor | None = None
+    condition: Tensor | None = None
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> SequenceBatch:
+        moved = {
+            f.name: (v.to(device, non_blocking=non_blocking) if isinstance(v, Tensor) else v)
+            for f in fields(self)
+            if (v := getattr(self, f.name)) is not None
+        }
+        return replace(self, **moved)
+
+    def pin_memory(self) -> SequenceBatch:
+        # DataLoader(pin_memory=True) calls this on custom batch types.
+        pinned = {
+            f.name: v.pin_memory() for f in fields(self) if isinstance(v := getattr(self, f.name), Tensor)
+        }
+        return replace(self, **pinned)
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0]

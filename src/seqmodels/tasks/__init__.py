@@ -1,0 +1,6 @@
+"""LightningModules: losses, metrics and logging over the plain networks in :mod:`seqmodels.nn`."""
+
+from seqmodels.tasks.base import SequenceTask
+from seqmodels.tasks.many_to_one import SequenceClassificationTask, SequenceRegressionTask
+
+__all__ = ["SequenceTask", "SequenceClassificationTask", "SequenceRegressionTask"]

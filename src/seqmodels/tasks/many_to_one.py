@@ -1,0 +1,98 @@
+"""Many-to-one tasks: one label or value per sequence (sentiment, time-series classification, adding problem)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError
+
+from seqmodels.data.batch import SequenceBatch
+from seqmodels.tasks.base import OptimizerFactory, SchedulerFactory, SupervisedSequenceTask
+
+
+class SequenceClassificationTask(SupervisedSequenceTask):
+    """Cross-entropy classification of whole sequences.
+
+    Logs ``{split}/loss``, ``{split}/acc`` (micro accuracy), ``{split}/f1`` (macro F1) and ``val/acc_best``.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        num_classes: int,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        label_smoothing: float = 0.0,
+        scheduler_monitor: str = "val/loss",
+        scheduler_interval: str = "epoch",
+    ) -> None:
+        super().__init__(net, optimizer, scheduler, scheduler_monitor, scheduler_interval)
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {num_classes}; check the data's labels")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.num_classes = num_classes
+        self.label_smoothing = label_smoothing
+        metrics = MetricCollection(
+            {
+                "acc": MulticlassAccuracy(num_classes, average="micro"),
+                "f1": MulticlassF1Score(num_classes, average="macro"),
+            }
+        )
+        self.init_metrics(metrics, best_metric="acc", higher_is_better=True)
+
+    def shared_step(self, batch: SequenceBatch) -> tuple[Tensor, Tensor, Tensor]:
+        logits = self(batch.inputs, batch.lengths)
+        loss = F.cross_entropy(logits, batch.targets, label_smoothing=self.label_smoothing)
+        return loss, logits, batch.targets
+
+    def predict_step(self, batch: SequenceBatch, batch_idx: int) -> dict[str, Tensor]:
+        probs = torch.softmax(self(batch.inputs, batch.lengths), dim=-1)
+        return {"probs": probs, "preds": probs.argmax(dim=-1)}
+
+
+class SequenceRegressionTask(SupervisedSequenceTask):
+    """Regression of one value (or a fixed-size vector) per sequence.
+
+    ``loss`` is ``"mse"``, ``"l1"`` or ``"huber"``. Logs ``{split}/loss``, ``{split}/mse``, ``{split}/mae`` and
+    ``val/mse_best``.
+    """
+
+    losses = {"mse": F.mse_loss, "l1": F.l1_loss, "huber": F.huber_loss}
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        loss: str = "mse",
+        scheduler_monitor: str = "val/loss",
+        scheduler_interval: str = "epoch",
+    ) -> None:
+        super().__init__(net, optimizer, scheduler, scheduler_monitor, scheduler_interval)
+        if loss not in self.losses:
+            raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(self.losses)}")
+        self.loss_fn = self.losses[loss]
+        metrics = MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError()})
+        self.init_metrics(metrics, best_metric="mse", higher_is_better=False)
+
+    def _predict(self, batch: SequenceBatch) -> Tensor:
+        preds = self(batch.inputs, batch.lengths)
+        # A single-output head predicts (N, 1); scalar targets are (N,).
+        return preds.squeeze(-1) if preds.shape[-1] == 1 else preds
+
+    def shared_step(self, batch: SequenceBatch) -> tuple[Tensor, Tensor, Tensor]:
+        preds = self._predict(batch)
+        targets = batch.targets.to(preds.dtype)
+        if preds.shape != targets.shape:
+            raise ValueError(
+                f"regression output shape {tuple(preds.shape)} does not match targets {tuple(targets.shape)}; "
+                "set model.net.num_outputs to the target size"
+            )
+        return self.loss_fn(preds, targets), preds, targets
+
+    def predict_step(self, batch: SequenceBatch, batch_idx: int) -> dict[str, Tensor]:
+        return {"preds": self._predict(batch)}

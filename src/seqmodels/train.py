@@ -1,0 +1,140 @@
+"""``seqmodels-train``: compose configs, build data, model, trainer, loggers and callbacks, fit, then test.
+
+    seqmodels-train experiment=parity model/encoder=gru trainer.max_epochs=5
+    seqmodels-train -m model/encoder=rnn,lstm,gru
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from seqmodels.callbacks import RunConfigCheckpoint
+from seqmodels.config import (
+    config_dir,
+    describe_error,
+    instantiate_callbacks,
+    instantiate_datamodule,
+    instantiate_loggers,
+    resolve_with_datamodule,
+)
+
+log = logging.getLogger(__name__)
+
+# Errors a user can fix from the command line; anything else is a bug and keeps its traceback.
+USER_ERRORS = (
+    ValueError,
+    TypeError,
+    FileNotFoundError,
+    KeyError,
+    hydra.errors.InstantiationException,
+    OmegaConfBaseException,
+)
+
+
+def _log_hyperparameters(loggers: list, cfg: DictConfig, model: L.LightningModule, metric_name: str) -> None:
+    if not loggers:
+        return
+    params: dict[str, Any] = {
+        key: OmegaConf.to_container(cfg[key], resolve=True)
+        for key in ("data", "model", "trainer", "callbacks")
+        if cfg.get(key) is not None
+    }
+    params["seed"] = cfg.get("seed")
+    params["tags"] = ",".join(cfg.get("tags") or [])
+    params["model/params/total"] = sum(p.numel() for p in model.parameters())
+    params["model/params/trainable"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            # A placeholder metric registers the hparams session; the best score replaces it after fit.
+            logger.log_hyperparams(params, metrics={"hp_metric": float("nan")})
+        else:
+            logger.log_hyperparams(params)
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Trains and tests one run; returns every logged metric plus ``best/{optimized_metric}``."""
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+
+    log.info("Building datamodule <%s>", cfg.data.get("_target_"))
+    datamodule = instantiate_datamodule(cfg.data)
+    resolve_with_datamodule(cfg, datamodule)
+
+    log.info("Building model <%s>", cfg.model.get("_target_"))
+    model: L.LightningModule = hydra.utils.instantiate(cfg.model)
+
+    callbacks = instantiate_callbacks(cfg.get("callbacks"))
+    run_config = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("data", "model")}
+    callbacks.append(RunConfigCheckpoint({**run_config, "seed": cfg.get("seed")}))
+    loggers = instantiate_loggers(cfg.get("logger"))
+
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    _log_hyperparameters(loggers, cfg, model, cfg.optimized_metric)
+
+    metrics: dict[str, float] = {}
+    if cfg.get("train", True):
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+
+    checkpoint = trainer.checkpoint_callback if isinstance(trainer.checkpoint_callback, ModelCheckpoint) else None
+    best_path = checkpoint.best_model_path if checkpoint else ""
+    if checkpoint is not None and checkpoint.best_model_score is not None:
+        best = float(checkpoint.best_model_score)
+    else:
+        best = metrics.get(cfg.optimized_metric, float("nan"))
+    metrics[f"best/{cfg.optimized_metric}"] = best
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_metrics({"hp_metric": best}, step=trainer.global_step)
+
+    if cfg.get("test", True):
+        if not best_path:
+            log.warning("No best checkpoint was saved; testing the current weights")
+        trainer.test(model=model, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
+
+    for logger in loggers:
+        logger.finalize("success")
+    if trainer.is_global_zero:
+        _print_summary(cfg, metrics, best_path, loggers)
+    metrics["_best_model_path"] = best_path  # type: ignore[assignment]
+    return metrics
+
+
+def _print_summary(cfg: DictConfig, metrics: dict[str, float], best_path: str, loggers: list) -> None:
+    lines = [f"{cfg.optimized_metric} (best): {metrics[f'best/{cfg.optimized_metric}']:.4f}"]
+    lines += [f"{k}: {v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("test/")]
+    if best_path:
+        lines.append(f"checkpoint: {best_path}")
+    tb_dirs = sorted({str(Path(lg.save_dir)) for lg in loggers if isinstance(lg, TensorBoardLogger)})
+    if tb_dirs:
+        lines.append(f"tensorboard --logdir {tb_dirs[0]}")
+    print("\n".join(lines), flush=True)
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
+def main(cfg: DictConfig) -> float:
+    """Hydra entrypoint; returns the optimized metric so sweepers (Optuna) can use it."""
+    try:
+        metrics = train(cfg)
+    except USER_ERRORS as exc:
+        if os.environ.get("SEQMODELS_DEBUG"):
+            raise
+        print(f"seqmodels-train: error: {describe_error(exc)}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+    return metrics[f"best/{cfg.optimized_metric}"]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Every experiment config composes and runs end to end (fast_dev_run), and the default is JapaneseVowels."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hydra.utils import instantiate
+
+from seqmodels.config import config_dir, instantiate_datamodule, resolve_with_datamodule
+from seqmodels.train import train
+
+EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
+
+
+def test_experiments_are_found():
+    assert {"japanese_vowels", "adding_problem", "parity", "text_classification"} <= set(EXPERIMENTS)
+
+
+def test_default_experiment_is_japanese_vowels(compose_train):
+    cfg = compose_train()
+    assert cfg.task_name == "japanese_vowels"
+    assert cfg.data._target_.endswith("JapaneseVowelsDataModule")
+    assert cfg.logger.tensorboard._target_.endswith("TensorBoardLogger")
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_fast_dev_run(compose_train, experiment):
+    cfg = compose_train(f"experiment={experiment}", "debug=fdr")
+    metrics = train(cfg)
+    assert "test/loss" in metrics, metrics
+    assert all(math.isfinite(v) for k, v in metrics.items() if k.startswith(("train/", "test/"))), metrics
+
+
+@pytest.mark.parametrize("encoder,cell", [("rnn", "rnn_tanh"), ("lstm", "lstm"), ("gru", "gru")])
+def test_encoder_group_selects_cell(compose_train, encoder, cell):
+    cfg = compose_train("experiment=parity", f"model/encoder={encoder}")
+    assert cfg.model.net.encoder.cell == cell
+
+
+def test_data_sizes_reach_the_model_by_interpolation(compose_train):
+    cfg = compose_train("experiment=text_classification")
+    datamodule = instantiate_datamodule(cfg.data)
+    resolve_with_datamodule(cfg, datamodule)
+    assert cfg.model.net.frontend.num_embeddings == datamodule.dim("vocab_size")
+    assert cfg.model.num_classes == datamodule.dim("num_classes")
+    model = instantiate(cfg.model)
+    assert model.net.encoder.input_size == cfg.model.net.frontend.embedding_dim

@@ -1,0 +1,172 @@
+"""End-to-end: a short real training run, its checkpoint, TensorBoard output, and seqmodels-eval on it."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqmodels.callbacks import CHECKPOINT_KEY
+from seqmodels.eval import evaluate
+from seqmodels.train import train
+
+PARITY_SHORT = [
+    "experiment=parity",
+    "data.max_length=6",
+    "data.num_train=512",
+    "data.num_val=128",
+    "data.num_test=128",
+    "trainer.max_epochs=12",
+    "model.net.encoder.hidden_size=24",
+]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One short parity run shared by the tests below (training is the slow part)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from seqmodels.config import config_dir
+
+    out = tmp_path_factory.mktemp("parity_run")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[*PARITY_SHORT, "~callbacks.rich_progress_bar", "+trainer.enable_progress_bar=false",
+                       "trainer.accelerator=cpu"],
+            return_hydra_config=True,
+        )
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(out)
+        cfg.hydra.runtime.output_dir = str(out)
+        cfg.hydra.job.num = 0
+    HydraConfig().set_config(cfg)
+    metrics = train(cfg)
+    return cfg, metrics, out
+
+
+def test_training_learns_and_tests_best_checkpoint(trained_run):
+    cfg, metrics, out = trained_run
+    assert metrics["test/acc"] > 0.95, metrics
+    assert metrics["best/val/acc"] == pytest.approx(metrics["val/acc_best"])
+    best = Path(metrics["_best_model_path"])
+    assert best.is_file() and best.parent == out / "checkpoints"
+
+
+def test_checkpoint_loads_weights_only_and_carries_config(trained_run):
+    _, metrics, _ = trained_run
+    ckpt = torch.load(metrics["_best_model_path"], map_location="cpu", weights_only=True)
+    saved = ckpt[CHECKPOINT_KEY]["config"]
+    assert saved["model"]["net"]["encoder"]["cell"] == "gru"
+    assert saved["model"]["num_classes"] == 2  # the interpolation was resolved before saving
+    assert any(k.startswith("net.encoder.rnn.weight_ih_l0") for k in ckpt["state_dict"])
+
+
+def test_eval_reproduces_test_metric(trained_run, compose_eval):
+    _, metrics, _ = trained_run
+    cfg = compose_eval(f"ckpt_path={metrics['_best_model_path']}", "trainer.accelerator=cpu",
+                       "+trainer.enable_progress_bar=false")
+    evaluated = evaluate(cfg)
+    assert evaluated["test/acc"] == pytest.approx(metrics["test/acc"], abs=1e-6)
+    assert evaluated["test/loss"] == pytest.approx(metrics["test/loss"], rel=1e-5)
+
+
+def test_tensorboard_has_scalars_and_hparams(trained_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _, _, out = trained_run
+    event_files = list((out / "tensorboard").rglob("events.out.tfevents.*"))
+    assert event_files, "no TensorBoard event file written"
+    tags: set[str] = set()
+    plugins: set[str] = set()
+    for event_file in event_files:
+        acc = EventAccumulator(str(event_file))
+        acc.Reload()
+        tags |= set(acc.Tags()["scalars"])
+        plugins |= set(acc.PluginTagToContent("hparams")) if "hparams" in acc.ActivePlugins() else set()
+    assert {"train/loss_step", "val/loss", "val/acc", "val/f1", "val/acc_best", "test/acc", "hp_metric"} <= tags
+    assert "_hparams_/session_start_info" in plugins
+    hparams_yaml = (out / "tensorboard" / "hparams.yaml").read_text()
+    assert "hidden_size: 24" in hparams_yaml
+
+
+def test_eval_missing_checkpoint_is_one_line_error(compose_eval, tmp_path):
+    cfg = compose_eval(f"ckpt_path={tmp_path / 'nope.ckpt'}")
+    with pytest.raises(FileNotFoundError, match="checkpoint not found: .*nope.ckpt"):
+        evaluate(cfg)
+
+
+def _cli(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SEQMODELS_LOG_DIR": str(cwd / "logs"), "PYTHONWARNINGS": "ignore"}
+    env.pop("SEQMODELS_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("model.net.encoder.cell=bogus", "cell"),
+        ("model.net.encoder.num_layers=0", "num_layers"),
+        ("model.net.encoder.dropout=1.5", "dropout"),
+        ("model/encoder=gru model.net.encoder.proj_size=4", "proj_size"),
+    ],
+)
+def test_bad_model_config_is_one_line_error(compose_train, override, expected):
+    from seqmodels.config import describe_error
+
+    cfg = compose_train("experiment=parity", "debug=fdr", *override.split())
+    with pytest.raises(Exception) as info:
+        train(cfg)
+    message = describe_error(info.value)
+    assert "\n" not in message and expected in message and "model.net.encoder" in message, message
+
+
+def test_cli_error_is_a_single_line(tmp_path):
+    result = _cli(["seqmodels.train", "experiment=parity", "debug=fdr", "model.net.encoder.num_layers=0"], tmp_path)
+    assert result.returncode == 1
+    err = [line for line in result.stderr.splitlines() if line.strip()]
+    assert err[-1].startswith("seqmodels-train: error: model.net.encoder: num_layers"), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_eval_missing_checkpoint(tmp_path):
+    result = _cli(["seqmodels.eval", f"ckpt_path={tmp_path / 'missing.ckpt'}"], tmp_path)
+    assert result.returncode == 1
+    assert "checkpoint not found" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_cli_multirun_over_three_encoders(tmp_path):
+    result = _cli(
+        ["seqmodels.train", "-m", "experiment=parity", "debug=fdr", "model/encoder=rnn,lstm,gru",
+         "~callbacks.rich_progress_bar", "+trainer.enable_progress_bar=false"],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = sorted((tmp_path / "logs" / "debug" / "multiruns").glob("*/*/.hydra/overrides.yaml"))
+    assert len(runs) == 3
+    assert {r.read_text().split("model/encoder=")[1].split()[0] for r in runs} == {"rnn", "lstm", "gru"}
+
+
+@pytest.mark.slow
+def test_cli_ddp_sim_two_processes(tmp_path):
+    result = _cli(
+        ["seqmodels.train", "experiment=parity", "trainer=ddp_sim", "trainer.max_epochs=1",
+         "+trainer.limit_train_batches=4", "+trainer.limit_val_batches=2", "+trainer.limit_test_batches=2",
+         "~callbacks.rich_progress_bar", "+trainer.enable_progress_bar=false"],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test/acc" in result.stdout
+    assert "world_size: 2" in result.stderr or "MEMBER: 2/2" in result.stderr, result.stderr[-2000:]
+    assert math.isfinite(float(result.stdout.split("test/acc:")[1].split()[0]))
