@@ -1,0 +1,64 @@
+"""Benchmark: test accuracy and training wall time of the shipped JapaneseVowels experiment.
+
+    .venv/bin/python scripts/benchmark_japanese_vowels.py --seeds 1 2 3 [extra Hydra overrides]
+
+Each seed is one full `seqmodels-train experiment=japanese_vowels` run (train + test on the best checkpoint),
+run in-process on the CPU. Prints one line per seed and the mean/min/max.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
+
+from seqmodels.config import config_dir
+from seqmodels.train import train
+
+
+def run(seed: int, overrides: list[str]) -> tuple[float, float]:
+    out = tempfile.mkdtemp(prefix="jv_bench_")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=["experiment=japanese_vowels", f"seed={seed}", "~callbacks.rich_progress_bar",
+                       "+trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", *overrides],
+            return_hydra_config=True,
+        )
+    with open_dict(cfg):
+        cfg.paths.output_dir = cfg.hydra.runtime.output_dir = out
+        cfg.hydra.job.num = 0
+    HydraConfig().set_config(cfg)
+    start = time.perf_counter()
+    metrics = train(cfg)
+    return metrics["test/acc"], time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. model/encoder=gru")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    accs, times = [], []
+    for seed in args.seeds:
+        acc, seconds = run(seed, args.overrides)
+        accs.append(acc)
+        times.append(seconds)
+        print(f"seed {seed}: test/acc {acc:.4f}  wall {seconds:.1f} s", flush=True)
+    print(
+        f"JapaneseVowels test accuracy: mean {statistics.mean(accs):.4f} min {min(accs):.4f} max {max(accs):.4f} "
+        f"(target >= 0.98); train+test wall time: mean {statistics.mean(times):.1f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()
