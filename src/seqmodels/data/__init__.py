@@ -1,0 +1,44 @@
+"""Datamodules, collation and sampling: every loader yields a padded :class:`SequenceBatch`."""
+
+from seqmodels.data.batch import SequenceBatch
+from seqmodels.data.collate import pad_collate
+from seqmodels.data.datamodule import (
+    MissingDataFileError,
+    SequenceDataModule,
+    SequenceDataset,
+    seeded_split,
+    sequence_lengths,
+    stratified_split,
+)
+from seqmodels.data.samplers import BucketBatchSampler
+from seqmodels.data.synthetic import AddingProblemDataModule, ParityDataModule
+from seqmodels.data.text import (
+    CharTokenizer,
+    TextClassificationDataModule,
+    Vocabulary,
+    WordTokenizer,
+    demo_reviews_path,
+)
+from seqmodels.data.ucr import JapaneseVowelsDataModule, UEADataModule, read_ts
+
+__all__ = [
+    "SequenceBatch",
+    "pad_collate",
+    "BucketBatchSampler",
+    "SequenceDataModule",
+    "MissingDataFileError",
+    "SequenceDataset",
+    "seeded_split",
+    "sequence_lengths",
+    "stratified_split",
+    "AddingProblemDataModule",
+    "ParityDataModule",
+    "read_ts",
+    "UEADataModule",
+    "JapaneseVowelsDataModule",
+    "CharTokenizer",
+    "WordTokenizer",
+    "Vocabulary",
+    "TextClassificationDataModule",
+    "demo_reviews_path",
+]

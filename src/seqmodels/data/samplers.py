@@ -1,0 +1,165 @@
+"""Length-bucketing batch sampler: batches of similar-length sequences waste less compute on padding."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+from torch.utils.data import BatchSampler, Sampler, SequentialSampler
+
+
+class _EpochForwarder:
+    """What ``BucketBatchSampler.sampler`` points at.
+
+    Lightning's fit loop calls ``set_epoch`` on ``dataloader.sampler`` and on
+    ``dataloader.batch_sampler.sampler`` at the start of every epoch, never on the batch sampler itself; this
+    object passes the call on.
+    """
+
+    def __init__(self, owner: BucketBatchSampler) -> None:
+        self.owner = owner
+
+    def set_epoch(self, epoch: int) -> None:
+        self.owner.set_epoch(epoch)
+
+
+class BucketBatchSampler(BatchSampler):
+    """Yields batches of indices whose sequences have similar lengths.
+
+    Each epoch: shuffle all indices, cut them into chunks of ``batch_size * bucket_size_multiplier``, sort
+    each chunk by length, cut the sorted chunks into batches, shuffle the order of the batches. Only the last
+    chunk can yield a short batch (dropped when ``drop_last``). With ``shuffle=False`` the order is the
+    dataset order, sorted within chunks, with batches in sequence.
+
+    Randomness comes from ``seed + epoch`` only, so every process builds the same batches. The epoch advances
+    by one after each pass; ``set_epoch(e)`` pins it (Lightning calls it before every training epoch, which
+    makes a resumed run see the same batches).
+
+    Distributed training: the sampler shards *batches* by rank itself (rank ``r`` of ``W`` takes batches
+    ``r, r+W, ...``). Every rank yields ``len(self)`` batches: without ``drop_last`` the batch list is padded
+    by repeating batches from its start (like ``DistributedSampler``), with ``drop_last`` the remainder is
+    dropped. ``num_replicas``/``rank`` default to the initialised ``torch.distributed`` group (or 1/0).
+
+    Decision on Lightning's ``Trainer(use_distributed_sampler=True)`` (the default), from reading
+    ``lightning/pytorch/trainer/connectors/data_connector.py`` and ``lightning/pytorch/utilities/data.py``
+    (Lightning 2.6): under DDP, a DataLoader whose ``.sampler`` is not a ``DistributedSampler`` is re-created.
+    With a custom ``batch_sampler``, Lightning builds a ``DistributedSampler`` (``num_replicas=W``,
+    ``rank=r``) and re-instantiates the batch sampler from the arguments it captured when the
+    ``*_dataloader`` hook created it, replacing only the argument called ``sampler``; a ``BatchSampler``
+    subclass without such an argument makes it raise ``TypeError``, and a batch sampler that is not a
+    ``BatchSampler`` subclass gets called as ``cls(sampler, batch_size=..., drop_last=...)``. Hence this class
+    subclasses ``BatchSampler`` and accepts ``sampler``: we read ``num_replicas``/``rank`` from the injected
+    sampler (and turn shuffling off if Lightning asks for that, via a ``SequentialSampler`` or
+    ``shuffle=False``) and ignore its index order, which would undo the bucketing. Both settings work: with
+    ``use_distributed_sampler=True`` Lightning hands us the rank, with ``False`` we read it from
+    ``torch.distributed`` (or take the explicit ``num_replicas``/``rank``). Build this sampler inside a
+    ``*_dataloader`` hook (``SequenceDataModule`` does), otherwise Lightning cannot capture its arguments.
+
+    Args:
+        lengths: the length of every sequence in the dataset (index ``i`` -> ``lengths[i]``).
+        batch_size: sequences per batch.
+        shuffle: shuffle within and across buckets each epoch.
+        drop_last: drop the short last batch (and, sharded, the batches that do not divide among ranks).
+        seed: base seed; the epoch is added to it.
+        bucket_size_multiplier: chunk size in batches; larger = less padding, less randomness.
+        num_replicas: number of ranks sharing the data; ``None`` = from ``torch.distributed``.
+        rank: this process's rank; ``None`` = from ``torch.distributed``.
+        sampler: set by Lightning (see above); only its ``num_replicas``, ``rank`` and ``shuffle`` are read.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int] | Tensor,
+        batch_size: int,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        seed: int = 0,
+        bucket_size_multiplier: int = 50,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        sampler: Sampler | None = None,
+    ) -> None:
+        # BatchSampler.__init__ is deliberately not called: it wants an index sampler we do not have.
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if not isinstance(bucket_size_multiplier, int) or bucket_size_multiplier < 1:
+            raise ValueError(
+                f"bucket_size_multiplier must be a positive integer, got {bucket_size_multiplier!r}"
+            )
+        self.lengths = torch.as_tensor(lengths, dtype=torch.int64).reshape(-1)
+        if self.lengths.numel() == 0:
+            raise ValueError("BucketBatchSampler needs at least one sequence length")
+        self.batch_size = batch_size
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.seed = int(seed)
+        self.bucket_size_multiplier = bucket_size_multiplier
+
+        if sampler is not None:
+            num_replicas = getattr(sampler, "num_replicas", num_replicas)
+            rank = getattr(sampler, "rank", rank)
+            if isinstance(sampler, SequentialSampler) or getattr(sampler, "shuffle", True) is False:
+                self.shuffle = False
+        if num_replicas is None:
+            num_replicas = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        if rank is None:
+            rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        if num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise ValueError(
+                f"need num_replicas >= 1 and 0 <= rank < num_replicas, got {num_replicas=} {rank=}"
+            )
+        self.num_replicas = int(num_replicas)
+        self.rank = int(rank)
+        self.epoch = 0
+        self.sampler = _EpochForwarder(self)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use ``epoch`` for the next pass (its shuffling is ``seed + epoch``)."""
+        self.epoch = int(epoch)
+
+    def _num_global_batches(self) -> int:
+        n = self.lengths.numel()
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __len__(self) -> int:
+        total = self._num_global_batches()
+        if self.num_replicas == 1:
+            return total
+        return total // self.num_replicas if self.drop_last else math.ceil(total / self.num_replicas)
+
+    def global_batches(self, epoch: int) -> list[list[int]]:
+        """All batches of ``epoch`` across ranks, before sharding."""
+        n = self.lengths.numel()
+        generator = torch.Generator().manual_seed(self.seed + epoch)
+        order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
+        chunk = self.batch_size * self.bucket_size_multiplier
+        batches: list[list[int]] = []
+        for start in range(0, n, chunk):
+            indices = order[start : start + chunk]
+            # stable sort: equal lengths keep their (shuffled) order
+            indices = indices[torch.sort(self.lengths[indices], stable=True).indices]
+            batches.extend(
+                indices[i : i + self.batch_size].tolist() for i in range(0, len(indices), self.batch_size)
+            )
+        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+            batches.pop()
+        if self.shuffle:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self.global_batches(self.epoch)
+        self.epoch += 1
+        if self.num_replicas > 1:
+            per_rank = len(self)
+            total = per_rank * self.num_replicas
+            if total <= len(batches):
+                batches = batches[:total]
+            else:  # repeat batches from the start so every rank gets the same count
+                repeats = math.ceil(total / len(batches))
+                batches = (batches * repeats)[:total]
+            batches = batches[self.rank : total : self.num_replicas]
+        yield from batches

@@ -1,0 +1,375 @@
+"""UCR/UEA time-series classification archives in the sktime ``.ts`` format.
+
+A ``.ts`` file is ``#`` comments, ``@key value`` header lines, then ``@data`` and one series per line: the
+dimensions separated by ``:``, values inside a dimension by ``,``, the class label last::
+
+    @problemName JapaneseVowels
+    @univariate false
+    @dimensions 12
+    @equalLength false
+    @classLabel true 1 2 3 4 5 6 7 8 9
+    @data
+    1.86,1.89,...:-0.20,-0.19,...: ... :1
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from seqmodels.data.datamodule import (
+    MissingDataFileError,
+    SequenceDataModule,
+    SequenceDataset,
+    stratified_split,
+)
+
+_MISSING_TOKENS = {"?", "nan", "na", "n/a", "null", "none"}
+
+
+def _flag(value: str, path: Path, lineno: int, key: str) -> bool:
+    word = value.split()[0].lower() if value.split() else ""
+    if word not in ("true", "false"):
+        raise ValueError(f"{path}: line {lineno}: @{key} must be 'true' or 'false', got {value!r}")
+    return word == "true"
+
+
+def _parse_header(header: dict[str, tuple[int, str]], path: Path) -> dict[str, Any]:
+    """Turn raw ``@key value`` lines (lowercased keys) into metadata."""
+
+    def get(key: str) -> tuple[int, str] | None:
+        return header.get(key)
+
+    meta: dict[str, Any] = {
+        "problem_name": get("problemname")[1] if get("problemname") else path.stem.rsplit("_", 1)[0],
+        "timestamps": False,
+        "missing": False,
+        "univariate": None,
+        "dimensions": None,
+        "equal_length": None,
+        "series_length": None,
+        "class_labels": None,
+        "target_label": False,
+        "header": {key: value for key, (_, value) in header.items()},
+    }
+    for key, meta_key in (
+        ("timestamps", "timestamps"),
+        ("missing", "missing"),
+        ("univariate", "univariate"),
+        ("equallength", "equal_length"),
+        ("targetlabel", "target_label"),
+    ):
+        if (entry := get(key)) is not None:
+            meta[meta_key] = _flag(entry[1], path, entry[0], key)
+    if meta["timestamps"]:
+        lineno = header["timestamps"][0]
+        raise ValueError(f"{path}: line {lineno}: @timeStamps true (time-stamped series) is not supported")
+    for key, meta_key in (("dimensions", "dimensions"), ("serieslength", "series_length")):
+        if (entry := get(key)) is not None:
+            try:
+                meta[meta_key] = int(entry[1])
+            except ValueError:
+                raise ValueError(
+                    f"{path}: line {entry[0]}: @{key} must be an integer, got {entry[1]!r}"
+                ) from None
+            if meta[meta_key] < 1:
+                raise ValueError(f"{path}: line {entry[0]}: @{key} must be >= 1, got {entry[1]!r}")
+    if meta["dimensions"] is None and meta["univariate"]:
+        meta["dimensions"] = 1
+    if (entry := get("classlabel")) is not None:
+        words = entry[1].split()
+        if _flag(entry[1], path, entry[0], "classLabel"):
+            meta["class_labels"] = words[1:]
+            if len(set(words[1:])) != len(words[1:]):
+                raise ValueError(f"{path}: line {entry[0]}: @classLabel lists a label twice: {words[1:]}")
+    if meta["class_labels"] is not None and meta["target_label"]:
+        raise ValueError(f"{path}: both @classLabel true and @targetLabel true")
+    return meta
+
+
+def _parse_values(field: str, path: Path, lineno: int, dimension: int) -> np.ndarray:
+    tokens = field.split(",")
+    try:
+        values = np.array(tokens, dtype=np.float64)
+    except ValueError:
+        for token in tokens:
+            word = token.strip()
+            if word.lower() in _MISSING_TOKENS:
+                raise ValueError(
+                    f"{path}: series contains NaN ({word!r}) at line {lineno}; "
+                    "impute or drop missing values first"
+                ) from None
+            if word == "":
+                raise ValueError(f"{path}: line {lineno}: empty value in dimension {dimension}") from None
+            try:
+                float(word)
+            except ValueError:
+                raise ValueError(
+                    f"{path}: line {lineno}: non-numeric value {word[:40]!r} in dimension {dimension}"
+                ) from None
+        raise  # pragma: no cover - numpy refused something float() accepts
+    if np.isnan(values).any():
+        raise ValueError(f"{path}: series contains NaN at line {lineno}; impute or drop missing values first")
+    if np.isinf(values).any():
+        raise ValueError(f"{path}: line {lineno}: infinite value in dimension {dimension}")
+    return values
+
+
+def read_ts(path: str | Path) -> tuple[list[Tensor], list[str], dict[str, Any]]:
+    """Read a sktime/UEA ``.ts`` file.
+
+    Returns:
+        ``(series, labels, metadata)``: one ``(L, C)`` float32 tensor per series; the label strings (empty
+        list when the file has no labels; numbers as strings for ``@targetLabel true`` regression files);
+        metadata with ``problem_name``, ``dimensions``, ``equal_length``, ``series_length``, ``class_labels``
+        (the ``@classLabel`` list in header order, or ``None``), ``target_label``, ``missing``, ``univariate``
+        and the raw ``header``.
+
+    Raises:
+        ValueError: one line naming the file (and the line) for an empty file, a missing ``@data`` section,
+            dimensions of unequal length within one series, a wrong number of dimensions, a missing or
+            undeclared label, non-numeric values and missing values (``?``/NaN).
+        MissingDataFileError: the file does not exist (also a ``FileNotFoundError``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingDataFileError(f"{path}: .ts file not found")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if not text.strip():
+        raise ValueError(f"{path}: file is empty")
+
+    header: dict[str, tuple[int, str]] = {}
+    meta: dict[str, Any] | None = None
+    series: list[Tensor] = []
+    labels: list[str] = []
+    has_label = False
+    n_dims: int | None = None
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if meta is None:
+            if not line.startswith("@"):
+                raise ValueError(
+                    f"{path}: line {lineno}: no @data line before the series {line[:30]!r}... "
+                    "(a .ts file is '@' header lines, then @data, then one series per line)"
+                )
+            key, _, value = line[1:].partition(" ")
+            key = key.lower()
+            if key == "data":
+                meta = _parse_header(header, path)
+                has_label = meta["class_labels"] is not None or meta["target_label"]
+                n_dims = meta["dimensions"]
+            else:
+                header[key] = (lineno, value.strip())
+            continue
+
+        fields = line.split(":")
+        label = ""
+        if has_label:
+            if len(fields) < 2 or "," in fields[-1] or (n_dims is not None and len(fields) == n_dims):
+                raise ValueError(f"{path}: line {lineno}: missing class label after the last ':'")
+            label = fields[-1].strip()
+            fields = fields[:-1]
+            if not label:
+                raise ValueError(f"{path}: line {lineno}: missing class label after the last ':'")
+            declared = meta["class_labels"]
+            if declared and label not in declared:
+                raise ValueError(
+                    f"{path}: line {lineno}: class label {label!r} is not declared in @classLabel {declared}"
+                )
+            if meta["target_label"]:
+                try:
+                    float(label)
+                except ValueError:
+                    raise ValueError(f"{path}: line {lineno}: non-numeric target {label[:40]!r}") from None
+        if n_dims is None:
+            n_dims = len(fields)  # no @dimensions: the first series decides
+        if len(fields) != n_dims:
+            raise ValueError(f"{path}: line {lineno}: expected {n_dims} dimensions, found {len(fields)}")
+        channels = [_parse_values(field, path, lineno, d) for d, field in enumerate(fields)]
+        lengths = [len(c) for c in channels]
+        if len(set(lengths)) != 1:
+            raise ValueError(
+                f"{path}: line {lineno}: ragged series: its dimensions have different lengths {lengths}"
+            )
+        if meta["equal_length"] and meta["series_length"] is not None and lengths[0] != meta["series_length"]:
+            raise ValueError(
+                f"{path}: line {lineno}: series length {lengths[0]} but @seriesLength {meta['series_length']}"
+            )
+        series.append(torch.from_numpy(np.stack(channels, axis=1).astype(np.float32)))
+        if has_label:
+            labels.append(label)
+
+    if meta is None:
+        raise ValueError(f"{path}: no @data line: not a .ts file (or a truncated one)")
+    if not series:
+        raise ValueError(f"{path}: no series after @data")
+    meta["dimensions"] = n_dims
+    meta["num_series"] = len(series)
+    return series, labels, meta
+
+
+def channel_stats(series: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """Mean and (population) standard deviation per channel over all time steps of ``series``."""
+    steps = torch.cat(series, dim=0)
+    return steps.mean(dim=0), steps.std(dim=0, unbiased=False)
+
+
+def _sktime_data_dir() -> Path:
+    # find_spec locates the package without importing it (importing sktime takes seconds).
+    spec = importlib.util.find_spec("sktime")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(
+            "the UEA/UCR example datasets ship inside sktime: "
+            "install with `pip install 'seqmodels[datasets]'` "
+            "or pass data.data_dir=/path/to/UEA"
+        )
+    return Path(spec.origin).parent / "datasets" / "data"
+
+
+class UEADataModule(SequenceDataModule):
+    """A UEA/UCR classification dataset from ``{name}_TRAIN.ts`` and ``{name}_TEST.ts``.
+
+    Keeps the official TRAIN/TEST split; validation is a seeded stratified ``val_fraction`` of TRAIN. With
+    ``standardize``, every channel is shifted and scaled by the mean and standard deviation over all time
+    steps of the training part (never val/test); the statistics travel in :meth:`state_dict` so a model
+    restored from a checkpoint sees its data scaled as in training. Labels become ``0..K-1`` in
+    ``@classLabel`` order (:attr:`class_names`).
+
+    Args:
+        name: dataset name, e.g. ``"JapaneseVowels"``, ``"BasicMotions"``.
+        data_dir: a folder holding ``{name}/{name}_TRAIN.ts`` (an archive root), or the two files directly.
+            Default: the data folder inside the installed sktime package
+            (``pip install 'seqmodels[datasets]'``).
+        standardize: per-channel standardisation with training statistics.
+        **base: :class:`SequenceDataModule` arguments.
+
+    dims: ``input_size`` (channels), ``num_classes``.
+    """
+
+    def __init__(
+        self,
+        name: str = "JapaneseVowels",
+        data_dir: str | Path | None = None,
+        standardize: bool = True,
+        **base: Any,
+    ) -> None:
+        super().__init__(**base)
+        self.name = name
+        self.data_dir = data_dir
+        self.standardize = standardize
+        self.class_names: list[str] | None = None
+        self.mean: Tensor | None = None
+        self.std: Tensor | None = None
+        self.num_channels: int | None = None
+        self._raw: dict[str, tuple[list[Tensor], list[str]]] = {}
+        self._paths: dict[str, Path] = {}
+
+    # ------------------------------------------------------------------ files
+    def files(self) -> tuple[Path, Path]:
+        """Paths of the TRAIN and TEST files."""
+        root = Path(self.data_dir).expanduser() if self.data_dir is not None else _sktime_data_dir()
+        candidates = [root / self.name, root]
+        for folder in candidates:
+            train, test = folder / f"{self.name}_TRAIN.ts", folder / f"{self.name}_TEST.ts"
+            if train.is_file() and test.is_file():
+                return train, test
+        hint = "; sktime bundles only a few datasets, pass data.data_dir" if self.data_dir is None else ""
+        raise MissingDataFileError(
+            f"{self.name}_TRAIN.ts and {self.name}_TEST.ts not found in {candidates[0]} "
+            f"or {candidates[1]}{hint}"
+        )
+
+    # --------------------------------------------------------------- building
+    def build(self) -> None:
+        train_path, test_path = self.files()
+        train_x, train_y, train_meta = read_ts(train_path)
+        test_x, test_y, test_meta = read_ts(test_path)
+        for path, meta, y in ((train_path, train_meta, train_y), (test_path, test_meta, test_y)):
+            if meta["target_label"]:
+                raise ValueError(
+                    f"{path}: @targetLabel (regression) files are not supported; UEADataModule classifies"
+                )
+            if not y:
+                raise ValueError(
+                    f"{path}: no class labels (@classLabel false); UEADataModule needs labelled series"
+                )
+        if train_meta["dimensions"] != test_meta["dimensions"]:
+            raise ValueError(
+                f"{test_path}: {test_meta['dimensions']} dimensions but {train_path.name} has "
+                f"{train_meta['dimensions']}"
+            )
+        self.num_channels = int(train_meta["dimensions"])
+        if self.class_names is None:  # not restored from a checkpoint
+            self.class_names = list(train_meta["class_labels"] or sorted(set(train_y)))
+
+        keep, val = stratified_split(train_y, self.val_fraction, self.seed)
+        self._raw = {
+            "train": ([train_x[i] for i in keep], [train_y[i] for i in keep]),
+            "val": ([train_x[i] for i in val], [train_y[i] for i in val]),
+            "test": (test_x, test_y),
+        }
+        self._paths = {"train": train_path, "val": train_path, "test": test_path}
+        if self.standardize and self.mean is None:
+            self.mean, std = channel_stats(self._raw["train"][0])
+            self.std = torch.where(std > 1e-8, std, torch.ones_like(std))  # constant channel: only centre it
+        self._materialize()
+
+    def _materialize(self) -> None:
+        assert self.class_names is not None
+        if self.mean is not None and self.mean.numel() != self.num_channels:
+            raise ValueError(
+                f"checkpoint scaler has {self.mean.numel()} channels but {self.name} has {self.num_channels}"
+            )
+        index = {name: i for i, name in enumerate(self.class_names)}
+        sets = {}
+        for split, (xs, ys) in self._raw.items():
+            unknown = sorted(set(ys) - set(index))
+            if unknown:
+                raise ValueError(
+                    f"{self._paths[split]}: class labels {unknown} are not among the known labels "
+                    f"{self.class_names}"
+                )
+            targets = torch.tensor([index[y] for y in ys], dtype=torch.int64)
+            if self.mean is not None and self.std is not None:
+                xs = [(x - self.mean) / self.std for x in xs]
+            sets[split] = SequenceDataset(xs, targets)
+        self.train_set, self.val_set, self.test_set = sets["train"], sets["val"], sets["test"]
+
+    def _dims(self) -> dict[str, int]:
+        assert self.class_names is not None and self.num_channels is not None
+        return {"input_size": self.num_channels, "num_classes": len(self.class_names)}
+
+    # ------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Label names and scaler statistics (plain lists: safe for ``torch.load(weights_only=True)``)."""
+        return {
+            "name": self.name,
+            "class_names": list(self.class_names) if self.class_names is not None else None,
+            "mean": self.mean.tolist() if self.mean is not None else None,
+            "std": self.std.tolist() if self.std is not None else None,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Use a checkpoint's label order and scaler statistics (before or after ``setup``)."""
+        if state_dict.get("class_names") is not None:
+            self.class_names = list(state_dict["class_names"])
+        mean, std = state_dict.get("mean"), state_dict.get("std")
+        self.mean = torch.tensor(mean, dtype=torch.float32) if mean is not None else None
+        self.std = torch.tensor(std, dtype=torch.float32) if std is not None else None
+        self.standardize = self.mean is not None
+        if self.is_built:
+            self._materialize()
+
+
+class JapaneseVowelsDataModule(UEADataModule):
+    """UEA JapaneseVowels: 9 speakers, 12 LPC-cepstrum channels, lengths 7-29, 270 train / 370 test series."""
+
+    def __init__(self, data_dir: str | Path | None = None, standardize: bool = True, **base: Any) -> None:
+        super().__init__(name="JapaneseVowels", data_dir=data_dir, standardize=standardize, **base)
