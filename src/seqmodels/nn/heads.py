@@ -21,25 +21,26 @@ def _mlp(in_features: int, out_features: int, hidden_size: int | None, dropout: 
     )
 
 
-class ClassificationHead(nn.Module):
+class _MLPHead(nn.Module):
+    def __init__(self, in_features: int, out_features: int, hidden_size: int | None, dropout: float) -> None:
+        super().__init__()
+        self.layers = _mlp(in_features, out_features, hidden_size, dropout)
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.layers(features)
+
+
+class ClassificationHead(_MLPHead):
     """(N, F) -> logits (N, num_classes); an optional hidden ReLU layer."""
 
     def __init__(self, in_features: int, num_classes: int, hidden_size: int | None = None, dropout: float = 0.0):
-        super().__init__()
-        self.layers = _mlp(in_features, num_classes, hidden_size, dropout)
+        super().__init__(in_features, num_classes, hidden_size, dropout)
         self.num_classes = num_classes
 
-    def forward(self, features: Tensor) -> Tensor:
-        return self.layers(features)
 
-
-class RegressionHead(nn.Module):
+class RegressionHead(_MLPHead):
     """(N, F) -> values (N, out_features); an optional hidden ReLU layer."""
 
     def __init__(self, in_features: int, out_features: int = 1, hidden_size: int | None = None, dropout: float = 0.0):
-        super().__init__()
-        self.layers = _mlp(in_features, out_features, hidden_size, dropout)
+        super().__init__(in_features, out_features, hidden_size, dropout)
         self.out_features = out_features
-
-    def forward(self, features: Tensor) -> Tensor:
-        return self.layers(features)
