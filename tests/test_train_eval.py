@@ -98,6 +98,12 @@ def test_tensorboard_has_scalars_and_hparams(trained_run):
             pass
     assert {"train/loss_step", "val/loss", "val/acc", "val/f1", "val/acc_best", "test/acc", "hp_metric"} <= tags
     assert "_hparams_/session_start_info" in plugins
+    texts = set()
+    for event_file in event_files:
+        acc = EventAccumulator(str(event_file), size_guidance={"tensors": 0})
+        acc.Reload()
+        texts |= set(acc.Tags().get("tensors", []))
+    assert any(tag.startswith("config") for tag in texts), texts
     hparams_yaml = (out / "tensorboard" / "hparams.yaml").read_text()
     assert "hidden_size: 24" in hparams_yaml
 
@@ -173,3 +179,45 @@ def test_cli_ddp_sim_two_processes(tmp_path):
     assert "test/acc" in result.stdout
     assert "world_size: 2" in result.stderr or "MEMBER: 2/2" in result.stderr, result.stderr[-2000:]
     assert math.isfinite(float(result.stdout.split("test/acc:")[1].split()[0]))
+
+
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        ("", "file is empty"),
+        ("text,sentiment\ngood film,pos\n", "label"),
+        ("text,label\n", "no data rows"),
+    ],
+)
+def test_bad_text_csv_is_one_line_error(compose_train, tmp_path, content, expected):
+    from seqmodels.config import describe_error
+
+    path = tmp_path / "reviews.csv"
+    path.write_text(content)
+    cfg = compose_train("experiment=text_classification", "debug=fdr", f"data.train_path={path}")
+    with pytest.raises(Exception) as info:
+        train(cfg)
+    message = describe_error(info.value)
+    assert "\n" not in message and expected in message and "reviews.csv" in message, message
+
+
+def test_missing_data_file_is_one_line_error(compose_train, tmp_path):
+    from seqmodels.config import describe_error
+
+    cfg = compose_train("experiment=text_classification", "debug=fdr", f"data.train_path={tmp_path / 'nope.csv'}")
+    with pytest.raises(FileNotFoundError) as info:
+        train(cfg)
+    assert "nope.csv" in describe_error(info.value)
+
+
+@pytest.mark.slow
+def test_cli_optuna_sweep_returns_best_value(tmp_path):
+    result = _cli(
+        ["seqmodels.train", "-m", "hparams_search=optuna", "experiment=parity", "debug=fdr",
+         "hydra.sweeper.n_trials=2", "~callbacks.rich_progress_bar", "+trainer.enable_progress_bar=false"],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (results,) = (tmp_path / "logs").rglob("optimization_results.yaml")
+    text = results.read_text()
+    assert "best_value:" in text and "model.optimizer.lr" in text

@@ -54,10 +54,14 @@ def _log_hyperparameters(loggers: list, cfg: DictConfig, model: L.LightningModul
     params["tags"] = ",".join(cfg.get("tags") or [])
     params["model/params/total"] = sum(p.numel() for p in model.parameters())
     params["model/params/trainable"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    config_text = OmegaConf.to_yaml({key: params[key] for key in ("data", "model", "trainer") if key in params})
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             # A placeholder metric registers the hparams session; the best score replaces it after fit.
             logger.log_hyperparams(params, metrics={"hp_metric": float("nan")})
+            # Markdown code block: TensorBoard's text tab keeps the YAML's indentation.
+            text = "    " + config_text.replace("\n", "\n    ")
+            logger.experiment.add_text("config", text, global_step=0)
         else:
             logger.log_hyperparams(params)
 
