@@ -221,3 +221,13 @@ def test_cli_optuna_sweep_returns_best_value(tmp_path):
     (results,) = (tmp_path / "logs").rglob("optimization_results.yaml")
     text = results.read_text()
     assert "best_value:" in text and "model.optimizer.lr" in text
+
+
+def test_resume_from_last_checkpoint(compose_train, tmp_path):
+    short = ["experiment=parity", "data.num_train=128", "data.num_val=64", "data.num_test=64", "test=false"]
+    first = train(compose_train(*short, "trainer.max_epochs=2"))
+    last = Path(first["_best_model_path"]).parent / "last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == 1
+    resumed = compose_train(*short, "trainer.max_epochs=3", f"ckpt_path={last}")
+    train(resumed)
+    assert torch.load(last, weights_only=True)["epoch"] == 2
