@@ -124,3 +124,14 @@ def test_small_gru_learns_parity_in_plain_torch():
     with torch.no_grad():
         accuracy = (net(inputs, lengths).argmax(-1) == targets).float().mean().item()
     assert accuracy > 0.95, accuracy
+
+
+def test_input_noise_only_while_training():
+    torch.manual_seed(0)
+    net = ManyToOneNet(RecurrentEncoder("gru", input_size=2, hidden_size=4, batch_first=True), 2, input_noise=0.5)
+    x, lengths = torch.randn(3, 5, 2), torch.tensor([5, 3, 1])
+    assert not torch.allclose(net(x, lengths), net(x, lengths))  # fresh noise each call
+    net.eval()
+    torch.testing.assert_close(net(x, lengths), net(x, lengths))
+    with pytest.raises(ValueError, match="input_noise must be >= 0"):
+        ManyToOneNet(RecurrentEncoder("gru", input_size=2, hidden_size=4, batch_first=True), 2, input_noise=-1)

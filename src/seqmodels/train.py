@@ -36,6 +36,7 @@ USER_ERRORS = (
     ValueError,
     TypeError,
     FileNotFoundError,
+    ImportError,  # an optional extra (e.g. seqmodels[datasets]) is not installed
     KeyError,
     hydra.errors.InstantiationException,
     OmegaConfBaseException,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from seqmodels.nn.heads import RegressionHead
@@ -22,6 +23,8 @@ class ManyToOneNet(nn.Module):
         pooling: ``"last"``, ``"mean"``, ``"max"`` or ``"attention"``.
         head_hidden_size: optional hidden layer in the head.
         dropout: dropout on the pooled vector (and the head's hidden layer).
+        input_noise: standard deviation of Gaussian noise added to the encoder's inputs while training, a
+            regulariser for small real-valued data sets (0 disables it).
 
     Inputs: ``inputs`` (N, L) token ids or (N, L, C) features, ``lengths`` (N,). Output: (N, num_outputs).
     """
@@ -34,8 +37,11 @@ class ManyToOneNet(nn.Module):
         pooling: str = "last",
         head_hidden_size: int | None = None,
         dropout: float = 0.0,
+        input_noise: float = 0.0,
     ) -> None:
         super().__init__()
+        if input_noise < 0:
+            raise ValueError(f"input_noise must be >= 0, got {input_noise}")
         if not encoder.batch_first:
             raise ValueError("ManyToOneNet needs a batch_first=True encoder; set batch_first=True")
         frontend_size = getattr(frontend, "output_size", None)
@@ -50,11 +56,15 @@ class ManyToOneNet(nn.Module):
         self.pooling = build_pooling(pooling, encoder.output_size, encoder.num_directions)
         self.head = RegressionHead(encoder.output_size, num_outputs, head_hidden_size, dropout)
         self.num_outputs = num_outputs
+        self.input_noise = input_noise
 
     def encode(self, inputs: Tensor, lengths: Tensor) -> Tensor:
         """The pooled sequence representation, (N, D * H_out)."""
         lengths = as_lengths(lengths)
-        outputs, _ = self.encoder(self.frontend(inputs), lengths)
+        features = self.frontend(inputs)
+        if self.training and self.input_noise > 0:
+            features = features + self.input_noise * torch.randn_like(features)
+        outputs, _ = self.encoder(features, lengths)
         return self.pooling(outputs, lengths)
 
     def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
