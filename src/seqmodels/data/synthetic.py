@@ -17,7 +17,35 @@ def _rng(seed: int, split: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), _SPLITS[split]])
 
 
-class AddingProblemDataModule(SequenceDataModule):
+class GeneratedDataModule(SequenceDataModule):
+    """Base of datamodules whose splits are generated in-process: subclasses implement :meth:`generate`.
+
+    Each split draws from its own random stream seeded by ``(seed, split)``, so the validation and test sets
+    depend only on the seed and their own size, never on ``num_train``.
+    """
+
+    dims_need_data = False
+    name = "generated data"
+
+    def __init__(self, num_train: int = 10000, num_val: int = 1000, num_test: int = 1000, **base: Any) -> None:
+        super().__init__(**base)
+        if min(num_train, num_val, num_test) < 0 or num_train == 0:
+            raise ValueError(
+                f"{self.name}: need num_train > 0 and num_val, num_test >= 0, got "
+                f"{num_train}, {num_val}, {num_test}"
+            )
+        self.num_train, self.num_val, self.num_test = num_train, num_val, num_test
+
+    def generate(self, n: int, rng: np.random.Generator) -> SequenceDataset:
+        raise NotImplementedError
+
+    def build(self) -> None:
+        self.train_set = self.generate(self.num_train, _rng(self.seed, "train"))
+        self.val_set = self.generate(self.num_val, _rng(self.seed, "val"))
+        self.test_set = self.generate(self.num_test, _rng(self.seed, "test"))
+
+
+class AddingProblemDataModule(GeneratedDataModule):
     """The adding problem (Hochreiter & Schmidhuber, 1997).
 
     Each sequence has two channels: channel 0 holds values uniform in [0, 1), channel 1 is 0 except for
@@ -35,14 +63,11 @@ class AddingProblemDataModule(SequenceDataModule):
     dims: ``input_size=2``, ``num_outputs=1``.
     """
 
-    dims_need_data = False
+    name = "adding problem"
 
     def __init__(
         self,
         length: int = 100,
-        num_train: int = 10000,
-        num_val: int = 1000,
-        num_test: int = 1000,
         variable_length: bool = False,
         min_length: int | None = None,
         **base: Any,
@@ -50,21 +75,14 @@ class AddingProblemDataModule(SequenceDataModule):
         super().__init__(**base)
         if length < 2:
             raise ValueError(f"adding problem: length must be >= 2 (two marked positions), got {length}")
-        if min(num_train, num_val, num_test) < 0 or num_train == 0:
-            raise ValueError(
-                f"adding problem: need num_train > 0 and num_val, num_test >= 0, got "
-                f"{num_train}, {num_val}, {num_test}"
-            )
         min_length = length // 2 if min_length is None else min_length
         if variable_length and not 2 <= min_length <= length:
             raise ValueError(f"adding problem: min_length must be in [2, length={length}], got {min_length}")
         self.length = length
-        self.num_train, self.num_val, self.num_test = num_train, num_val, num_test
         self.variable_length = variable_length
         self.min_length = min_length
 
-    def _generate(self, n: int, split: str) -> SequenceDataset:
-        rng = _rng(self.seed, split)
+    def generate(self, n: int, rng: np.random.Generator) -> SequenceDataset:
         if self.variable_length:
             lengths = rng.integers(self.min_length, self.length + 1, size=n)
         else:
@@ -82,11 +100,6 @@ class AddingProblemDataModule(SequenceDataModule):
         inputs = [data[i, : int(lengths[i])] for i in range(n)]
         return SequenceDataset(inputs, targets)
 
-    def build(self) -> None:
-        self.train_set = self._generate(self.num_train, "train")
-        self.val_set = self._generate(self.num_val, "val")
-        self.test_set = self._generate(self.num_test, "test")
-
     def _dims(self) -> dict[str, int]:
         return {"input_size": 2, "num_outputs": 1}
 
@@ -98,7 +111,7 @@ class AddingProblemDataModule(SequenceDataModule):
         return float(((targets - 1.0) ** 2).mean())
 
 
-class ParityDataModule(SequenceDataModule):
+class ParityDataModule(GeneratedDataModule):
     """Parity of random bit strings: is the number of ones odd?
 
     Inputs are ``(L, 1)`` float 0/1 with ``L`` uniform in ``[min_length, max_length]``; the target is the XOR
@@ -107,7 +120,7 @@ class ParityDataModule(SequenceDataModule):
     dims: ``input_size=1``, ``num_classes=2``.
     """
 
-    dims_need_data = False
+    name = "parity"
 
     def __init__(
         self,
@@ -118,33 +131,19 @@ class ParityDataModule(SequenceDataModule):
         num_test: int = 500,
         **base: Any,
     ) -> None:
-        super().__init__(**base)
+        super().__init__(num_train=num_train, num_val=num_val, num_test=num_test, **base)
         if not 1 <= min_length <= max_length:
             raise ValueError(f"parity: need 1 <= min_length <= max_length, got {min_length}, {max_length}")
-        if min(num_train, num_val, num_test) < 0 or num_train == 0:
-            raise ValueError(
-                f"parity: need num_train > 0 and num_val, num_test >= 0, got "
-                f"{num_train}, {num_val}, {num_test}"
-            )
         self.min_length, self.max_length = min_length, max_length
-        self.num_train, self.num_val, self.num_test = num_train, num_val, num_test
 
-    def _generate(self, n: int, split: str) -> SequenceDataset:
-        rng = _rng(self.seed, split)
+    def generate(self, n: int, rng: np.random.Generator) -> SequenceDataset:
         lengths = rng.integers(self.min_length, self.max_length + 1, size=n)
         bits = rng.integers(0, 2, size=(n, self.max_length)).astype(np.float32)
-        bits[np.arange(self.max_length)[None, :] >= lengths[:, None]] = (
-            0.0  # beyond the length: not part of it
-        )
+        bits[np.arange(self.max_length)[None, :] >= lengths[:, None]] = 0.0  # beyond the length: not part of it
         targets = torch.from_numpy(bits.sum(axis=1).astype(np.int64) % 2)
         data = torch.from_numpy(bits).unsqueeze(-1)  # (n, max_length, 1)
         inputs = [data[i, : int(lengths[i])] for i in range(n)]
         return SequenceDataset(inputs, targets)
-
-    def build(self) -> None:
-        self.train_set = self._generate(self.num_train, "train")
-        self.val_set = self._generate(self.num_val, "val")
-        self.test_set = self._generate(self.num_test, "test")
 
     def _dims(self) -> dict[str, int]:
         return {"input_size": 1, "num_classes": 2}
