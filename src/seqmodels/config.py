@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sysconfig
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,9 +48,16 @@ def _optuna_direction(mode: str) -> str:
     return directions[mode]
 
 
+def _python_lib() -> str:
+    # The running Python's standard library: source text present wherever seqmodels is installed.
+    return sysconfig.get_paths()["stdlib"]
+
+
 def register_resolvers() -> None:
-    """``${datamodule:num_classes}`` reads sizes the data determines; ``${eval_direction:max}`` -> maximize."""
+    """``${datamodule:num_classes}`` reads sizes the data determines; ``${eval_direction:max}`` -> maximize;
+    ``${python_lib:}`` is the standard library's folder (a text corpus that ships with every Python)."""
     OmegaConf.register_new_resolver("datamodule", _datamodule_dim, replace=True)
+    OmegaConf.register_new_resolver("python_lib", _python_lib, replace=True)
     OmegaConf.register_new_resolver("eval_direction", _optuna_direction, replace=True)
 
 

@@ -1,5 +1,6 @@
 """Lightning callbacks: run metadata in checkpoints, diagnostics."""
 
+from seqmodels.callbacks.generation import GenerationSamples
 from seqmodels.callbacks.run_config import CHECKPOINT_KEY, RunConfigCheckpoint
 
-__all__ = ["CHECKPOINT_KEY", "RunConfigCheckpoint"]
+__all__ = ["CHECKPOINT_KEY", "GenerationSamples", "RunConfigCheckpoint"]

@@ -10,6 +10,7 @@ from seqmodels.data.datamodule import (
     sequence_lengths,
     stratified_split,
 )
+from seqmodels.data.language import LanguageModelDataModule, StreamWindows, TextCorpusDataModule
 from seqmodels.data.samplers import BucketBatchSampler
 from seqmodels.data.synthetic import AddingProblemDataModule, ParityDataModule
 from seqmodels.data.text import (
@@ -25,6 +26,9 @@ __all__ = [
     "SequenceBatch",
     "pad_collate",
     "BucketBatchSampler",
+    "LanguageModelDataModule",
+    "StreamWindows",
+    "TextCorpusDataModule",
     "SequenceDataModule",
     "MissingDataFileError",
     "SequenceDataset",

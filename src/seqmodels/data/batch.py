@@ -18,6 +18,8 @@ class SequenceBatch:
         targets:         (N,) class ids, (N,) / (N, T) regression values, or (N, L') per-step targets
         target_lengths:  (N,) int64 when targets are themselves variable-length sequences
         condition:       optional per-sequence side input (e.g. a feature vector to condition on)
+        continues:       row i continues row i of the previous batch (consecutive windows of token streams):
+                         a model may carry its recurrent state over from that batch (truncated BPTT)
     """
 
     inputs: Tensor
@@ -25,6 +27,7 @@ class SequenceBatch:
     targets: Tensor | None = None
     target_lengths: Tensor | None = None
     condition: Tensor | None = None
+    continues: bool = False
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> SequenceBatch:
         moved = {

@@ -43,6 +43,10 @@ class CharTokenizer:
     def __call__(self, text: str) -> list[str]:
         return list(text.lower() if self.lowercase else text)
 
+    def detokenize(self, tokens: Iterable[str]) -> str:
+        """Tokens back to text (exact for characters)."""
+        return "".join(tokens)
+
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.kind, "lowercase": self.lowercase}
 
@@ -58,6 +62,9 @@ class WordTokenizer(CharTokenizer):
 
     def __call__(self, text: str) -> list[str]:
         return self.pattern.findall(text.lower() if self.lowercase else text)
+
+    def detokenize(self, tokens: Iterable[str]) -> str:
+        return " ".join(tokens)
 
 
 TOKENIZERS: dict[str, type[CharTokenizer]] = {"char": CharTokenizer, "word": WordTokenizer}
@@ -76,13 +83,13 @@ def tokenizer_from_dict(state: dict[str, Any]) -> CharTokenizer:
 
 # ---------------------------------------------------------------------------------------------- vocabulary
 class Vocabulary:
-    """Token <-> id map with ``<pad>`` = 0 and ``<unk>`` = 1.
+    """Token <-> id map with ``<pad>`` = 0 and ``<unk>`` = 1 (and, for generation, ``<bos>`` / ``<eos>``).
 
     Args:
         tokens: all tokens in id order, the two specials first (use :meth:`build` to count a corpus).
     """
 
-    PAD, UNK = "<pad>", "<unk>"
+    PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
     PAD_ID, UNK_ID = 0, 1
 
     def __init__(self, tokens: Sequence[str]) -> None:
@@ -96,12 +103,17 @@ class Vocabulary:
 
     @classmethod
     def build(
-        cls, token_lists: Iterable[Sequence[str]], min_freq: int = 1, max_size: int | None = None
+        cls,
+        token_lists: Iterable[Sequence[str]],
+        min_freq: int = 1,
+        max_size: int | None = None,
+        specials: Sequence[str] = (),
     ) -> Vocabulary:
         """Count tokens into a vocabulary (deterministic for the same corpus).
 
         Keeps tokens seen ``min_freq`` times or more, most frequent first (ties: by token), at most
-        ``max_size`` entries *including* the two specials.
+        ``max_size`` entries *including* the specials: ``<pad>``, ``<unk>``, then ``specials`` (e.g.
+        ``(Vocabulary.BOS, Vocabulary.EOS)`` for a language model) whether or not the corpus has them.
         """
         if min_freq < 1:
             raise ValueError(f"min_freq must be >= 1, got {min_freq}")
@@ -110,12 +122,15 @@ class Vocabulary:
         counts: Counter[str] = Counter()
         for tokens in token_lists:
             counts.update(tokens)
-        for special in (cls.PAD, cls.UNK):
+        head = list(dict.fromkeys([cls.PAD, cls.UNK, *specials]))
+        if max_size is not None and max_size < len(head):
+            raise ValueError(f"max_size={max_size} leaves no room for the special tokens {head}")
+        for special in head:
             counts.pop(special, None)
         kept = sorted((t for t, c in counts.items() if c >= min_freq), key=lambda t: (-counts[t], t))
         if max_size is not None:
-            kept = kept[: max_size - 2]
-        return cls([cls.PAD, cls.UNK, *kept])
+            kept = kept[: max_size - len(head)]
+        return cls([*head, *kept])
 
     def __len__(self) -> int:
         return len(self.itos)
@@ -130,6 +145,23 @@ class Vocabulary:
     @property
     def unk_id(self) -> int:
         return self.UNK_ID
+
+    @property
+    def bos_id(self) -> int:
+        return self._special_id(self.BOS)
+
+    @property
+    def eos_id(self) -> int:
+        return self._special_id(self.EOS)
+
+    def _special_id(self, token: str) -> int:
+        if token not in self.stoi:
+            raise ValueError(f"this vocabulary has no {token} token; build it with specials=({token!r},)")
+        return self.stoi[token]
+
+    def unknown(self, tokens: Iterable[str]) -> list[str]:
+        """The distinct tokens of ``tokens`` this vocabulary does not know (they encode as ``<unk>``)."""
+        return list(dict.fromkeys(t for t in tokens if t not in self.stoi))
 
     def encode(self, tokens: Iterable[str]) -> list[int]:
         return [self.stoi.get(token, self.UNK_ID) for token in tokens]

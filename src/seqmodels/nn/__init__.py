@@ -4,11 +4,14 @@ Shapes follow ``torch.nn.RNN``: N batch, L length, D directions (2 if bidirectio
 """
 
 from seqmodels.nn.frontends import LinearProjection, TokenEmbedding
+from seqmodels.nn.decoding import decode, filter_logits, sample_next
 from seqmodels.nn.heads import ClassificationHead, RegressionHead
 from seqmodels.nn.masking import lengths_to_mask
+from seqmodels.nn.language_model import RecurrentLanguageModel, detach_state
 from seqmodels.nn.networks import ManyToOneNet
 from seqmodels.nn.pooling import AttentionPooling, LastStepPooling, MaxPooling, MeanPooling, build_pooling
 from seqmodels.nn.recurrent import CELLS, RecurrentEncoder
+from seqmodels.nn.regularization import LockedDropout, WeightDrop, embedding_dropout
 
 __all__ = [
     "CELLS",
@@ -16,12 +19,20 @@ __all__ = [
     "ClassificationHead",
     "LastStepPooling",
     "LinearProjection",
+    "LockedDropout",
     "ManyToOneNet",
     "MaxPooling",
     "MeanPooling",
     "RecurrentEncoder",
+    "RecurrentLanguageModel",
     "RegressionHead",
     "TokenEmbedding",
+    "WeightDrop",
     "build_pooling",
+    "decode",
+    "detach_state",
+    "embedding_dropout",
+    "filter_logits",
+    "sample_next",
     "lengths_to_mask",
 ]

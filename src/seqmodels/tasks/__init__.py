@@ -1,6 +1,7 @@
 """LightningModules: losses, metrics and logging over the plain networks in :mod:`seqmodels.nn`."""
 
 from seqmodels.tasks.base import SequenceTask
+from seqmodels.tasks.language_model import LanguageModelTask
 from seqmodels.tasks.many_to_one import SequenceClassificationTask, SequenceRegressionTask
 
-__all__ = ["SequenceTask", "SequenceClassificationTask", "SequenceRegressionTask"]
+__all__ = ["LanguageModelTask", "SequenceTask", "SequenceClassificationTask", "SequenceRegressionTask"]

@@ -1,0 +1,212 @@
+"""RecurrentLanguageModel: embedding -> stacked recurrent layers -> dropout -> output projection.
+
+Shapes: N = batch, L = length, V = vocabulary, E = embedding_dim, H = hidden_size, K = num_layers.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from seqmodels.nn.decoding import decode
+from seqmodels.nn.recurrent import RecurrentEncoder, State
+from seqmodels.nn.regularization import LockedDropout, WeightDrop, embedding_dropout
+
+
+def detach_state(state: State | None) -> State | None:
+    """Cuts the autograd graph behind a recurrent state (truncated BPTT keeps the values, drops the history)."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(s.detach() for s in state)  # type: ignore[return-value]
+    return state.detach()
+
+
+def select_state(state: State, index: Tensor) -> State:
+    """Rows ``index`` of a state whose batch dimension is 1 (torch's (K, N, H) layout)."""
+    if isinstance(state, tuple):
+        return tuple(s.index_select(1, index) for s in state)  # type: ignore[return-value]
+    return state.index_select(1, index)
+
+
+class RecurrentLanguageModel(nn.Module):
+    """A recurrent language model with the AWD-LSTM regularisers as options (all off by default).
+
+    Args:
+        vocab_size: V.
+        embedding_dim: E.
+        hidden_size: H of every recurrent layer.
+        num_layers: K stacked unidirectional layers.
+        cell: ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"`` or ``"gru"``.
+        dropout: dropout on the last layer's outputs, before the output projection (locked across time).
+        embedding_dropout: drop whole vocabulary rows of the embedding (every occurrence of a token).
+        input_dropout: locked dropout on the embedded inputs.
+        layer_dropout: locked dropout between recurrent layers.
+        weight_drop: DropConnect on the hidden-to-hidden weights of every layer.
+        tie_weights: share the embedding matrix with the output projection; when H != E, a linear map
+            H -> E comes first.
+        padding_idx: embedding row that stays zero (the vocabulary's ``<pad>``).
+        init: recurrent weight init, see :class:`RecurrentEncoder`.
+
+    Inputs: ``tokens, lengths=None, state=None``
+        tokens: (N, L) int64.
+        lengths: (N,) true lengths for a padded batch; None when every row has length L.
+        state: (K, N, H), a tuple (h, c) for LSTM, e.g. the state returned for the previous window.
+
+    Outputs: ``logits, state``
+        logits: (N, L, V) next-token scores at every step.
+        state: (K, N, H) (LSTM: (h, c)) at each row's last valid step.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int = 128,
+        hidden_size: int = 256,
+        num_layers: int = 2,
+        cell: str = "lstm",
+        dropout: float = 0.0,
+        embedding_dropout: float = 0.0,
+        input_dropout: float = 0.0,
+        layer_dropout: float = 0.0,
+        weight_drop: float = 0.0,
+        tie_weights: bool = False,
+        padding_idx: int | None = 0,
+        init: str = "orthogonal",
+    ) -> None:
+        super().__init__()
+        for name, value in (("vocab_size", vocab_size), ("embedding_dim", embedding_dim)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(num_layers, int) or num_layers < 1:
+            raise ValueError(f"num_layers must be an integer >= 1, got {num_layers!r}")
+        if not 0.0 <= embedding_dropout < 1.0:
+            raise ValueError(f"embedding_dropout must be in [0, 1), got {embedding_dropout}")
+        self.vocab_size = vocab_size
+        self.embedding_dim = embedding_dim
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.cell = cell
+        self.embedding_dropout = float(embedding_dropout)
+        self.tie_weights = tie_weights
+
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_idx)
+        self.input_dropout = LockedDropout(input_dropout)
+        layers: list[nn.Module] = []
+        for index in range(num_layers):
+            layer = RecurrentEncoder(
+                cell=cell,
+                input_size=embedding_dim if index == 0 else hidden_size,
+                hidden_size=hidden_size,
+                num_layers=1,
+                batch_first=True,
+                init=init,
+            )
+            layers.append(WeightDrop(layer, weight_drop) if weight_drop > 0 else layer)
+        self.layers = nn.ModuleList(layers)
+        self.layer_dropout = LockedDropout(layer_dropout)
+        self.output_dropout = LockedDropout(dropout)
+        self.projection = nn.Linear(hidden_size, embedding_dim) if tie_weights and hidden_size != embedding_dim else None
+        self.decoder = nn.Linear(embedding_dim if tie_weights else hidden_size, vocab_size)
+        self.reset_parameters()
+        if tie_weights:
+            self.decoder.weight = self.embedding.weight
+
+    @property
+    def is_lstm(self) -> bool:
+        return self.cell == "lstm"
+
+    def reset_parameters(self) -> None:
+        # Small uniform embeddings (AWD-LSTM); the padding row stays zero.
+        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
+        if self.embedding.padding_idx is not None:
+            with torch.no_grad():
+                self.embedding.weight[self.embedding.padding_idx].zero_()
+        nn.init.zeros_(self.decoder.bias)
+        if not self.tie_weights:
+            nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
+
+    def _layer_state(self, state: State | None, index: int) -> State | None:
+        if state is None:
+            return None
+        if isinstance(state, tuple):
+            return tuple(s[index : index + 1] for s in state)  # type: ignore[return-value]
+        return state[index : index + 1]
+
+    def forward(
+        self, tokens: Tensor, lengths: Tensor | None = None, state: State | None = None
+    ) -> tuple[Tensor, State]:
+        if tokens.dim() != 2:
+            raise ValueError(f"RecurrentLanguageModel expects token ids (N, L), got shape {tuple(tokens.shape)}")
+        if state is not None and self.is_lstm != isinstance(state, tuple):
+            raise ValueError("state must be a tuple (h, c) for cell='lstm' and a single tensor otherwise")
+        x = embedding_dropout(self.embedding, tokens, self.embedding_dropout, self.training)
+        x = self.input_dropout(x)
+        finals: list[State] = []
+        for index, layer in enumerate(self.layers):
+            if index > 0:
+                x = self.layer_dropout(x)
+            x, final = layer(x, lengths, self._layer_state(state, index))
+            finals.append(final)
+        x = self.output_dropout(x)
+        if self.projection is not None:
+            x = self.projection(x)
+        logits = self.decoder(x)
+        if self.is_lstm:
+            new_state: State = (torch.cat([f[0] for f in finals]), torch.cat([f[1] for f in finals]))  # type: ignore[index]
+        else:
+            new_state = torch.cat(finals)  # type: ignore[arg-type]
+        return logits, new_state
+
+    def step(self, tokens: Tensor, state: State | None) -> tuple[Tensor, State]:
+        """One step for every row: ``tokens`` (N,) -> next-token logits (N, V) and the new state."""
+        logits, state = self.forward(tokens.unsqueeze(1), state=state)
+        return logits.squeeze(1), state
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompt: Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        eos_id: int | None = None,
+        prompt_lengths: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Continues each prompt row: reads the prompt once, then one step per new token.
+
+        Args:
+            prompt: (N, P) token ids, P >= 1 (padded on the right when ``prompt_lengths`` is given).
+            max_new_tokens: tokens to generate per row (fewer where ``eos_id`` is emitted).
+            temperature: 0 is greedy; otherwise logits are divided by it before sampling.
+            top_k, top_p: sample only from the ``top_k`` most likely tokens / the nucleus of mass ``top_p``.
+            eos_id: a row stops after emitting it.
+            generator: a seeded ``torch.Generator`` makes sampling reproducible.
+
+        Returns ``tokens`` (N, T) new tokens and ``lengths`` (N,) of each row.
+        """
+        if prompt.dim() != 2 or prompt.shape[1] == 0:
+            raise ValueError(f"prompt must be (N, P) token ids with P >= 1, got shape {tuple(prompt.shape)}")
+        was_training = self.training
+        self.eval()
+        try:
+            logits, state = self.forward(prompt, prompt_lengths)
+            if prompt_lengths is None:
+                last = logits[:, -1]
+            else:
+                last_index = (prompt_lengths.to(prompt.device) - 1).view(-1, 1, 1).expand(-1, 1, logits.shape[-1])
+                last = logits.gather(1, last_index).squeeze(1)
+            return decode(
+                self.step, last, state, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                eos_id=eos_id, pad_id=self.embedding.padding_idx or 0, generator=generator,
+            )
+        finally:
+            self.train(was_training)
+
+    def extra_repr(self) -> str:
+        return f"tie_weights={self.tie_weights}, embedding_dropout={self.embedding_dropout}"
+
+
+__all__ = ["RecurrentLanguageModel", "detach_state", "select_state"]

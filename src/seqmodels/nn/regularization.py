@@ -1,0 +1,98 @@
+"""Regularisers for recurrent language models (AWD-LSTM, Merity et al. 2018), all inactive in eval mode.
+
+* :class:`LockedDropout` drops the same features at every time step (variational dropout on activations).
+* :func:`embedding_dropout` drops whole rows of an embedding matrix: every occurrence of a word type at once.
+* :class:`WeightDrop` applies DropConnect to a recurrent module's hidden-to-hidden weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call
+
+
+class LockedDropout(nn.Module):
+    """Dropout with one mask per sequence, shared across time.
+
+    Args:
+        p: probability of dropping a feature, in [0, 1).
+        batch_first: inputs are (N, L, C) instead of (L, N, C).
+    """
+
+    def __init__(self, p: float = 0.0, batch_first: bool = True) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"locked dropout p must be in [0, 1), got {p}")
+        self.p = float(p)
+        self.batch_first = batch_first
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        time_dim = 1 if self.batch_first else 0
+        mask_shape = list(x.shape)
+        mask_shape[time_dim] = 1
+        mask = x.new_empty(mask_shape).bernoulli_(1.0 - self.p) / (1.0 - self.p)
+        return x * mask
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+def embedding_dropout(embedding: nn.Embedding, tokens: Tensor, p: float, training: bool) -> Tensor:
+    """``embedding(tokens)`` with each vocabulary row dropped with probability ``p`` (rescaled by 1 / (1 - p)).
+
+    The padding row stays zero either way.
+    """
+    if not training or p == 0.0:
+        return embedding(tokens)
+    weight = embedding.weight
+    keep = weight.new_empty(weight.shape[0], 1).bernoulli_(1.0 - p) / (1.0 - p)
+    return F.embedding(tokens, weight * keep, embedding.padding_idx)
+
+
+class WeightDrop(nn.Module):
+    """DropConnect on the hidden-to-hidden weights of a wrapped recurrent module.
+
+    The wrapped module keeps its parameters; in training, each forward call runs it through
+    :func:`torch.func.functional_call` with dropped copies of ``weights``. The module itself (and so its fused
+    kernel) is unchanged and no parameter is deleted or re-registered, which is what made older weight-drop
+    recipes break across torch releases.
+
+    Args:
+        module: a :class:`~seqmodels.nn.RecurrentEncoder` or a ``torch.nn`` RNN/LSTM/GRU.
+        weights: parameter names to drop, by default every ``weight_hh_l*`` (at any depth, e.g.
+            ``rnn.weight_hh_l0``).
+        p: probability of dropping each weight, in [0, 1).
+    """
+
+    def __init__(self, module: nn.Module, p: float, weights: Sequence[str] | None = None) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"weight drop p must be in [0, 1), got {p}")
+        names = [n for n, _ in module.named_parameters()]
+        weights = list(weights) if weights is not None else [n for n in names if n.rpartition(".")[2].startswith("weight_hh")]
+        missing = [w for w in weights if w not in names]
+        if missing:
+            raise ValueError(f"WeightDrop: {type(module).__name__} has no parameter {missing}; it has {names}")
+        self.module = module
+        self.p = float(p)
+        self.weights = weights
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.training or self.p == 0.0:
+            return self.module(*args, **kwargs)
+        params = dict(self.module.named_parameters())
+        dropped = {name: F.dropout(params[name], self.p, training=True) for name in self.weights}
+        return functional_call(self.module, dropped, args, kwargs)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, weights={self.weights}"
+
+
+__all__ = ["LockedDropout", "WeightDrop", "embedding_dropout"]

@@ -1,0 +1,142 @@
+"""Language modelling: next-token cross-entropy, perplexity, bits per character, truncated BPTT.
+
+Truncated BPTT: when a batch continues the previous one (``batch.continues``, consecutive windows of token
+streams), the network starts from the state the previous batch ended in, detached so gradients stop at the
+window boundary. The carried state is reset at the start of every train, validation and test epoch, so
+evaluation reads each split exactly as training does.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import MeanMetric, MinMetric
+
+from seqmodels.data.batch import SequenceBatch
+from seqmodels.nn.language_model import detach_state
+from seqmodels.nn.recurrent import State
+from seqmodels.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
+
+IGNORE_INDEX = -100
+SPLITS = ("train", "val", "test")
+
+
+class LanguageModelTask(SequenceTask):
+    """Next-token prediction with a network ``net(tokens, lengths, state) -> (logits, state)``.
+
+    Logs ``{split}/loss`` (nats per token, averaged over tokens), ``{split}/ppl`` (perplexity),
+    ``{split}/bpc`` (bits per character; with ``char_level``) and ``val/loss_best``.
+
+    Args:
+        net: e.g. :class:`~seqmodels.nn.RecurrentLanguageModel`.
+        optimizer, scheduler, scheduler_monitor, scheduler_interval: see :class:`SequenceTask`.
+        char_level: tokens are characters: also log bits per character.
+        carry_state: carry the recurrent state across consecutive stream batches (truncated BPTT); False
+            starts every window from a zero state.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        char_level: bool = False,
+        carry_state: bool = True,
+        scheduler_monitor: str = "val/loss",
+        scheduler_interval: str = "epoch",
+    ) -> None:
+        super().__init__(net, optimizer, scheduler, scheduler_monitor, scheduler_interval)
+        self.char_level = bool(char_level)
+        self.carry_state = carry_state
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.val_loss_best = MinMetric()
+        self._carried: dict[str, State | None] = {split: None for split in SPLITS}
+
+    # ---------------------------------------------------------------- state carry
+    def _initial_state(self, split: str, batch: SequenceBatch) -> State | None:
+        state = self._carried[split]
+        if not (self.carry_state and batch.continues) or state is None:
+            return None
+        batch_dim = state[0].shape[1] if isinstance(state, tuple) else state.shape[1]
+        return state if batch_dim == batch.inputs.shape[0] else None
+
+    def _reset(self, split: str) -> None:
+        self._carried[split] = None
+
+    def on_train_epoch_start(self) -> None:
+        self._reset("train")
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._reset("test")
+
+    # ---------------------------------------------------------------- steps
+    def forward(self, tokens: Tensor, lengths: Tensor | None = None, state: State | None = None) -> Any:
+        return self.net(tokens, lengths, state)
+
+    def loss_sum(self, batch: SequenceBatch, state: State | None) -> tuple[Tensor, Tensor, State]:
+        """Summed next-token loss, the number of target tokens, and the final state."""
+        tokens = batch.inputs
+        # Stream windows are never padded: skip packing when every row is full.
+        full = batch.continues or bool((batch.lengths == tokens.shape[1]).all())
+        logits, final = self(tokens, None if full else batch.lengths, state)
+        targets = batch.targets
+        loss = F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=IGNORE_INDEX,
+            reduction="sum",
+        )
+        count = (targets != IGNORE_INDEX).sum()
+        return loss, count, final
+
+    def _step(self, split: str, batch: SequenceBatch) -> Tensor:
+        loss_sum, count, final = self.loss_sum(batch, self._initial_state(split, batch))
+        self._carried[split] = detach_state(final) if self.carry_state else None
+        loss = loss_sum / count.clamp(min=1)
+        metric: MeanMetric = getattr(self, f"{split}_loss")
+        metric(loss.detach(), count)
+        is_train = split == "train"
+        self.log(f"{split}/loss", metric, on_step=is_train, on_epoch=True, prog_bar=split != "test",
+                 batch_size=int(count))
+        return loss
+
+    def training_step(self, batch: SequenceBatch, batch_idx: int) -> Tensor:
+        return self._step("train", batch)
+
+    def validation_step(self, batch: SequenceBatch, batch_idx: int) -> None:
+        self._step("val", batch)
+
+    def test_step(self, batch: SequenceBatch, batch_idx: int) -> None:
+        self._step("test", batch)
+
+    # ---------------------------------------------------------------- epoch metrics
+    def _log_derived(self, split: str) -> Tensor:
+        loss = getattr(self, f"{split}_loss").compute()
+        self.log(f"{split}/ppl", torch.exp(loss.clamp(max=50.0)), prog_bar=split == "val", sync_dist=True)
+        if self.char_level:
+            self.log(f"{split}/bpc", loss / math.log(2.0), prog_bar=split == "val", sync_dist=True)
+        return loss
+
+    def on_train_start(self) -> None:
+        # The sanity check's validation numbers must not count as "best".
+        self.val_loss.reset()
+        self.val_loss_best.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_derived("train")
+
+    def on_validation_epoch_end(self) -> None:
+        loss = self._log_derived("val")
+        self.val_loss_best(loss)
+        self.log("val/loss_best", self.val_loss_best.compute(), sync_dist=True)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_derived("test")
+
+
+__all__ = ["LanguageModelTask"]
