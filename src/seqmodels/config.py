@@ -75,14 +75,21 @@ def active_datamodule(datamodule: LightningDataModule) -> Iterator[None]:
         _active_datamodule = previous
 
 
-def instantiate_datamodule(data_cfg: DictConfig, state: dict[str, Any] | None = None) -> LightningDataModule:
-    """Builds the datamodule and sets it up, so its sizes (classes, channels, vocabulary) are known."""
+def instantiate_datamodule(
+    data_cfg: DictConfig, state: dict[str, Any] | None = None, setup: bool = True
+) -> LightningDataModule:
+    """Builds the datamodule and sets it up, so its sizes (classes, channels, vocabulary) are known.
+
+    With ``setup=False`` no data is read: a checkpoint's ``state`` alone (vocabulary, scaler) must do, as when
+    generating from a checkpoint whose corpus is not at hand.
+    """
     datamodule = hydra.utils.instantiate(data_cfg)
     if state:
         # A checkpoint's vocabulary/scaler must be in place before setup builds anything from the data.
         datamodule.load_state_dict(state)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
+    if setup:
+        datamodule.prepare_data()
+        datamodule.setup("fit")
     return datamodule
 
 

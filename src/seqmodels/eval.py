@@ -40,13 +40,16 @@ def load_checkpoint(path: str | os.PathLike, weights_only: bool = True) -> dict[
 
 
 def build_from_checkpoint(
-    checkpoint: dict[str, Any], data_overrides: DictConfig | None = None
+    checkpoint: dict[str, Any], data_overrides: DictConfig | None = None, setup_data: bool = True
 ) -> tuple[L.LightningModule, L.LightningDataModule]:
-    """Rebuilds the datamodule (with its saved state) and the model (with its weights) from a checkpoint."""
+    """Rebuilds the datamodule (with its saved state) and the model (with its weights) from a checkpoint.
+
+    ``setup_data=False`` reads no data: enough to encode and decode with the saved vocabulary.
+    """
     saved = OmegaConf.create(checkpoint[CHECKPOINT_KEY]["config"])
     data_cfg = OmegaConf.merge(saved.data, data_overrides or {})
     datamodule_state = checkpoint.get(hydra.utils.get_class(data_cfg._target_).__qualname__)
-    datamodule = instantiate_datamodule(data_cfg, state=datamodule_state)
+    datamodule = instantiate_datamodule(data_cfg, state=datamodule_state, setup=setup_data)
     model: L.LightningModule = hydra.utils.instantiate(saved.model)
     model.load_state_dict(checkpoint["state_dict"])
     return model, datamodule

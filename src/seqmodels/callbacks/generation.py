@@ -59,8 +59,9 @@ class GenerationSamples(L.Callback):
             prompt, self.max_new_tokens, temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
             eos_id=getattr(datamodule, "stop_id", None), generator=generator,
         )
+        skip = len(datamodule.prompt_prefix())  # the start token is not part of the text
         return [
-            datamodule.decode(ids + row[: int(n)].tolist()) for row, n in zip(tokens.cpu(), lengths.cpu())
+            datamodule.decode((ids + row[: int(n)].tolist())[skip:]) for row, n in zip(tokens.cpu(), lengths.cpu())
         ]
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

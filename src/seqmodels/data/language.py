@@ -200,6 +200,8 @@ class TextCorpusDataModule(LanguageModelDataModule):
         min_freq, max_vocab: vocabulary pruning (``max_vocab`` counts the specials); rarer tokens read as
             ``<unk>``.
         val_fraction, test_fraction: shares of the stream for validation and test.
+        eval_batch_size: parallel streams for validation and test (default ``batch_size``). Each stream starts
+            from a zero state, so fewer, longer streams measure a slightly lower loss (1 is the strictest).
         **base: :class:`SequenceDataModule` arguments; ``batch_size`` is the number of parallel streams.
     """
 
@@ -215,6 +217,7 @@ class TextCorpusDataModule(LanguageModelDataModule):
         max_vocab: int | None = None,
         val_fraction: float = 0.05,
         test_fraction: float = 0.05,
+        eval_batch_size: int | None = None,
         encoding: str = "utf-8",
         **base: Any,
     ) -> None:
@@ -236,6 +239,9 @@ class TextCorpusDataModule(LanguageModelDataModule):
         self.min_freq = min_freq
         self.max_vocab = max_vocab
         self.test_fraction = test_fraction
+        if eval_batch_size is not None and eval_batch_size < 1:
+            raise ValueError(f"eval_batch_size must be >= 1, got {eval_batch_size}")
+        self.eval_batch_size = eval_batch_size or self.batch_size
         self.encoding = encoding
         self.streams: dict[str, Tensor] = {}
 
@@ -290,17 +296,18 @@ class TextCorpusDataModule(LanguageModelDataModule):
                 [parts["train"]], min_freq=self.min_freq, max_size=self.max_vocab, specials=(Vocabulary.EOS,)
             )
         for split, part in parts.items():
+            num_streams = self.batch_size if split == "train" else self.eval_batch_size
             if not part:
-                self.streams[split] = torch.empty(self.batch_size, 0, dtype=torch.long)
+                self.streams[split] = torch.empty(num_streams, 0, dtype=torch.long)
                 continue
-            needed = self.batch_size * 2
-            if len(part) < needed:
+            if len(part) < num_streams * 2:
+                size = "batch_size" if split == "train" else "eval_batch_size"
                 raise ValueError(
-                    f"the {split} split has {len(part)} tokens, fewer than batch_size * 2 = {needed} "
-                    f"(two per stream); use more text, a smaller data.batch_size or a larger {split} fraction"
+                    f"the {split} split has {len(part)} tokens, fewer than {size} * 2 = {num_streams * 2} "
+                    f"(two per stream); use more text, a smaller data.{size} or a larger {split} fraction"
                 )
             ids = torch.tensor(self.vocab.encode(part), dtype=torch.long)
-            self.streams[split] = batchify(ids, self.batch_size)
+            self.streams[split] = batchify(ids, num_streams)
         if self.streams["train"].shape[1] <= self.bptt:
             log.warning(
                 "each training stream holds %d tokens, not more than one window (bptt=%d): no state is carried "
