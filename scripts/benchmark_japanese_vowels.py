@@ -10,33 +10,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
 
-from seqmodels.config import config_dir
+from seqmodels.config import compose_run_config
 from seqmodels.train import train
 
 
 def run(seed: int, overrides: list[str]) -> tuple[float, float]:
-    out = tempfile.mkdtemp(prefix="jv_bench_")
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=["experiment=japanese_vowels", f"seed={seed}", "~callbacks.rich_progress_bar",
-                       "+trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", *overrides],
-            return_hydra_config=True,
-        )
-    with open_dict(cfg):
-        cfg.paths.output_dir = cfg.hydra.runtime.output_dir = out
-        cfg.hydra.job.num = 0
-    HydraConfig().set_config(cfg)
+    cfg = compose_run_config(
+        ["experiment=japanese_vowels", f"seed={seed}", "~callbacks.rich_progress_bar",
+         "+trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", *overrides]
+    )
     start = time.perf_counter()
     metrics = train(cfg)
     return metrics["test/acc"], time.perf_counter() - start

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sysconfig
+import tempfile
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,6 +126,29 @@ def instantiate_loggers(logger_cfg: DictConfig | None) -> list[Logger]:
 
 
 _FULL_KEY = re.compile(r"full_key:\s*(\S+)")
+
+
+def compose_run_config(
+    overrides: list[str], output_dir: str | Path | None = None, config_name: str = "train"
+) -> DictConfig:
+    """The config ``seqmodels-train <overrides>`` would run, writing into ``output_dir`` (a temp dir if None).
+
+    For scripts and notebooks that call :func:`seqmodels.train.train` in-process.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    out = str(output_dir) if output_dir is not None else tempfile.mkdtemp(prefix="seqmodels_")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.paths.output_dir = cfg.hydra.runtime.output_dir = out
+        cfg.hydra.job.num = 0
+    HydraConfig().set_config(cfg)
+    return cfg
 
 
 def describe_error(exc: BaseException) -> str:

@@ -67,8 +67,11 @@ def _log_hyperparameters(loggers: list, cfg: DictConfig, model: L.LightningModul
             logger.log_hyperparams(params)
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Trains and tests one run; returns every logged metric plus ``best/{optimized_metric}``."""
+def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> dict[str, float]:
+    """Trains and tests one run; returns every logged metric plus ``best/{optimized_metric}``.
+
+    ``extra_callbacks`` join the configured ones (for scripts that measure a run from the outside).
+    """
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
@@ -79,7 +82,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     log.info("Building model <%s>", cfg.model.get("_target_"))
     model: L.LightningModule = hydra.utils.instantiate(cfg.model)
 
-    callbacks = instantiate_callbacks(cfg.get("callbacks"))
+    callbacks = [*instantiate_callbacks(cfg.get("callbacks")), *(extra_callbacks or [])]
     run_config = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("data", "model")}
     callbacks.append(RunConfigCheckpoint({**run_config, "seed": cfg.get("seed")}))
     loggers = instantiate_loggers(cfg.get("logger"))
