@@ -24,9 +24,13 @@ def test_default_experiment_is_japanese_vowels(compose_train):
     assert cfg.logger.tensorboard._target_.endswith("TensorBoardLogger")
 
 
+# Keep one-batch runs quick where building the full data set takes long.
+QUICK_DATA = {"bach_melody": ["data.max_chorales=12", "data.cache_dir=null"]}
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_fast_dev_run(compose_train, experiment):
-    cfg = compose_train(f"experiment={experiment}", "debug=fdr")
+    cfg = compose_train(f"experiment={experiment}", "debug=fdr", *QUICK_DATA.get(experiment, []))
     metrics = train(cfg)
     assert "test/loss" in metrics, metrics
     assert all(math.isfinite(v) for k, v in metrics.items() if k.startswith(("train/", "test/"))), metrics

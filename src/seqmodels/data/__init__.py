@@ -11,12 +11,14 @@ from seqmodels.data.datamodule import (
     stratified_split,
 )
 from seqmodels.data.language import LanguageModelDataModule, StreamWindows, TextCorpusDataModule
+from seqmodels.data.music import BachChoralesDataModule
 from seqmodels.data.samplers import BucketBatchSampler
 from seqmodels.data.synthetic import AddingProblemDataModule, ParityDataModule
 from seqmodels.data.text import (
     CharTokenizer,
     TextClassificationDataModule,
     Vocabulary,
+    WhitespaceTokenizer,
     WordTokenizer,
     demo_reviews_path,
 )
@@ -25,6 +27,7 @@ from seqmodels.data.ucr import JapaneseVowelsDataModule, UEADataModule, read_ts
 __all__ = [
     "SequenceBatch",
     "pad_collate",
+    "BachChoralesDataModule",
     "BucketBatchSampler",
     "LanguageModelDataModule",
     "StreamWindows",
@@ -41,6 +44,7 @@ __all__ = [
     "UEADataModule",
     "JapaneseVowelsDataModule",
     "CharTokenizer",
+    "WhitespaceTokenizer",
     "WordTokenizer",
     "Vocabulary",
     "TextClassificationDataModule",

@@ -67,7 +67,23 @@ class WordTokenizer(CharTokenizer):
         return " ".join(tokens)
 
 
-TOKENIZERS: dict[str, type[CharTokenizer]] = {"char": CharTokenizer, "word": WordTokenizer}
+class WhitespaceTokenizer(CharTokenizer):
+    """Tokens separated by whitespace, as written (``"C5_1 D5_0.5"`` -> ``["C5_1", "D5_0.5"]``)."""
+
+    kind = "whitespace"
+
+    def __call__(self, text: str) -> list[str]:
+        return (text.lower() if self.lowercase else text).split()
+
+    def detokenize(self, tokens: Iterable[str]) -> str:
+        return " ".join(tokens)
+
+
+TOKENIZERS: dict[str, type[CharTokenizer]] = {
+    "char": CharTokenizer,
+    "word": WordTokenizer,
+    "whitespace": WhitespaceTokenizer,
+}
 
 
 def make_tokenizer(kind: str, lowercase: bool = True) -> CharTokenizer:
