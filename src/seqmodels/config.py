@@ -39,7 +39,9 @@ def _datamodule_dim(name: str) -> Any:
             f"${{datamodule:{name}}} needs a set-up datamodule; build the model with "
             "seqmodels.config.instantiate_model(cfg.model, datamodule)"
         )
-    return _active_datamodule.dim(name)
+    value = _active_datamodule.dim(name)
+    # Resolvers may return primitives or OmegaConf containers, not plain lists (e.g. tag names).
+    return OmegaConf.create(list(value)) if isinstance(value, (list, tuple)) else value
 
 
 def _optuna_direction(mode: str) -> str:

@@ -14,6 +14,7 @@ from seqmodels.data.language import LanguageModelDataModule, StreamWindows, Text
 from seqmodels.data.music import BachChoralesDataModule
 from seqmodels.data.samplers import BucketBatchSampler
 from seqmodels.data.synthetic import AddingProblemDataModule, ParityDataModule
+from seqmodels.data.tagging import CoNLLTaggingDataModule, demo_ner_path, read_conll
 from seqmodels.data.text import (
     CharTokenizer,
     TextClassificationDataModule,
@@ -28,6 +29,9 @@ __all__ = [
     "SequenceBatch",
     "pad_collate",
     "BachChoralesDataModule",
+    "CoNLLTaggingDataModule",
+    "demo_ner_path",
+    "read_conll",
     "BucketBatchSampler",
     "LanguageModelDataModule",
     "StreamWindows",

@@ -131,6 +131,8 @@ class SequenceDataModule(L.LightningDataModule):
     input_padding_value: float = 0.0
     #: fills padded positions of variable-length targets
     target_padding_value: float = -100
+    # How pad_collate combines 1-D targets: "pad" for per-step targets (always padded, with target_lengths).
+    target_mode: str = "auto"
     #: whether :meth:`dims` needs the data built (False when they follow from the constructor arguments)
     dims_need_data: bool = True
 
@@ -211,6 +213,7 @@ class SequenceDataModule(L.LightningDataModule):
             pad_collate,
             padding_value=self.input_padding_value,
             target_padding_value=self.target_padding_value,
+            target_mode=self.target_mode,
         )
 
     def _require(self, name: str) -> Dataset:

@@ -13,10 +13,9 @@ every checkpoint): generating from a checkpoint needs no corpus.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,6 @@ from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
 from seqmodels.data.batch import SequenceBatch
-from seqmodels.data.collate import pad_collate
 from seqmodels.data.datamodule import MissingDataFileError, SequenceDataModule
 from seqmodels.data.text import CharTokenizer, Vocabulary, make_tokenizer, tokenizer_from_dict
 
@@ -108,17 +106,12 @@ class LanguageModelDataModule(SequenceDataModule):
 
     input_padding_value = Vocabulary.PAD_ID
     target_padding_value = IGNORE_INDEX
+    target_mode = "pad"  # per-step targets
 
     def __init__(self, **base: Any) -> None:
         super().__init__(**base)
         self.vocab: Vocabulary | None = None
         self.tokenizer: CharTokenizer | None = None
-
-    @property
-    def collate_fn(self) -> Callable[[Sequence[Any]], SequenceBatch]:
-        # Per-step targets are always padded (with -100), even when a batch happens to be equal-length.
-        return functools.partial(pad_collate, padding_value=self.input_padding_value,
-                                 target_padding_value=self.target_padding_value, target_mode="pad")
 
     # ----------------------------------------------------------------- vocabulary
     @property

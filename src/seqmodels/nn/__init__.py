@@ -8,7 +8,7 @@ from seqmodels.nn.decoding import decode, filter_logits, sample_next
 from seqmodels.nn.heads import ClassificationHead, RegressionHead
 from seqmodels.nn.masking import lengths_to_mask
 from seqmodels.nn.language_model import RecurrentLanguageModel, detach_state
-from seqmodels.nn.networks import ManyToOneNet
+from seqmodels.nn.networks import ManyToOneNet, SequenceTaggerNet
 from seqmodels.nn.pooling import AttentionPooling, LastStepPooling, MaxPooling, MeanPooling, build_pooling
 from seqmodels.nn.recurrent import CELLS, RecurrentEncoder
 from seqmodels.nn.regularization import LockedDropout, WeightDrop, embedding_dropout
@@ -26,6 +26,7 @@ __all__ = [
     "RecurrentEncoder",
     "RecurrentLanguageModel",
     "RegressionHead",
+    "SequenceTaggerNet",
     "TokenEmbedding",
     "WeightDrop",
     "build_pooling",

@@ -6,9 +6,22 @@ import torch
 from torch import Tensor, nn
 
 from seqmodels.nn.heads import RegressionHead
-from seqmodels.nn.masking import as_lengths
+from seqmodels.nn.masking import as_lengths, lengths_to_mask
 from seqmodels.nn.pooling import build_pooling
 from seqmodels.nn.recurrent import RecurrentEncoder
+
+
+def check_frontend(encoder: RecurrentEncoder, frontend: nn.Module | None, network: str) -> nn.Module:
+    """The front-end (identity if None), after checking that it feeds a ``batch_first`` encoder the right size."""
+    if not encoder.batch_first:
+        raise ValueError(f"{network} needs a batch_first=True encoder; set batch_first=True")
+    frontend_size = getattr(frontend, "output_size", None)
+    if frontend_size is not None and frontend_size != encoder.input_size:
+        raise ValueError(
+            f"the frontend outputs {frontend_size} features but encoder.input_size={encoder.input_size}; "
+            "make them equal"
+        )
+    return frontend if frontend is not None else nn.Identity()
 
 
 class ManyToOneNet(nn.Module):
@@ -42,15 +55,7 @@ class ManyToOneNet(nn.Module):
         super().__init__()
         if input_noise < 0:
             raise ValueError(f"input_noise must be >= 0, got {input_noise}")
-        if not encoder.batch_first:
-            raise ValueError("ManyToOneNet needs a batch_first=True encoder; set batch_first=True")
-        frontend_size = getattr(frontend, "output_size", None)
-        if frontend_size is not None and frontend_size != encoder.input_size:
-            raise ValueError(
-                f"the frontend outputs {frontend_size} features but encoder.input_size={encoder.input_size}; "
-                "make them equal"
-            )
-        self.frontend = frontend if frontend is not None else nn.Identity()
+        self.frontend = check_frontend(encoder, frontend, "ManyToOneNet")
         self.encoder = encoder
         self.pooling_name = pooling
         self.pooling = build_pooling(pooling, encoder.output_size, encoder.num_directions)
@@ -69,3 +74,36 @@ class ManyToOneNet(nn.Module):
 
     def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
         return self.head(self.encode(inputs, lengths))
+
+
+class SequenceTaggerNet(nn.Module):
+    """[frontend] -> RecurrentEncoder -> dropout -> linear: one score vector per step (tagging, per-step labels).
+
+    Args:
+        encoder: a ``batch_first=True`` :class:`RecurrentEncoder`, usually bidirectional.
+        num_tags: scores per step.
+        frontend: optional module applied to the inputs first (e.g. :class:`TokenEmbedding`).
+        dropout: dropout on the encoder outputs.
+
+    Inputs: ``inputs`` (N, L) token ids or (N, L, C) features, ``lengths`` (N,).
+    Output: (N, L, num_tags); rows are 0 beyond each length (padded steps carry no score).
+    """
+
+    def __init__(
+        self, encoder: RecurrentEncoder, num_tags: int, frontend: nn.Module | None = None, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        if num_tags < 1:
+            raise ValueError(f"num_tags must be >= 1, got {num_tags}")
+        self.frontend = check_frontend(encoder, frontend, "SequenceTaggerNet")
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.output = nn.Linear(encoder.output_size, num_tags)
+        self.num_tags = num_tags
+
+    def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
+        lengths = as_lengths(lengths)
+        outputs, _ = self.encoder(self.frontend(inputs), lengths)
+        scores = self.output(self.dropout(outputs))
+        mask = lengths_to_mask(lengths.to(scores.device), scores.shape[1])
+        return scores * mask.unsqueeze(-1)

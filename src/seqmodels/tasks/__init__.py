@@ -2,6 +2,7 @@
 
 from seqmodels.tasks.base import SequenceTask
 from seqmodels.tasks.language_model import LanguageModelTask
+from seqmodels.tasks.tagging import SequenceTaggingTask
 from seqmodels.tasks.many_to_one import SequenceClassificationTask, SequenceRegressionTask
 
-__all__ = ["LanguageModelTask", "SequenceTask", "SequenceClassificationTask", "SequenceRegressionTask"]
+__all__ = ["LanguageModelTask", "SequenceTask", "SequenceClassificationTask", "SequenceRegressionTask", "SequenceTaggingTask"]

@@ -1,0 +1,179 @@
+"""Sequence tagging (POS, NER, chunking) from CoNLL-style files: one token per line, blank lines between sentences.
+
+    EU      B-ORG
+    rejects O
+    German  B-MISC
+
+Columns are separated by whitespace; the token and the tag column are chosen by index (defaults: first and
+last). ``-DOCSTART-`` lines are skipped. The word vocabulary and the tag set come from the training file;
+unknown words read as ``<unk>``, while an unknown *tag* in validation or test data is an error, because no
+model could predict it.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seqmodels.data.datamodule import MissingDataFileError, SequenceDataModule, SequenceDataset
+from seqmodels.data.text import Vocabulary
+
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class TaggedSentence:
+    tokens: list[str]
+    tags: list[str]
+    line: int  # line number of the first token, for error messages
+
+
+def demo_ner_path() -> Path:
+    """A small generated English NER corpus (PER, LOC, ORG in BIO tags), bundled with seqmodels."""
+    return Path(str(importlib.resources.files("seqmodels.data") / "resources" / "ner_demo.conll"))
+
+
+def read_conll(path: str | Path, token_column: int = 0, tag_column: int = -1) -> list[TaggedSentence]:
+    """Reads tagged sentences from a CoNLL-style file; one-line errors name the file and line."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise MissingDataFileError(f"tagging file not found: {path}; pass data.train_path=/path/to/train.conll")
+    sentences: list[TaggedSentence] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    start = 0
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            fields = line.split()
+            if not fields or fields[0] == "-DOCSTART-":
+                if tokens:
+                    sentences.append(TaggedSentence(tokens, tags, start))
+                tokens, tags = [], []
+                continue
+            try:
+                token, tag = fields[token_column], fields[tag_column]
+            except IndexError:
+                raise ValueError(
+                    f"{path}:{number}: {len(fields)} column(s), but token_column={token_column} and "
+                    f"tag_column={tag_column}; each line needs a token and a tag (blank lines separate sentences)"
+                ) from None
+            if not tokens:
+                start = number
+            tokens.append(token)
+            tags.append(tag)
+    if tokens:
+        sentences.append(TaggedSentence(tokens, tags, start))
+    if not sentences:
+        raise ValueError(f"{path} holds no tagged sentences; expected 'token tag' lines with blank lines between sentences")
+    return sentences
+
+
+class CoNLLTaggingDataModule(SequenceDataModule):
+    """Token-level tagging data from CoNLL-style files.
+
+    Args:
+        train_path: training file; without it the bundled demo NER corpus (:func:`demo_ner_path`) is used.
+        val_path, test_path: optional files; when absent, ``val_fraction`` / ``test_fraction`` of the training
+            sentences are held out (seeded).
+        token_column, tag_column: column indices (negative counts from the end).
+        lowercase: lowercase tokens before the vocabulary lookup.
+        min_freq: words seen fewer times in training read as ``<unk>``.
+        **base: :class:`SequenceDataModule` arguments (``batch_size``, ``bucket_by_length``, ``seed``, ...).
+
+    ``dims``: ``vocab_size``, ``padding_idx``, ``num_tags``; ``tag_names`` lists the tags by id.
+    """
+
+    input_padding_value = Vocabulary.PAD_ID
+    target_padding_value = IGNORE_INDEX
+    target_mode = "pad"
+
+    def __init__(
+        self,
+        train_path: str | Path | None = None,
+        val_path: str | Path | None = None,
+        test_path: str | Path | None = None,
+        token_column: int = 0,
+        tag_column: int = -1,
+        lowercase: bool = False,
+        min_freq: int = 1,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        **base: Any,
+    ) -> None:
+        super().__init__(val_fraction=val_fraction, **base)
+        if not 0.0 <= test_fraction < 1.0 or val_fraction + test_fraction >= 1.0:
+            raise ValueError(f"val_fraction + test_fraction must be < 1, got {val_fraction} + {test_fraction}")
+        self.train_path = Path(train_path) if train_path is not None else demo_ner_path()
+        self.val_path = Path(val_path) if val_path is not None else None
+        self.test_path = Path(test_path) if test_path is not None else None
+        self.token_column, self.tag_column = token_column, tag_column
+        self.lowercase = lowercase
+        self.min_freq = min_freq
+        self.test_fraction = test_fraction
+        self.vocab: Vocabulary | None = None
+        self.tag_names: list[str] | None = None
+
+    @property
+    def dims_need_data(self) -> bool:  # type: ignore[override]
+        return self.vocab is None
+
+    def _read(self, path: Path) -> list[TaggedSentence]:
+        return read_conll(path, self.token_column, self.tag_column)
+
+    def _dataset(self, sentences: list[TaggedSentence], source: str) -> SequenceDataset:
+        assert self.vocab is not None and self.tag_names is not None
+        tag_ids = {tag: i for i, tag in enumerate(self.tag_names)}
+        inputs, targets = [], []
+        for sentence in sentences:
+            unknown = [t for t in sentence.tags if t not in tag_ids]
+            if unknown:
+                raise ValueError(
+                    f"{source}, sentence at line {sentence.line}: tag {unknown[0]!r} never occurs in the training "
+                    f"data (known: {', '.join(self.tag_names)}); fix the file or train on data that has it"
+                )
+            words = [w.lower() for w in sentence.tokens] if self.lowercase else sentence.tokens
+            inputs.append(torch.tensor(self.vocab.encode(words), dtype=torch.long))
+            targets.append(torch.tensor([tag_ids[t] for t in sentence.tags], dtype=torch.long))
+        return SequenceDataset(inputs, targets)
+
+    def build(self) -> None:
+        sentences = self._read(self.train_path)
+        order = np.random.default_rng(self.seed).permutation(len(sentences))
+        num_val = 0 if self.val_path else int(round(self.val_fraction * len(sentences)))
+        num_test = 0 if self.test_path else int(round(self.test_fraction * len(sentences)))
+        val_part = [sentences[i] for i in sorted(order[:num_val])]
+        test_part = [sentences[i] for i in sorted(order[num_val : num_val + num_test])]
+        train = [sentences[i] for i in sorted(order[num_val + num_test :])]
+        if not train:
+            raise ValueError(f"{self.train_path}: no sentences left for training after the val/test hold-out")
+        if self.vocab is None:  # a checkpoint's vocabulary and tags win over the current files'
+            words = [[w.lower() for w in s.tokens] if self.lowercase else s.tokens for s in train]
+            self.vocab = Vocabulary.build(words, min_freq=self.min_freq)
+            self.tag_names = sorted({tag for s in train for tag in s.tags})
+        val = self._read(self.val_path) if self.val_path else val_part
+        test = self._read(self.test_path) if self.test_path else test_part
+        self.train_set = self._dataset(train, str(self.train_path))
+        self.val_set = self._dataset(val, str(self.val_path or self.train_path))
+        self.test_set = self._dataset(test, str(self.test_path or self.train_path))
+
+    def _dims(self) -> dict[str, Any]:
+        assert self.vocab is not None and self.tag_names is not None
+        return {"vocab_size": len(self.vocab), "padding_idx": self.vocab.pad_id, "num_tags": len(self.tag_names),
+                "tag_names": list(self.tag_names)}
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.vocab is None:
+            self.setup()
+        return {"vocab": self.vocab.to_dict(), "tag_names": list(self.tag_names or [])}  # type: ignore[union-attr]
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.vocab = Vocabulary.from_dict(state_dict["vocab"])
+        self.tag_names = list(state_dict["tag_names"])
+
+
+__all__ = ["CoNLLTaggingDataModule", "TaggedSentence", "demo_ner_path", "read_conll"]
