@@ -96,6 +96,16 @@ def test_bad_corpus_gives_a_clear_error(tmp_path, content, kwargs, expected):
         TextCorpusDataModule(path=None).setup()
 
 
+def test_text_shorter_than_one_window_warns_and_still_yields_a_window(tmp_path, caplog):
+    dm = TextCorpusDataModule(path=_write(tmp_path / "t.txt", "short text, " * 10), batch_size=2, bptt=128,
+                              val_fraction=0.1, test_fraction=0.1)
+    with caplog.at_level("WARNING"):
+        dm.setup()
+    assert "not more than one window" in caplog.text
+    windows = list(dm.train_dataloader())
+    assert len(windows) == 1 and windows[0].inputs.shape == (2, dm.streams["train"].shape[1] - 1)
+
+
 # ------------------------------------------------------------------------------------------ network
 @pytest.mark.parametrize("cell", CELLS)
 def test_state_carry_equals_one_pass(cell):
@@ -298,6 +308,17 @@ def test_language_model_drives_a_deterministic_grammar_to_near_zero_loss(tmp_pat
     assert metrics["test/loss"] < 0.05, metrics
     assert metrics["test/bpc"] == pytest.approx(metrics["test/loss"] / math.log(2), rel=1e-4)
     assert metrics["test/ppl"] == pytest.approx(math.exp(metrics["test/loss"]), rel=1e-4)
+
+    # The GenerationSamples callback wrote text samples to TensorBoard.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    samples = []
+    for event_file in (tmp_path / "tensorboard").rglob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(event_file), size_guidance={"tensors": 0})
+        acc.Reload()
+        if "samples/text_summary" in acc.Tags().get("tensors", []):
+            samples += [e.tensor_proto.string_val[0].decode() for e in acc.Tensors("samples/text_summary")]
+    assert len(samples) == 12 and "the" in samples[-1], samples[-1:]
 
     # A fresh process generates from the checkpoint alone: the corpus is gone.
     path.unlink()
