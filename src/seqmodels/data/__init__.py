@@ -12,6 +12,12 @@ from seqmodels.data.datamodule import (
 )
 from seqmodels.data.language import LanguageModelDataModule, StreamWindows, TextCorpusDataModule
 from seqmodels.data.music import BachChoralesDataModule
+from seqmodels.data.parallel import (
+    CMUDictDataModule,
+    ParallelTextDataModule,
+    SyntheticTransductionDataModule,
+    read_tsv_pairs,
+)
 from seqmodels.data.samplers import BucketBatchSampler
 from seqmodels.data.synthetic import AddingProblemDataModule, ParityDataModule
 from seqmodels.data.tagging import CoNLLTaggingDataModule, demo_ner_path, read_conll
@@ -33,6 +39,10 @@ __all__ = [
     "demo_ner_path",
     "read_conll",
     "BucketBatchSampler",
+    "CMUDictDataModule",
+    "ParallelTextDataModule",
+    "SyntheticTransductionDataModule",
+    "read_tsv_pairs",
     "LanguageModelDataModule",
     "StreamWindows",
     "TextCorpusDataModule",

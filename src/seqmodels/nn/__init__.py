@@ -4,17 +4,21 @@ Shapes follow ``torch.nn.RNN``: N batch, L length, D directions (2 if bidirectio
 """
 
 from seqmodels.nn.frontends import LinearProjection, TokenEmbedding
-from seqmodels.nn.decoding import decode, filter_logits, sample_next
+from seqmodels.nn.attention import Attention
+from seqmodels.nn.decoding import beam_search, decode, filter_logits, sample_next
 from seqmodels.nn.heads import ClassificationHead, RegressionHead
 from seqmodels.nn.masking import lengths_to_mask
 from seqmodels.nn.language_model import RecurrentLanguageModel, detach_state
 from seqmodels.nn.networks import ManyToOneNet, SequenceTaggerNet
 from seqmodels.nn.pooling import AttentionPooling, LastStepPooling, MaxPooling, MeanPooling, build_pooling
 from seqmodels.nn.recurrent import CELLS, RecurrentEncoder
+from seqmodels.nn.seq2seq import AttentionDecoder, Seq2Seq
 from seqmodels.nn.regularization import LockedDropout, WeightDrop, embedding_dropout
 
 __all__ = [
     "CELLS",
+    "Attention",
+    "AttentionDecoder",
     "AttentionPooling",
     "ClassificationHead",
     "LastStepPooling",
@@ -26,7 +30,9 @@ __all__ = [
     "RecurrentEncoder",
     "RecurrentLanguageModel",
     "RegressionHead",
+    "Seq2Seq",
     "SequenceTaggerNet",
+    "beam_search",
     "TokenEmbedding",
     "WeightDrop",
     "build_pooling",

@@ -1,4 +1,5 @@
-"""Autoregressive decoding shared by every generative model: greedy and sampling (temperature, top-k, top-p).
+"""Autoregressive decoding shared by every generative model: greedy, sampling (temperature, top-k, top-p)
+and batched beam search.
 
 A model exposes one step, ``step(tokens (N,), state) -> (logits (N, V), state)``, and the decoder carries the
 recurrent state from step to step: each new token costs one step, never a re-run of the prefix.
@@ -100,4 +101,96 @@ def decode(
     return tokens, lengths
 
 
-__all__ = ["StepFn", "check_sampling", "decode", "filter_logits", "sample_next"]
+
+
+SelectFn = Callable[[Any, Tensor], Any]
+
+
+@torch.no_grad()
+def beam_search(
+    step: StepFn,
+    state: Any,
+    select: SelectFn,
+    batch_size: int,
+    bos_id: int,
+    eos_id: int,
+    beam_size: int = 5,
+    max_len: int = 100,
+    length_penalty: float = 1.0,
+    n_best: int = 1,
+    device: torch.device | str = "cpu",
+) -> list[list[tuple[list[int], float]]]:
+    """Batched beam search over ``batch_size`` inputs with ``beam_size`` hypotheses each.
+
+    Args:
+        step: ``step(tokens (B*K,), state) -> (logits (B*K, V), state)``; rows ``b*K .. b*K+K-1`` belong to
+            input ``b``.
+        state: the initial state, already repeated to B*K rows (e.g. ``repeat_interleave(K)``).
+        select: ``select(state, index (B*K,)) -> state`` picks rows of a state (the parent of each hypothesis).
+        bos_id, eos_id: start token fed first; token that finishes a hypothesis.
+        max_len: most tokens per hypothesis (``<eos>`` included); unfinished hypotheses end there.
+        length_penalty: finished hypotheses are ranked by ``log p / length ** length_penalty`` (0: raw log p,
+            which favours short outputs; 1: per-token average).
+        n_best: hypotheses to return per input (<= beam_size).
+        device: where the state lives.
+
+    Returns, per input, ``n_best`` pairs ``(tokens, score)`` best first; tokens exclude ``<bos>`` and include
+    a final ``<eos>`` when the hypothesis finished.
+    """
+    if beam_size < 1 or not 1 <= n_best <= beam_size:
+        raise ValueError(f"need beam_size >= 1 and 1 <= n_best <= beam_size, got {beam_size}, {n_best}")
+    if max_len < 1:
+        raise ValueError(f"max_len must be >= 1, got {max_len}")
+    K = beam_size
+    tokens = torch.full((batch_size * K,), bos_id, dtype=torch.long, device=device)
+    logits, state = step(tokens, state)
+    vocab = logits.shape[-1]
+    # Only the first beam of each input is live at the start: the others would duplicate it.
+    scores = torch.full((batch_size, K), float("-inf"), device=device)
+    scores[:, 0] = 0.0
+    history = torch.empty(batch_size * K, 0, dtype=torch.long, device=device)
+    finished: list[list[tuple[float, list[int], float]]] = [[] for _ in range(batch_size)]
+    done = torch.zeros(batch_size, dtype=torch.bool, device=device)
+    offsets = (torch.arange(batch_size, device=device) * K).unsqueeze(1)
+
+    def normalised(score: float, length: int) -> float:
+        return score / (length**length_penalty) if length_penalty else score
+
+    for length in range(1, max_len + 1):
+        log_probs = torch.log_softmax(logits.float(), dim=-1).view(batch_size, K, vocab)
+        candidates = (scores.unsqueeze(-1) + log_probs).view(batch_size, K * vocab)
+        top_scores, top_index = candidates.topk(min(2 * K, K * vocab), dim=-1)  # (B, 2K)
+        parent, token = top_index // vocab, top_index % vocab
+        is_eos = token == eos_id
+        if length == max_len:  # the last step: every surviving hypothesis ends here
+            is_eos = torch.ones_like(is_eos)
+        # Finished hypotheses: <eos> candidates ranked within the top K of their input.
+        rank = torch.arange(top_scores.shape[1], device=device).expand_as(top_scores)
+        record = is_eos & (rank < K) & torch.isfinite(top_scores) & ~done.unsqueeze(1)
+        for b, j in record.nonzero().tolist():
+            row = int(offsets[b, 0] + parent[b, j])
+            sequence = history[row].tolist() + ([eos_id] if int(token[b, j]) == eos_id else [int(token[b, j])])
+            raw = float(top_scores[b, j])
+            finished[b].append((normalised(raw, len(sequence)), sequence, raw))
+        done |= torch.tensor([len(f) >= K for f in finished], device=device)
+        if bool(done.all()) or length == max_len:
+            break
+        # Live hypotheses: the best K candidates that are not <eos>.
+        order = torch.argsort(is_eos.long() * (2 * K) + rank, dim=-1)[:, :K]
+        next_scores = top_scores.gather(1, order)
+        next_scores = next_scores.masked_fill(done.unsqueeze(1), float("-inf"))
+        next_parent = (parent.gather(1, order) + offsets).view(-1)
+        next_token = token.gather(1, order).view(-1)
+        history = torch.cat([history[next_parent], next_token.unsqueeze(1)], dim=1)
+        scores = next_scores
+        state = select(state, next_parent)
+        logits, state = step(next_token, state)
+
+    results = []
+    for b in range(batch_size):
+        ranked = sorted(finished[b], key=lambda item: item[0], reverse=True)[:n_best]
+        results.append([(sequence, score) for score, sequence, _ in ranked])
+    return results
+
+
+__all__ = ["SelectFn", "StepFn", "beam_search", "check_sampling", "decode", "filter_logits", "sample_next"]

@@ -161,7 +161,13 @@ class RecurrentLanguageModel(nn.Module):
     def step(self, tokens: Tensor, state: State | None) -> tuple[Tensor, State]:
         """One step for every row: ``tokens`` (N,) -> next-token logits (N, V) and the new state."""
         logits, state = self.forward(tokens.unsqueeze(1), state=state)
-        return logits.squeeze(1), state
+        return self._never_pad(logits.squeeze(1)), state
+
+    def _never_pad(self, logits: Tensor) -> Tensor:
+        # Generated text never contains <pad>, however little the model has trained.
+        if self.embedding.padding_idx is not None:
+            logits[..., self.embedding.padding_idx] = float("-inf")
+        return logits
 
     @torch.no_grad()
     def generate(
@@ -198,6 +204,7 @@ class RecurrentLanguageModel(nn.Module):
             else:
                 last_index = (prompt_lengths.to(prompt.device) - 1).view(-1, 1, 1).expand(-1, 1, logits.shape[-1])
                 last = logits.gather(1, last_index).squeeze(1)
+            last = self._never_pad(last)
             return decode(
                 self.step, last, state, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                 eos_id=eos_id, pad_id=self.embedding.padding_idx or 0, generator=generator,

@@ -2,7 +2,8 @@
 
 from seqmodels.tasks.base import SequenceTask
 from seqmodels.tasks.language_model import LanguageModelTask
+from seqmodels.tasks.seq2seq import Seq2SeqTask
 from seqmodels.tasks.tagging import SequenceTaggingTask
 from seqmodels.tasks.many_to_one import SequenceClassificationTask, SequenceRegressionTask
 
-__all__ = ["LanguageModelTask", "SequenceTask", "SequenceClassificationTask", "SequenceRegressionTask", "SequenceTaggingTask"]
+__all__ = ["LanguageModelTask", "SequenceTask", "SequenceClassificationTask", "SequenceRegressionTask", "SequenceTaggingTask", "Seq2SeqTask"]
