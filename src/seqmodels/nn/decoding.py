@@ -70,13 +70,15 @@ def decode(
     eos_id: int | None = None,
     pad_id: int = 0,
     generator: torch.Generator | None = None,
-) -> tuple[Tensor, Tensor]:
+    return_log_probs: bool = False,
+) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]:
     """Generates up to ``max_new_tokens`` per row, starting from the next-token ``logits`` (N, V) and ``state``.
 
     Rows that emit ``eos_id`` stop there (the ``<eos>`` is kept; later positions hold ``pad_id``); decoding
     ends when every row has stopped.
 
-    Returns ``tokens`` (N, T) with T <= max_new_tokens and ``lengths`` (N,), the tokens of each row.
+    Returns ``tokens`` (N, T) with T <= max_new_tokens and ``lengths`` (N,), the tokens of each row, and with
+    ``return_log_probs`` the (N,) sum of each row's token log-probabilities under the model.
     """
     check_sampling(temperature, top_k, top_p)
     if max_new_tokens < 0:
@@ -85,10 +87,14 @@ def decode(
     device = logits.device
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     lengths = torch.zeros(n, dtype=torch.long, device=device)
+    log_probs = torch.zeros(n, device=device)
     out: list[Tensor] = []
     for index in range(max_new_tokens):
         token = sample_next(logits, temperature, top_k, top_p, generator)
         token = token.masked_fill(finished, pad_id)
+        if return_log_probs:
+            step_log_probs = torch.log_softmax(logits.float(), -1).gather(1, token.unsqueeze(1)).squeeze(1)
+            log_probs += step_log_probs.masked_fill(finished, 0.0)
         out.append(token)
         lengths += (~finished).long()
         if eos_id is not None:
@@ -98,7 +104,7 @@ def decode(
         if index + 1 < max_new_tokens:
             logits, state = step(token, state)
     tokens = torch.stack(out, dim=1) if out else torch.empty(n, 0, dtype=torch.long, device=device)
-    return tokens, lengths
+    return (tokens, lengths, log_probs) if return_log_probs else (tokens, lengths)
 
 
 

@@ -236,15 +236,35 @@ class Seq2Seq(nn.Module):
         self, source: Tensor, source_lengths: Tensor, beam_size: int = 5, max_len: int = 100,
         length_penalty: float = 1.0, n_best: int = 1,
     ) -> list[list[tuple[list[int], float]]]:
-        """Batched beam search; per input, ``n_best`` ``(tokens, score)`` pairs, best first."""
+        """Batched beam search; per input, ``n_best`` ``(tokens, score)`` pairs, best first.
+
+        The greedy output competes too, so the best hypothesis never scores below greedy decoding (a beam can
+        prune the greedy path early; greedy costs one more hypothesis per input).
+        """
         memory, state = self.encode(source, source_lengths)
-        memory = memory.repeat_interleave(beam_size)
-        state = state.select(torch.arange(source.shape[0], device=source.device).repeat_interleave(beam_size))
-        return beam_search(
-            self._step_fn(memory), state, lambda s, index: s.select(index), source.shape[0], self.bos_id,
-            self.eos_id, beam_size=beam_size, max_len=max_len, length_penalty=length_penalty, n_best=n_best,
-            device=source.device,
+        step = self._step_fn(memory)
+        n = source.shape[0]
+        bos = torch.full((n,), self.bos_id, dtype=torch.long, device=source.device)
+        first_logits, first_state = step(bos, state)
+        greedy, greedy_lengths, greedy_scores = decode(
+            step, first_logits, first_state, max_len, temperature=0, eos_id=self.eos_id, pad_id=self.padding_idx,
+            return_log_probs=True,
         )
+        results = beam_search(
+            self._step_fn(memory.repeat_interleave(beam_size)),
+            state.select(torch.arange(n, device=source.device).repeat_interleave(beam_size)),
+            lambda s, index: s.select(index), n, self.bos_id, self.eos_id, beam_size=beam_size, max_len=max_len,
+            length_penalty=length_penalty, n_best=n_best, device=source.device,
+        )
+        for i, hypotheses in enumerate(results):
+            tokens = greedy[i, : int(greedy_lengths[i])].tolist()
+            raw = float(greedy_scores[i])
+            score = raw / (len(tokens) ** length_penalty) if length_penalty else raw
+            if all(tokens != t for t, _ in hypotheses) and (len(hypotheses) < n_best or score > hypotheses[-1][1]):
+                hypotheses.append((tokens, score))
+                hypotheses.sort(key=lambda item: item[1], reverse=True)
+                del hypotheses[n_best:]
+        return results
 
     @torch.no_grad()
     def sequence_log_prob(self, source: Tensor, source_lengths: Tensor, targets: Tensor) -> Tensor:

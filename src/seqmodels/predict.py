@@ -1,0 +1,88 @@
+"""``seqmodels-predict ckpt_path=... input="..."``: decode inputs with a trained encoder-decoder checkpoint.
+
+    seqmodels-predict ckpt_path=run/checkpoints/epoch_019.ckpt input=seqmodels            # G2P
+    seqmodels-predict ckpt_path=... input="'seventy one'"                                  # quote spaces
+    seqmodels-predict ckpt_path=... input_file=words.txt output_file=phonemes.tsv beam_size=5 n_best=3
+
+The checkpoint holds both vocabularies and the model config; nothing else is needed. Input tokens the source
+vocabulary lacks are read as ``<unk>`` (with a warning on stderr).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig
+
+from seqmodels.config import config_dir, describe_error
+from seqmodels.data.collate import pad_collate
+from seqmodels.eval import build_from_checkpoint, load_checkpoint
+from seqmodels.train import USER_ERRORS
+
+
+def read_inputs(cfg: DictConfig) -> list[str]:
+    if (cfg.get("input") is None) == (cfg.get("input_file") is None):
+        raise ValueError("pass exactly one of input=\"...\" or input_file=/path/to/inputs.txt")
+    if cfg.get("input") is not None:
+        return [str(cfg.input)]
+    path = Path(cfg.input_file).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"input file not found: {path}; pass input_file=/path/to/inputs.txt (one per line)")
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    inputs = [line for line in lines if line]
+    if not inputs:
+        raise ValueError(f"{path} holds no inputs (one per line)")
+    return inputs
+
+
+def predict(cfg: DictConfig) -> list[tuple[str, list[tuple[str, float]]]]:
+    """Returns, per input, its ``n_best`` decoded outputs with their scores."""
+    checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
+    model, datamodule = build_from_checkpoint(checkpoint, setup_data=False)
+    if not hasattr(datamodule, "source_from_text") or not hasattr(model.net, "beam_search"):
+        raise ValueError(f"{cfg.ckpt_path} is not an encoder-decoder checkpoint; seqmodels-predict decodes seq2seq models")
+    if cfg.beam_size < 1 or not 1 <= cfg.n_best <= cfg.beam_size:
+        raise ValueError(f"need beam_size >= 1 and 1 <= n_best <= beam_size, got {cfg.beam_size}, {cfg.n_best}")
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device=cuda but no CUDA device is available; use device=cpu")
+    model.to(device).eval()
+    inputs = read_inputs(cfg)
+    results: list[tuple[str, list[tuple[str, float]]]] = []
+    for start in range(0, len(inputs), cfg.batch_size):
+        chunk = inputs[start : start + cfg.batch_size]
+        batch = pad_collate([datamodule.source_from_text(text) for text in chunk], padding_value=0).to(device)
+        max_len = model.max_decode_length(batch.lengths)
+        hypotheses = model.net.beam_search(batch.inputs, batch.lengths, beam_size=cfg.beam_size, max_len=max_len,
+                                           length_penalty=cfg.length_penalty, n_best=cfg.n_best)
+        for text, best in zip(chunk, hypotheses):
+            results.append((text, [(datamodule.target_text(ids), score) for ids, score in best]))
+    return results
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="predict")
+def main(cfg: DictConfig) -> None:
+    try:
+        results = predict(cfg)
+    except USER_ERRORS as exc:
+        if os.environ.get("SEQMODELS_DEBUG"):
+            raise
+        print(f"seqmodels-predict: error: {describe_error(exc)}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+    if cfg.n_best == 1:
+        lines = [f"{text}\t{outputs[0][0]}" for text, outputs in results]
+    else:
+        lines = [f"{text}\t{output}\t{score:.4f}" for text, outputs in results for output, score in outputs]
+    if cfg.get("output_file"):
+        Path(cfg.output_file).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        print(f"wrote {len(results)} predictions to {cfg.output_file}", file=sys.stderr)
+    else:
+        print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    main()
