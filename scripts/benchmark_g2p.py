@@ -1,0 +1,107 @@
+"""Benchmark: grapheme-to-phoneme on CMUdict (the `cmudict_g2p` experiment): test WER and PER, training time.
+
+    .venv/bin/python scripts/benchmark_g2p.py                        # full CMUdict, default recipe
+    .venv/bin/python scripts/benchmark_g2p.py --epochs 3 --max-words 20000 trainer.accelerator=gpu
+
+Scoring follows published CMUdict results: a word counts as right (for WER) when the output matches any of
+its pronunciations, and PER is the edit distance to the closest pronunciation over that pronunciation's length,
+summed over the test words. Both are printed for greedy decoding and for beam search (5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import lightning as L
+import torch
+
+from seqmodels.config import compose_run_config
+from seqmodels.eval import build_from_checkpoint, load_checkpoint
+from seqmodels.train import train
+
+
+class TrainTimer(L.Callback):
+    def __init__(self) -> None:
+        self.seconds, self.epochs, self._start = 0.0, 0, 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.seconds += time.perf_counter() - self._start
+        self.epochs += 1
+
+
+def edit_distance(a: list[str], b: list[str]) -> int:
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
+def score(predictions: list[list[str]], references: list[list[list[str]]]) -> tuple[float, float]:
+    wrong_words, errors, length = 0, 0, 0
+    for predicted, refs in zip(predictions, references):
+        distance, closest = min((edit_distance(predicted, ref), ref) for ref in refs)
+        wrong_words += distance > 0
+        errors += distance
+        length += len(closest)
+    return wrong_words / len(predictions), errors / length
+
+
+@torch.no_grad()
+def decode_test(model, datamodule, beam_size: int, device: torch.device) -> list[list[str]]:
+    model.to(device).eval()
+    loader = torch.utils.data.DataLoader(datamodule.test_set, batch_size=256, collate_fn=datamodule.collate_fn)
+    outputs: list[list[str]] = []
+    for batch in loader:
+        batch = batch.to(device)
+        ids = model.decode_batch(batch, beam_size)
+        outputs += [datamodule.target_vocab.decode(row) for row in ids]
+    return outputs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=None, help="default: the experiment's")
+    parser.add_argument("--max-words", type=int, default=None, help="a sample of CMUdict (quick runs)")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. model.net.hidden_size=512")
+    args = parser.parse_args()
+    overrides = ["experiment=cmudict_g2p", "~callbacks.rich_progress_bar", "+trainer.enable_progress_bar=false",
+                 "trainer.enable_model_summary=false", "model.test_beam_size=1", *args.overrides]
+    if args.epochs is not None:
+        overrides.append(f"trainer.max_epochs={args.epochs}")
+    if args.max_words is not None:
+        overrides.append(f"data.max_words={args.max_words}")
+    cfg = compose_run_config(overrides)
+    device_name = "cuda" if cfg.trainer.get("accelerator") == "gpu" else "cpu"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device_name}", flush=True)
+
+    timer = TrainTimer()
+    start = time.perf_counter()
+    metrics = train(cfg, extra_callbacks=[timer])
+    total = time.perf_counter() - start
+
+    model, datamodule = build_from_checkpoint(load_checkpoint(metrics["_best_model_path"]))
+    references = datamodule.references["test"]
+    print(f"\nCMUdict: {len(datamodule.train_set):,} train / {len(datamodule.val_set):,} val / "
+          f"{len(references):,} test words; {len(datamodule.target_vocab) - 4} phonemes")
+    print(f"training: {timer.epochs} epochs, {timer.seconds / 60:.1f} min in training epochs "
+          f"({timer.seconds / max(timer.epochs, 1):.0f} s/epoch), {total / 60:.1f} min in all with validation and test")
+    device = torch.device(device_name)
+    for beam in (1, 5):
+        start = time.perf_counter()
+        predictions = decode_test(model, datamodule, beam, device)
+        wer, per = score(predictions, references)
+        label = "greedy" if beam == 1 else f"beam {beam}"
+        print(f"{label:>8}: test WER {100 * wer:.1f}%  PER {100 * per:.2f}%  "
+              f"(decoding {time.perf_counter() - start:.0f} s)", flush=True)
+    print("targets: WER <= 28%, PER <= 7% (published encoder-decoder LSTM: 28.6% / 7.6%)")
+
+
+if __name__ == "__main__":
+    main()
