@@ -1,7 +1,8 @@
 """Lightning callbacks: run metadata in checkpoints, diagnostics."""
 
 from seqmodels.callbacks.attention_maps import AttentionMaps
+from seqmodels.callbacks.conditional_samples import ConditionalSamples
 from seqmodels.callbacks.generation import GenerationSamples
 from seqmodels.callbacks.run_config import CHECKPOINT_KEY, RunConfigCheckpoint
 
-__all__ = ["AttentionMaps", "CHECKPOINT_KEY", "GenerationSamples", "RunConfigCheckpoint"]
+__all__ = ["AttentionMaps", "CHECKPOINT_KEY", "ConditionalSamples", "GenerationSamples", "RunConfigCheckpoint"]

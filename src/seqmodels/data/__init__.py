@@ -10,6 +10,7 @@ from seqmodels.data.datamodule import (
     sequence_lengths,
     stratified_split,
 )
+from seqmodels.data.conditional import DigitsCaptionDataModule, WaveformDataModule
 from seqmodels.data.language import LanguageModelDataModule, StreamWindows, TextCorpusDataModule
 from seqmodels.data.music import BachChoralesDataModule
 from seqmodels.data.parallel import (
@@ -39,6 +40,8 @@ __all__ = [
     "demo_ner_path",
     "read_conll",
     "BucketBatchSampler",
+    "DigitsCaptionDataModule",
+    "WaveformDataModule",
     "CMUDictDataModule",
     "ParallelTextDataModule",
     "SyntheticTransductionDataModule",

@@ -9,6 +9,7 @@ from pathlib import PurePath
 from typing import Any
 
 import lightning as L
+from omegaconf import DictConfig, ListConfig, OmegaConf
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset, random_split
@@ -150,8 +151,12 @@ class SequenceDataModule(L.LightningDataModule):
         # ``SubClass.load_from_checkpoint(path)`` rebuilds the same datamodule.
         self.save_hyperparameters(logger=False)
         for key, value in list(self.hparams.items()):
-            if isinstance(value, PurePath):  # plain strings load under torch.load(weights_only=True)
+            # Plain strings, lists and dicts load under torch.load(weights_only=True); Paths and OmegaConf
+            # containers (from Hydra) do not.
+            if isinstance(value, PurePath):
                 self.hparams[key] = str(value)
+            elif isinstance(value, (ListConfig, DictConfig)):
+                self.hparams[key] = OmegaConf.to_container(value, resolve=True)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if num_workers < 0:

@@ -5,6 +5,7 @@ Shapes follow ``torch.nn.RNN``: N batch, L length, D directions (2 if bidirectio
 
 from seqmodels.nn.frontends import LinearProjection, TokenEmbedding
 from seqmodels.nn.attention import Attention
+from seqmodels.nn.conditional import ClassCondition, ConditionalDecoder, ImageCondition, VectorCondition
 from seqmodels.nn.decoding import beam_search, decode, filter_logits, sample_next
 from seqmodels.nn.heads import ClassificationHead, RegressionHead
 from seqmodels.nn.masking import lengths_to_mask
@@ -20,7 +21,11 @@ __all__ = [
     "Attention",
     "AttentionDecoder",
     "AttentionPooling",
+    "ClassCondition",
     "ClassificationHead",
+    "ConditionalDecoder",
+    "ImageCondition",
+    "VectorCondition",
     "LastStepPooling",
     "LinearProjection",
     "LockedDropout",

@@ -1,0 +1,348 @@
+"""Time series for forecasting: a user's CSV, the series that ship offline, calendar features, missing values.
+
+Everything here is numpy and the standard library (no pandas): a series is a :class:`Series` of a time axis and
+float columns. The bundled series are read straight from the files inside installed packages (nothing is
+downloaded, the packages are not imported):
+
+* ``sunspots``: yearly sunspot numbers 1700-2008, 309 points (statsmodels).
+* ``co2``: weekly Mauna Loa CO2 (ppm) March 1958 - December 2001, 2284 points, 59 of them missing
+  (statsmodels). Missing weeks are filled by linear interpolation in time unless ``missing`` says otherwise.
+* ``airline``: monthly international airline passengers 1949-1960, 144 points (Box & Jenkins; sktime).
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from seqmodels.data.datamodule import MissingDataFileError
+
+MISSING = ("error", "interpolate", "ffill")
+CALENDAR = ("month", "dayofyear", "dayofweek", "hour")
+BUILTIN = ("sunspots", "co2", "airline")
+
+
+@dataclass
+class Series:
+    """One time series.
+
+    Shapes (T = time steps, C = target columns, P = past-observed covariates, F = known-future covariates):
+        time:   (T,) strictly increasing ``datetime64[s]`` or float64 (e.g. a year or step number)
+        values: (T, C) float64 targets
+        past:   (T, P) float64 covariates known only up to the present
+        future: (T, F) float64 covariates known ahead of time (holidays, planned prices)
+    """
+
+    name: str
+    time: np.ndarray
+    values: np.ndarray
+    past: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    future: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+
+    def __post_init__(self) -> None:
+        n = len(self.time)
+        if self.values.ndim == 1:
+            self.values = self.values[:, None]
+        if self.past.size == 0:
+            self.past = np.zeros((n, 0))
+        if self.future.size == 0:
+            self.future = np.zeros((n, 0))
+
+    def __len__(self) -> int:
+        return len(self.time)
+
+    @property
+    def is_datetime(self) -> bool:
+        return np.issubdtype(self.time.dtype, np.datetime64)
+
+
+# ----------------------------------------------------------------------------------------- parsing
+_YYYYMMDD = re.compile(r"^\d{8}$")
+
+
+def parse_time(raw: list[str], column: str) -> np.ndarray:
+    """Dates (ISO ``1949-01``, ``2020-01-31 10:00``, or ``YYYYMMDD``) -> ``datetime64[s]``; numbers -> float64."""
+    raw = [value.strip() for value in raw]
+    if raw and all(_YYYYMMDD.match(v) for v in raw):
+        raw = [f"{v[:4]}-{v[4:6]}-{v[6:]}" for v in raw]
+    try:
+        return np.array([float(v) for v in raw], dtype=np.float64)
+    except ValueError:
+        pass
+    try:
+        return np.array([np.datetime64(v.replace(" ", "T"), "s") for v in raw])
+    except ValueError:
+        bad = next(v for v in raw if not _parses_as_date(v))
+        raise ValueError(
+            f"time column {column!r}: cannot read {bad!r} as a date (ISO like 2020-01-31) or a number"
+        ) from None
+
+
+def _parses_as_date(value: str) -> bool:
+    try:
+        np.datetime64(value.replace(" ", "T"), "s")
+        return True
+    except ValueError:
+        return False
+
+
+def check_increasing(time: np.ndarray, column: str, where: str) -> None:
+    """A ``ValueError`` naming the first row where ``time`` does not strictly increase."""
+    if len(time) < 2:
+        return
+    steps = np.diff(time)
+    bad = np.flatnonzero(steps <= steps.dtype.type(0))
+    if bad.size:
+        i = int(bad[0])
+        kind = "repeats" if time[i] == time[i + 1] else "goes back"
+        raise ValueError(
+            f"{where}: time column {column!r} {kind} at row {i + 2} ({time[i]} then {time[i + 1]}); "
+            "sort the rows by time and drop duplicates"
+        )
+
+
+def fill_missing(values: np.ndarray, how: str, names: list[str], where: str) -> np.ndarray:
+    """NaNs in (T, K) ``values``: refuse (``error``), interpolate linearly, or carry the last value forward.
+
+    Leading gaps (before the first observation) take the first observed value in both filling modes.
+    """
+    if how not in MISSING:
+        raise ValueError(f"missing must be one of {', '.join(MISSING)}, got {how!r}")
+    values = np.array(values, dtype=np.float64, copy=True)
+    for k, name in enumerate(names):
+        column = values[:, k]
+        gaps = np.isnan(column)
+        if not gaps.any():
+            continue
+        if how == "error" or gaps.all():
+            first = int(np.flatnonzero(gaps)[0])
+            raise ValueError(
+                f"{where}: column {name!r} has {int(gaps.sum())} missing values (first at row {first + 2}); "
+                "fill them in the file or set data.missing=interpolate (or ffill)"
+            )
+        index = np.arange(len(column))
+        observed = index[~gaps]
+        if how == "interpolate":
+            column[gaps] = np.interp(index[gaps], observed, column[~gaps])
+        else:  # ffill: the most recent observed value (the first one before any observation)
+            last = np.maximum.accumulate(np.where(gaps, -1, index))
+            column[:] = column[np.where(last < 0, observed[0], last)]
+    return values
+
+
+def _floats(rows: list[dict[str, str]], name: str, where: str) -> np.ndarray:
+    out = np.empty(len(rows), dtype=np.float64)
+    for i, row in enumerate(rows):
+        text = (row.get(name) or "").strip()
+        if text == "" or text.lower() in ("nan", "na", "null"):
+            out[i] = np.nan
+            continue
+        try:
+            out[i] = float(text)
+        except ValueError:
+            raise ValueError(f"{where}: column {name!r} row {i + 2} holds {text!r}, not a number") from None
+    return out
+
+
+def _as_list(columns: str | list[str] | None) -> list[str]:
+    if columns is None:
+        return []
+    return [columns] if isinstance(columns, str) else [str(c) for c in columns]
+
+
+def read_csv_series(
+    path: str | Path,
+    time_column: str,
+    target_columns: str | list[str],
+    past_covariates: str | list[str] | None = None,
+    future_covariates: str | list[str] | None = None,
+    series_column: str | None = None,
+    missing: str = "error",
+    allow_future_rows: int = 0,
+) -> list[Series]:
+    """Read one series (or one per value of ``series_column``) from a CSV/TSV file with a header row.
+
+    ``allow_future_rows``: the last rows may leave the targets and past covariates empty (rows that give only
+    the known-future covariates of the time to forecast); these are kept unfilled, as NaN.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise MissingDataFileError(f"series file not found: {path}; pass data.path=/path/to/series.csv")
+    with path.open(newline="", encoding="utf-8") as handle:
+        sample = handle.read(4096)
+        handle.seek(0)
+        delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
+        reader = csv.DictReader(handle, delimiter=delimiter)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        reader.fieldnames = header
+        rows = list(reader)
+    targets, past, future = _as_list(target_columns), _as_list(past_covariates), _as_list(future_covariates)
+    if not targets:
+        raise ValueError("target_columns is empty; name the column(s) to forecast, e.g. data.target_columns=[sales]")
+    wanted = [time_column, *targets, *past, *future, *([series_column] if series_column else [])]
+    absent = [c for c in wanted if c not in header]
+    if absent:
+        raise ValueError(f"{path}: no column {absent[0]!r}; its columns are {', '.join(header)}")
+    if not rows:
+        raise ValueError(f"{path} holds no rows")
+    groups: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        groups.setdefault(row[series_column].strip() if series_column else path.stem, []).append(row)
+    out = []
+    for name, group in groups.items():
+        where = f"{path}" + (f" (series {name!r})" if series_column else "")
+        time = parse_time([r[time_column] for r in group], time_column)
+        check_increasing(time, time_column, where)
+        observed = len(group) - allow_future_rows
+        values = np.stack([_floats(group, c, where) for c in targets], axis=1)
+        past_values = np.stack([_floats(group, c, where) for c in past], axis=1) if past else np.zeros((len(group), 0))
+        future_values = (
+            np.stack([_floats(group, c, where) for c in future], axis=1) if future else np.zeros((len(group), 0))
+        )
+        values[:observed] = fill_missing(values[:observed], missing, targets, where)
+        past_values[:observed] = fill_missing(past_values[:observed], missing, past, where)
+        future_values = fill_missing(future_values, missing, future, where)
+        out.append(Series(name, time, values, past_values, future_values))
+    return out
+
+
+# ----------------------------------------------------------------------------------------- bundled
+def _package_file(package: str, *parts: str) -> Path:
+    # find_spec locates an installed package without importing it (importing sktime takes seconds).
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise ImportError(
+            f"this series ships inside {package}, which is not installed; pip install 'seqmodels[datasets]'"
+        )
+    path = Path(spec.origin).parent.joinpath(*parts)
+    if not path.is_file():
+        raise MissingDataFileError(f"{path} is missing from the installed {package}; reinstall it")
+    return path
+
+
+def builtin_path(name: str) -> Path:
+    if name == "sunspots":
+        return _package_file("statsmodels", "datasets", "sunspots", "sunspots.csv")
+    if name == "co2":
+        return _package_file("statsmodels", "datasets", "co2", "co2.csv")
+    if name == "airline":
+        return _package_file("sktime", "datasets", "data", "Airline", "Airline.csv")
+    raise ValueError(f"unknown series {name!r}; choose one of {', '.join(BUILTIN)} or source=csv")
+
+
+def load_builtin(name: str, missing: str = "interpolate") -> Series:
+    """A bundled series by name (see the module docstring). ``missing`` matters only for ``co2``."""
+    columns = {"sunspots": ("YEAR", "SUNACTIVITY"), "co2": ("date", "co2"), "airline": ("Date", "Passengers")}
+    if name not in columns:
+        raise ValueError(f"unknown series {name!r}; choose one of {', '.join(BUILTIN)} or source=csv")
+    time_column, target = columns[name]
+    (series,) = read_csv_series(builtin_path(name), time_column, target, missing=missing)
+    series.name = name
+    return series
+
+
+def sine_series(length: int = 2000, period: float = 50.0, noise: float = 0.1, seed: int = 0) -> Series:
+    """``sin(2 pi t / period) + noise * N(0, 1)`` for t = 0..length-1; the noise is numpy's legacy generator
+    (``np.random.seed(seed); np.random.randn(length)``), the forecasting benchmark's recipe."""
+    t = np.arange(length, dtype=np.float64)
+    rng = np.random.RandomState(seed)
+    values = np.sin(2 * np.pi * t / period) + noise * rng.randn(length)
+    return Series("sine", t, values)
+
+
+# ----------------------------------------------------------------------------------------- calendar
+def infer_step(time: np.ndarray) -> tuple[str, float]:
+    """The sampling step as ``(unit, size)``: ``("M", 1)`` monthly, ``("Y", 1)`` yearly, else ``("s", seconds)``
+    (or the numeric step for a numeric time axis)."""
+    if len(time) < 2:
+        raise ValueError("a series needs at least 2 time points to infer its sampling step")
+    if not np.issubdtype(time.dtype, np.datetime64):
+        return "number", float(np.median(np.diff(time)))
+    seconds = float(np.median(np.diff(time).astype("timedelta64[s]").astype(np.float64)))
+    day = 86400.0
+    if 28 * day <= seconds <= 31 * day:
+        return "M", 1.0
+    if 365 * day <= seconds <= 366 * day:
+        return "Y", 1.0
+    return "s", seconds
+
+
+def future_times(time: np.ndarray, steps: int) -> np.ndarray:
+    """The ``steps`` time points after the end of ``time``, continuing its sampling step."""
+    unit, size = infer_step(time)
+    k = np.arange(1, steps + 1)
+    if unit == "number":
+        return time[-1] + size * k
+    last = time[-1]
+    if unit in ("M", "Y"):
+        # Calendar arithmetic: months differ in length, so step the month (year) count and keep the day offset.
+        base = last.astype(f"datetime64[{unit}]")
+        offset = last - base.astype("datetime64[s]")
+        return (base + k.astype(f"timedelta64[{unit}]")).astype("datetime64[s]") + offset
+    return last + (k * size).astype("timedelta64[s]")
+
+
+def default_calendar(time: np.ndarray) -> list[str]:
+    """Calendar features that vary at the series' sampling step: none for numeric or yearly time."""
+    unit, seconds = infer_step(time)
+    if unit in ("number", "Y"):
+        return []
+    if unit == "M":
+        return ["month"]
+    if seconds >= 86400:
+        return ["dayofyear"] + (["dayofweek"] if seconds < 7 * 86400 else [])
+    return ["hour", "dayofweek"]
+
+
+def calendar_features(time: np.ndarray, names: list[str]) -> np.ndarray:
+    """(T, 2 * len(names)) sin/cos encodings of calendar positions, in [-1, 1] (no scaling needed).
+
+    Cyclic encodings keep December next to January. ``names`` from :data:`CALENDAR`.
+    """
+    if not names:
+        return np.zeros((len(time), 0))
+    if not np.issubdtype(time.dtype, np.datetime64):
+        raise ValueError("calendar features need a date/time column; set data.calendar=[] for a numeric time axis")
+    unknown = [n for n in names if n not in CALENDAR]
+    if unknown:
+        raise ValueError(f"unknown calendar feature {unknown[0]!r}; choose from {', '.join(CALENDAR)}")
+    days = time.astype("datetime64[D]")
+    columns = []
+    for name in names:
+        if name == "month":
+            phase, period = (time.astype("datetime64[M]").astype(np.int64) % 12).astype(np.float64), 12.0
+        elif name == "dayofyear":
+            phase = (days - time.astype("datetime64[Y]").astype("datetime64[D]")).astype(np.float64)
+            period = 365.25
+        elif name == "dayofweek":
+            phase, period = ((days.astype(np.int64) + 3) % 7).astype(np.float64), 7.0  # 1970-01-01 was a Thursday
+        else:  # hour
+            phase = (time - days.astype("datetime64[s]")).astype(np.float64) / 3600.0
+            period = 24.0
+        angle = 2 * np.pi * phase / period
+        columns += [np.sin(angle), np.cos(angle)]
+    return np.stack(columns, axis=1)
+
+
+__all__ = [
+    "BUILTIN",
+    "CALENDAR",
+    "MISSING",
+    "Series",
+    "builtin_path",
+    "calendar_features",
+    "check_increasing",
+    "default_calendar",
+    "fill_missing",
+    "future_times",
+    "infer_step",
+    "load_builtin",
+    "parse_time",
+    "read_csv_series",
+    "sine_series",
+]

@@ -1,0 +1,318 @@
+"""Multi-horizon forecasters and their output distributions (point, Gaussian, quantiles).
+
+Shapes: N batch, L lookback, H horizon, C target channels, C_in input channels (targets first), F known-future
+channels, P parameters per target value (1 point, 2 Gaussian, Q quantiles).
+
+Two networks, one contract ``forward(inputs (N, L, C_in), future (N, H, F) | None, targets (N, H, C) | None)
+-> params (N, H, C, P)``:
+
+* :class:`DirectForecaster`: encoder -> last state (+ the whole horizon's known-future features) -> MLP ->
+  every horizon step at once. One pass, no error accumulation over the horizon.
+* :class:`Seq2SeqForecaster`: encoder -> recurrent decoder, one step at a time, fed its previous value: the
+  truth while training with probability ``teacher_forcing`` (1: teacher forcing; decay it for scheduled
+  sampling), else its own forecast.
+
+``window_norm="last"`` subtracts each window's last observed target value from the target channels and adds it
+back to the forecast: the network models changes, so it extrapolates trends beyond the training range.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from seqmodels.nn.heads import _mlp
+from seqmodels.nn.recurrent import RecurrentEncoder
+
+WINDOW_NORMS = ("none", "last")
+
+
+class PointOutput(nn.Module):
+    """One value per step, trained with ``loss="mae"`` (L1, forecasts the median) or ``"mse"`` (the mean)."""
+
+    def __init__(self, loss: str = "mae") -> None:
+        super().__init__()
+        if loss not in ("mae", "mse"):
+            raise ValueError(f"PointOutput loss must be 'mae' or 'mse', got {loss!r}")
+        self.loss_name = loss
+        self.num_params = 1
+
+    def loss(self, params: Tensor, targets: Tensor) -> Tensor:
+        fn = F.l1_loss if self.loss_name == "mae" else F.mse_loss
+        return fn(params[..., 0], targets)
+
+    def point(self, params: Tensor) -> Tensor:
+        return params[..., 0]
+
+    def shift(self, params: Tensor, offset: Tensor) -> Tensor:
+        """Forecast of ``y + offset`` from the forecast of ``y``; ``offset`` broadcasts to (N, H, C)."""
+        return params + offset.unsqueeze(-1)
+
+    def interval(self, params: Tensor) -> tuple[Tensor, Tensor] | None:
+        return None
+
+    def quantiles(self, params: Tensor) -> Tensor | None:
+        return None
+
+
+class GaussianOutput(PointOutput):
+    """Mean and standard deviation per step, trained by Gaussian negative log-likelihood.
+
+    Args:
+        interval: nominal coverage of the central prediction interval, e.g. 0.8 -> the 10% and 90% quantiles.
+        min_scale: floor of the standard deviation (keeps the likelihood finite on constant stretches).
+    """
+
+    def __init__(self, interval: float = 0.8, min_scale: float = 1e-3) -> None:
+        nn.Module.__init__(self)
+        if not 0.0 < interval < 1.0:
+            raise ValueError(f"interval must be in (0, 1), got {interval}")
+        self.num_params = 2
+        self.level = interval
+        self.min_scale = min_scale
+        self.z = math.sqrt(2.0) * torch.erfinv(torch.tensor(interval)).item()  # Phi^-1((1 + level) / 2)
+
+    def _scale(self, params: Tensor) -> Tensor:
+        return F.softplus(params[..., 1]) + self.min_scale
+
+    def loss(self, params: Tensor, targets: Tensor) -> Tensor:
+        return F.gaussian_nll_loss(params[..., 0], targets, self._scale(params) ** 2, full=True)
+
+    def shift(self, params: Tensor, offset: Tensor) -> Tensor:
+        return torch.stack([params[..., 0] + offset, params[..., 1]], dim=-1)
+
+    def interval(self, params: Tensor) -> tuple[Tensor, Tensor]:
+        half = self.z * self._scale(params)
+        return params[..., 0] - half, params[..., 0] + half
+
+
+class QuantileOutput(PointOutput):
+    """Q quantiles per step, trained by the pinball (quantile) loss; the point forecast is the median.
+
+    Quantiles never cross: the network emits the lowest one and Q - 1 softplus gaps above it.
+
+    Args:
+        quantiles: increasing levels in (0, 1) including 0.5; the outermost two bound the prediction interval
+            (0.1 and 0.9: an 80% interval).
+    """
+
+    def __init__(self, quantiles: list[float] | tuple[float, ...] = (0.1, 0.5, 0.9)) -> None:
+        nn.Module.__init__(self)
+        levels = [float(q) for q in quantiles]
+        if len(levels) < 2 or any(not 0 < q < 1 for q in levels) or levels != sorted(set(levels)):
+            raise ValueError(f"quantiles must be >= 2 increasing levels in (0, 1), got {list(quantiles)}")
+        if 0.5 not in levels:
+            raise ValueError(f"quantiles must include 0.5 (the point forecast), got {levels}")
+        self.register_buffer("levels", torch.tensor(levels), persistent=False)
+        self.median_index = levels.index(0.5)
+        self.num_params = len(levels)
+        self.level = levels[-1] - levels[0]
+
+    def ordered(self, params: Tensor) -> Tensor:
+        gaps = F.softplus(params[..., 1:])
+        return torch.cat([params[..., :1], params[..., :1] + gaps.cumsum(-1)], dim=-1)
+
+    def loss(self, params: Tensor, targets: Tensor) -> Tensor:
+        q = self.ordered(params)
+        error = targets.unsqueeze(-1) - q  # > 0: the quantile is too low
+        return torch.maximum(self.levels * error, (self.levels - 1) * error).mean()
+
+    def point(self, params: Tensor) -> Tensor:
+        return self.ordered(params)[..., self.median_index]
+
+    def shift(self, params: Tensor, offset: Tensor) -> Tensor:
+        # Only the lowest quantile is a location; the gaps above it are shift-invariant.
+        return torch.cat([params[..., :1] + offset.unsqueeze(-1), params[..., 1:]], dim=-1)
+
+    def interval(self, params: Tensor) -> tuple[Tensor, Tensor]:
+        q = self.ordered(params)
+        return q[..., 0], q[..., -1]
+
+    def quantiles(self, params: Tensor) -> Tensor:
+        return self.ordered(params)
+
+
+class _Forecaster(nn.Module):
+    def __init__(
+        self, encoder: RecurrentEncoder, horizon: int, num_targets: int, output: PointOutput | None,
+        future_size: int, window_norm: str, network: str,
+    ) -> None:
+        super().__init__()
+        for name, value in (("horizon", horizon), ("num_targets", num_targets)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{network}: {name} must be an integer >= 1, got {value!r}")
+        if future_size < 0:
+            raise ValueError(f"{network}: future_size must be >= 0, got {future_size}")
+        if window_norm not in WINDOW_NORMS:
+            raise ValueError(f"{network}: window_norm must be one of {', '.join(WINDOW_NORMS)}, got {window_norm!r}")
+        if not encoder.batch_first:
+            raise ValueError(f"{network} needs a batch_first=True encoder; set batch_first=True")
+        if encoder.input_size < num_targets:
+            raise ValueError(
+                f"{network}: encoder.input_size={encoder.input_size} < num_targets={num_targets}; the inputs' first "
+                "channels are the targets"
+            )
+        self.encoder = encoder
+        self.horizon, self.num_targets, self.future_size = horizon, num_targets, future_size
+        self.output = output if output is not None else PointOutput()
+        self.window_norm = window_norm
+
+    def _normalize(self, inputs: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Inputs with each window's last target value subtracted from the target channels, and that offset."""
+        if self.window_norm == "none":
+            return inputs, None
+        C = self.num_targets
+        offset = inputs[:, -1, :C]  # (N, C)
+        return torch.cat([inputs[..., :C] - offset.unsqueeze(1), inputs[..., C:]], dim=-1), offset
+
+    def _check(self, inputs: Tensor, future: Tensor | None) -> None:
+        if inputs.dim() != 3:
+            raise ValueError(f"inputs must be (N, L, C_in), got shape {tuple(inputs.shape)}")
+        if self.future_size and (future is None or future.shape[1:] != (self.horizon, self.future_size)):
+            got = None if future is None else tuple(future.shape)
+            raise ValueError(
+                f"expected known-future features (N, {self.horizon}, {self.future_size}), got {got}; "
+                "set future_size to the data's future_size"
+            )
+
+    def predict(self, inputs: Tensor, future: Tensor | None = None) -> dict[str, Tensor]:
+        """Point forecast (N, H, C), interval bounds and quantiles (when the output has them), scaled space."""
+        params = self(inputs, future)
+        out = {"point": self.output.point(params)}
+        interval = self.output.interval(params)
+        if interval is not None:
+            out["lower"], out["upper"] = interval
+        quantiles = self.output.quantiles(params)
+        if quantiles is not None:
+            out["quantiles"] = quantiles
+        return out
+
+
+class DirectForecaster(_Forecaster):
+    """Encoder over the lookback, then an MLP from its final state to the whole horizon at once.
+
+    Args:
+        encoder: a ``batch_first=True`` :class:`RecurrentEncoder` over the C_in input channels.
+        horizon: H, steps forecast.
+        num_targets: C, target channels (the first C input channels).
+        output: :class:`PointOutput` (default), :class:`GaussianOutput` or :class:`QuantileOutput`.
+        future_size: F, known-future channels per horizon step (0: none), concatenated to the final state.
+        head_hidden_size: optional hidden ReLU layer of the head.
+        dropout: dropout on the head's input (and hidden layer).
+        window_norm: ``"none"`` or ``"last"`` (see the module docstring).
+
+    Inputs: ``inputs`` (N, L, C_in), ``future`` (N, H, F) or None. Output: params (N, H, C, P).
+    """
+
+    def __init__(
+        self,
+        encoder: RecurrentEncoder,
+        horizon: int,
+        num_targets: int = 1,
+        output: PointOutput | None = None,
+        future_size: int = 0,
+        head_hidden_size: int | None = None,
+        dropout: float = 0.0,
+        window_norm: str = "none",
+    ) -> None:
+        super().__init__(encoder, horizon, num_targets, output, future_size, window_norm, "DirectForecaster")
+        features = encoder.num_directions * encoder.state_size + horizon * future_size
+        self.head = _mlp(features, horizon * num_targets * self.output.num_params, head_hidden_size, dropout)
+
+    def forward(self, inputs: Tensor, future: Tensor | None = None, targets: Tensor | None = None) -> Tensor:
+        self._check(inputs, future)
+        inputs, offset = self._normalize(inputs)
+        # Fixed-length windows: no lengths, so no packing.
+        _, state = self.encoder(inputs)
+        h_n = state[0] if isinstance(state, tuple) else state  # (D * layers, N, H_out)
+        d = self.encoder.num_directions
+        features = h_n[-d:].transpose(0, 1).reshape(inputs.shape[0], -1)  # last layer, both directions
+        if self.future_size:
+            features = torch.cat([features, future.reshape(inputs.shape[0], -1)], dim=1)  # type: ignore[union-attr]
+        params = self.head(features).view(inputs.shape[0], self.horizon, self.num_targets, self.output.num_params)
+        return self.output.shift(params, offset.unsqueeze(1)) if offset is not None else params
+
+
+class Seq2SeqForecaster(_Forecaster):
+    """Encoder over the lookback; a recurrent decoder continues from its state, one horizon step at a time.
+
+    The decoder (same cell, size and depth as the encoder) reads [previous target value, known-future
+    features of this step]; the first previous value is the last observed one.
+
+    Args:
+        encoder: a unidirectional ``batch_first=True`` :class:`RecurrentEncoder`.
+        horizon, num_targets, output, future_size, window_norm: as :class:`DirectForecaster`.
+        teacher_forcing: probability, per window and step, that training feeds the decoder the true previous
+            value rather than its own forecast. 1.0 is teacher forcing (the whole horizon runs in one fused
+            call); lower it over training (``ForecastingTask(teacher_forcing_end=...)``) for scheduled sampling.
+            Evaluation always feeds forecasts.
+        dropout: dropout on the decoder outputs.
+    """
+
+    def __init__(
+        self,
+        encoder: RecurrentEncoder,
+        horizon: int,
+        num_targets: int = 1,
+        output: PointOutput | None = None,
+        future_size: int = 0,
+        teacher_forcing: float = 1.0,
+        dropout: float = 0.0,
+        window_norm: str = "none",
+    ) -> None:
+        super().__init__(encoder, horizon, num_targets, output, future_size, window_norm, "Seq2SeqForecaster")
+        if encoder.bidirectional:
+            raise ValueError("Seq2SeqForecaster: the decoder continues the encoder's state; use bidirectional=false")
+        if not 0.0 <= teacher_forcing <= 1.0:
+            raise ValueError(f"teacher_forcing must be in [0, 1], got {teacher_forcing}")
+        self.teacher_forcing = float(teacher_forcing)
+        self.decoder = RecurrentEncoder(
+            cell=encoder.cell, input_size=num_targets + future_size, hidden_size=encoder.hidden_size,
+            num_layers=encoder.num_layers, batch_first=True, dropout=encoder.dropout, proj_size=encoder.proj_size,
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.project = nn.Linear(encoder.state_size, num_targets * self.output.num_params)
+
+    def _params(self, outputs: Tensor) -> Tensor:
+        n, steps = outputs.shape[:2]
+        return self.project(self.dropout(outputs)).view(n, steps, self.num_targets, self.output.num_params)
+
+    def forward(self, inputs: Tensor, future: Tensor | None = None, targets: Tensor | None = None) -> Tensor:
+        self._check(inputs, future)
+        C = self.num_targets
+        inputs, offset = self._normalize(inputs)
+        _, state = self.encoder(inputs)
+        previous = inputs[:, -1, :C]  # (N, C): the last observed value
+        steps_future = future if self.future_size else None
+        if targets is not None and offset is not None:
+            targets = targets - offset.unsqueeze(1)
+        use_truth = self.training and targets is not None and self.teacher_forcing > 0
+        if use_truth and self.teacher_forcing >= 1.0:
+            # Teacher forcing: every decoder input is known up front, so the horizon is one fused RNN call.
+            fed = torch.cat([previous.unsqueeze(1), targets[:, :-1]], dim=1)  # type: ignore[index]
+            if steps_future is not None:
+                fed = torch.cat([fed, steps_future], dim=-1)
+            outputs, _ = self.decoder(fed, hx=state)
+            params = self._params(outputs)
+        else:
+            steps = []
+            for t in range(self.horizon):
+                fed = previous.unsqueeze(1)
+                if steps_future is not None:
+                    fed = torch.cat([fed, steps_future[:, t : t + 1]], dim=-1)
+                output, state = self.decoder(fed, hx=state)
+                step = self._params(output)  # (N, 1, C, P)
+                steps.append(step)
+                # The model's own forecast is fed back without gradient (as at inference).
+                previous = self.output.point(step[:, 0]).detach()
+                if use_truth:
+                    truth = torch.rand(previous.shape[0], 1, device=previous.device) < self.teacher_forcing
+                    previous = torch.where(truth, targets[:, t], previous)  # type: ignore[index]
+            params = torch.cat(steps, dim=1)
+        return self.output.shift(params, offset.unsqueeze(1)) if offset is not None else params
+
+
+__all__ = ["DirectForecaster", "GaussianOutput", "PointOutput", "QuantileOutput", "Seq2SeqForecaster", "WINDOW_NORMS"]

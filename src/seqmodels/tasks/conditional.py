@@ -1,0 +1,107 @@
+"""One-to-many generation: teacher-forced training, and what the model generates on its own for evaluation."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import MeanMetric, MinMetric
+
+from seqmodels.data.batch import SequenceBatch
+from seqmodels.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
+from seqmodels.tasks.seq2seq import trim
+
+IGNORE_INDEX = -100
+
+
+class ConditionalGenerationTask(SequenceTask):
+    """Trains a :class:`~seqmodels.nn.ConditionalDecoder` with teacher forcing.
+
+    Token outputs log ``{split}/loss`` (cross-entropy), ``{split}/acc`` (teacher-forced token accuracy) and,
+    for validation and test, ``{split}/exact``: the share of conditions whose greedy generation equals the
+    target. Real-valued outputs log ``{split}/loss`` (MSE, teacher-forced) and ``{split}/generated_mse``: the
+    MSE of the free-running generation (each prediction fed back).
+
+    Args:
+        max_length: longest generation for evaluation (tokens).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        max_length: int = 30,
+        scheduler_monitor: str = "val/loss",
+        scheduler_interval: str = "epoch",
+    ) -> None:
+        super().__init__(net, optimizer, scheduler, scheduler_monitor, scheduler_interval)
+        self.max_length = max_length
+        self.is_token = bool(getattr(net, "is_token", True))
+        for split in ("train", "val", "test"):
+            setattr(self, f"{split}_loss", MeanMetric())
+            setattr(self, f"{split}_acc", MeanMetric())
+        for split in ("val", "test"):
+            setattr(self, f"{split}_generated", MeanMetric())
+        self.val_loss_best = MinMetric()
+
+    def forward(self, condition: Tensor, inputs: Tensor) -> Tensor:
+        return self.net(condition, inputs)
+
+    def _loss(self, split: str, batch: SequenceBatch) -> Tensor:
+        outputs = self(batch.condition, batch.inputs)
+        if self.is_token:
+            targets = batch.targets
+            loss = F.cross_entropy(outputs.transpose(1, 2).float(), targets, ignore_index=IGNORE_INDEX)
+            real = targets != IGNORE_INDEX
+            count = int(real.sum())
+            accuracy = ((outputs.argmax(-1) == targets) & real).sum() / max(count, 1)
+            getattr(self, f"{split}_acc")(accuracy, count)
+            self.log(f"{split}/acc", getattr(self, f"{split}_acc"), on_step=False, on_epoch=True, batch_size=count)
+        else:
+            loss = F.mse_loss(outputs, batch.targets)
+            count = batch.targets.numel()
+        getattr(self, f"{split}_loss")(loss.detach(), count)
+        self.log(f"{split}/loss", getattr(self, f"{split}_loss"), on_step=split == "train", on_epoch=True,
+                 prog_bar=split != "test", batch_size=count)
+        return loss
+
+    @torch.no_grad()
+    def generate_batch(self, batch: SequenceBatch) -> list[list[int]] | Tensor:
+        """Greedy tokens per condition (without ``<eos>``), or the generated values (N, T, C)."""
+        if not self.is_token:
+            return self.net.generate_values(batch.condition, batch.targets.shape[1])
+        tokens, _ = self.net.generate(batch.condition, self.max_length)
+        return [trim(row, self.net.eos_id, self.net.padding_idx) for row in tokens.tolist()]
+
+    def _evaluate(self, split: str, batch: SequenceBatch) -> None:
+        self._loss(split, batch)
+        generated = self.generate_batch(batch)
+        metric: MeanMetric = getattr(self, f"{split}_generated")
+        if self.is_token:
+            references = [trim([t for t in row if t != IGNORE_INDEX], self.net.eos_id, self.net.padding_idx)
+                          for row in batch.targets.tolist()]
+            metric(torch.tensor([g == r for g, r in zip(generated, references)], dtype=torch.float))
+            self.log(f"{split}/exact", metric, prog_bar=split == "val", batch_size=len(references))
+        else:
+            metric(F.mse_loss(generated, batch.targets), batch.targets.numel())
+            self.log(f"{split}/generated_mse", metric, prog_bar=split == "val", batch_size=batch.targets.numel())
+
+    def training_step(self, batch: SequenceBatch, batch_idx: int) -> Tensor:
+        return self._loss("train", batch)
+
+    def validation_step(self, batch: SequenceBatch, batch_idx: int) -> None:
+        self._evaluate("val", batch)
+
+    def test_step(self, batch: SequenceBatch, batch_idx: int) -> None:
+        self._evaluate("test", batch)
+
+    def on_train_start(self) -> None:
+        self.val_loss_best.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self.val_loss_best(self.val_loss.compute())
+        self.log("val/loss_best", self.val_loss_best.compute(), sync_dist=True)
+
+
+__all__ = ["ConditionalGenerationTask"]
