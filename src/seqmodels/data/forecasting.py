@@ -17,6 +17,7 @@ serves batches by slicing them: no sampler, no collation.
 
 from __future__ import annotations
 
+import importlib.resources
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,6 +42,13 @@ from seqmodels.data.timeseries_sources import (
 )
 
 SOURCES = ("csv", "sine", *BUILTIN)
+
+
+def demo_demand_path() -> Path:
+    """A bundled toy panel: daily ``sales`` of two stores (``store``) Jan 2022 - Jun 2023, with ``temperature``
+    (past-observed) and ``promo`` (0/1, known ahead). Generated once with numpy (seed 0): a slow trend, busier
+    weekends, +30% on promo days, a temperature effect and noise. For demos and smoke tests."""
+    return Path(str(importlib.resources.files("seqmodels.data").joinpath("resources", "demand_demo.csv")))
 TRANSFORMS = ("none", "log")
 
 
@@ -165,7 +173,8 @@ class ForecastingDataModule(SequenceDataModule):
         source: ``"csv"`` (``path``), ``"sunspots"``, ``"co2"``, ``"airline"`` (bundled, see
             :mod:`seqmodels.data.timeseries_sources`) or ``"sine"`` (generated: ``sine_length`` points of
             ``sin(2 pi t / sine_period) + sine_noise * N(0, 1)``, numpy seed ``seed``).
-        path: the CSV/TSV file for ``source=csv`` (header row; one row per time step).
+        path: the CSV/TSV file for ``source=csv`` (header row; one row per time step); None: the bundled demo
+            (:func:`demo_demand_path`).
         time_column: dates (ISO or YYYYMMDD) or numbers, strictly increasing within each series.
         target_columns: column(s) to forecast (C of them).
         past_covariates: columns observed up to the present only (inputs over the lookback).
@@ -211,8 +220,6 @@ class ForecastingDataModule(SequenceDataModule):
         super().__init__(**base)
         if source not in SOURCES:
             raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
-        if source == "csv" and path is None:
-            raise ValueError("source=csv needs data.path=/path/to/series.csv")
         for name, value in (("lookback", lookback), ("horizon", horizon), ("stride", stride),
                             ("seasonal_period", seasonal_period)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -220,6 +227,9 @@ class ForecastingDataModule(SequenceDataModule):
         if transform not in TRANSFORMS:
             raise ValueError(f"transform must be one of {', '.join(TRANSFORMS)}, got {transform!r}")
         self.source, self.path = source, (str(path) if path is not None else None)
+        if source == "csv" and path is None:
+            # The bundled demo panel; its columns are the defaults below only when the user names none.
+            self.path = str(demo_demand_path())
         self.time_column, self.series_column = time_column, series_column
         self.target_columns = [target_columns] if isinstance(target_columns, str) else list(target_columns)
         self.past_covariates = list(past_covariates or [])
@@ -490,4 +500,4 @@ class _EmptyWindows(ForecastWindows):
         return 0
 
 
-__all__ = ["ForecastBatch", "ForecastWindows", "ForecastingDataModule", "TargetScaler", "WindowLoader"]
+__all__ = ["ForecastBatch", "ForecastWindows", "demo_demand_path", "ForecastingDataModule", "TargetScaler", "WindowLoader"]

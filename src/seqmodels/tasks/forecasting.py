@@ -1,0 +1,275 @@
+"""Multi-horizon forecasting: the network's loss in the scaled space, metrics and plots on the original scale.
+
+Logged per evaluation split (``val``/``test``), all on the original scale over every forecast value of every
+window: ``loss``, ``mae``, ``rmse``, ``smape`` (%, symmetric), ``mase`` (MAE over the in-sample MAE of the
+seasonal-naive forecast on the training part, Hyndman & Koehler 2006), ``coverage`` (probabilistic outputs:
+share of actual values inside the prediction interval), and the same four numbers for the naive
+(``naive_mae``, ...) and seasonal-naive (``seasonal_naive_mae``, ...) forecasts of the same windows. Training
+logs ``train/loss`` only (per-step metric work would slow training for numbers nobody reads).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torchmetrics import Metric, MinMetric
+
+from seqmodels.data.forecasting import ForecastBatch, TargetScaler
+from seqmodels.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
+
+_FORECASTERS = ("model", "naive", "seasonal_naive")
+_ERRORS = ("mae", "rmse", "smape", "mase")
+
+
+class ForecastMetrics(Metric):
+    """MAE, RMSE, sMAPE, MASE of the model and two baselines, and interval coverage, from running sums.
+
+    ``update`` takes (N, H, C) tensors on the original scale and the (N, C) MASE scale of each window.
+    ``compute`` returns ``{"mae": ..., "naive_mae": ..., "seasonal_naive_mase": ..., "coverage": ...}``.
+    """
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("sums", torch.zeros(len(_FORECASTERS), len(_ERRORS), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("covered", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("interval_count", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(  # type: ignore[override]
+        self, point: Tensor, actual: Tensor, scale: Tensor, naive: Tensor, seasonal_naive: Tensor,
+        lower: Tensor | None = None, upper: Tensor | None = None,
+    ) -> None:
+        forecasts = torch.stack([point, naive, seasonal_naive]).double()  # (3, N, H, C)
+        actual = actual.double()
+        error = (forecasts - actual).abs()
+        denominator = forecasts.abs() + actual.abs()
+        smape = torch.where(denominator > 0, 200.0 * error / denominator.clamp_min(1e-12), torch.zeros_like(error))
+        scaled = error / scale.double()[None, :, None, :]
+        per = torch.stack([error, error**2, smape, scaled], dim=1)  # (3, 4, N, H, C)
+        self.sums += per.flatten(2).sum(-1)
+        self.count += actual.numel()
+        if lower is not None and upper is not None:
+            self.covered += ((actual >= lower.double()) & (actual <= upper.double())).sum()
+            self.interval_count += actual.numel()
+
+    def compute(self) -> dict[str, Tensor]:
+        means = self.sums / self.count.clamp_min(1)
+        out: dict[str, Tensor] = {}
+        for i, name in enumerate(_FORECASTERS):
+            prefix = "" if name == "model" else f"{name}_"
+            for j, error in enumerate(_ERRORS):
+                value = means[i, j].sqrt() if error == "rmse" else means[i, j]
+                out[prefix + error] = value.float()
+        if self.interval_count > 0:
+            out["coverage"] = (self.covered / self.interval_count).float()
+        return out
+
+
+class ForecastingTask(SequenceTask):
+    """Trains a forecaster (:class:`~seqmodels.nn.DirectForecaster` or :class:`~seqmodels.nn.Seq2SeqForecaster`)
+    with its output's loss (L1/MSE, Gaussian NLL or pinball) on scaled values; evaluates on the original scale.
+
+    The datamodule's target scaler is copied into buffers when a trainer sets the task up, so a checkpoint alone
+    turns forecasts back into the data's units.
+
+    Args:
+        net: the forecaster.
+        optimizer, scheduler, scheduler_monitor, scheduler_interval: as :class:`SequenceTask`.
+        num_plots: validation windows drawn (history, truth, forecast, interval) to TensorBoard's Images tab.
+        plot_every_n_epochs: how often; 0 disables plots.
+        teacher_forcing_end: scheduled sampling for a :class:`Seq2SeqForecaster`: its ``teacher_forcing``
+            decays linearly from its initial value to this one over ``teacher_forcing_epochs`` epochs (None: fixed).
+        teacher_forcing_epochs: length of that decay.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        num_plots: int = 3,
+        plot_every_n_epochs: int = 5,
+        teacher_forcing_end: float | None = None,
+        teacher_forcing_epochs: int = 10,
+        scheduler_monitor: str = "val/loss",
+        scheduler_interval: str = "epoch",
+    ) -> None:
+        super().__init__(net, optimizer, scheduler, scheduler_monitor, scheduler_interval)
+        if not hasattr(net, "output") or not hasattr(net, "num_targets"):
+            raise TypeError("ForecastingTask needs a forecaster net (DirectForecaster or Seq2SeqForecaster)")
+        if teacher_forcing_end is not None:
+            if not hasattr(net, "teacher_forcing"):
+                raise ValueError("teacher_forcing_end needs a Seq2SeqForecaster; set it to null for this net")
+            if not 0.0 <= teacher_forcing_end <= 1.0 or teacher_forcing_epochs < 1:
+                raise ValueError("need teacher_forcing_end in [0, 1] and teacher_forcing_epochs >= 1")
+        if num_plots < 0 or plot_every_n_epochs < 0:
+            raise ValueError("num_plots and plot_every_n_epochs must be >= 0")
+        self.num_plots, self.plot_every_n_epochs = num_plots, plot_every_n_epochs
+        self.teacher_forcing_start = float(getattr(net, "teacher_forcing", 1.0))
+        self.teacher_forcing_end, self.teacher_forcing_epochs = teacher_forcing_end, teacher_forcing_epochs
+        C = net.num_targets
+        self.register_buffer("target_mean", torch.zeros(C))
+        self.register_buffer("target_std", torch.ones(C))
+        self.register_buffer("target_log", torch.tensor(False))
+        self.val_metrics, self.test_metrics = ForecastMetrics(), ForecastMetrics()
+        self.val_best = MinMetric()
+        self._plot_rows: dict[str, dict[str, Tensor]] = {}
+
+    # ------------------------------------------------------------------ scaling
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self._trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "target_scaler"):
+            self.set_scaler(datamodule.target_scaler())
+
+    def set_scaler(self, scaler: TargetScaler) -> None:
+        if scaler.mean.shape != self.target_mean.shape:
+            raise ValueError(
+                f"the data has {scaler.mean.numel()} target channels but the model forecasts {self.target_mean.numel()}; "
+                "set model.net.num_targets=${datamodule:num_targets}"
+            )
+        self.target_mean.copy_(scaler.mean)
+        self.target_std.copy_(scaler.std)
+        self.target_log.fill_(scaler.transform == "log")
+
+    @property
+    def scaler(self) -> TargetScaler:
+        return TargetScaler(self.target_mean, self.target_std, "log" if bool(self.target_log) else "none")
+
+    def forward(self, inputs: Tensor, future: Tensor | None = None) -> Tensor:  # type: ignore[override]
+        return self.net(inputs, future)
+
+    @torch.no_grad()
+    def forecast(self, inputs: Tensor, future: Tensor | None = None) -> dict[str, Tensor]:
+        """``point`` (N, H, C) and, for probabilistic outputs, ``lower``/``upper`` (N, H, C) and ``quantiles``
+        (N, H, C, Q), all on the original scale (the transform is monotone, so quantiles map to quantiles)."""
+        return self._to_original(self.net(inputs, future))
+
+    def _to_original(self, params: Tensor) -> dict[str, Tensor]:
+        output, scaler = self.net.output, self.scaler
+        out = {"point": scaler.inverse(output.point(params))}
+        interval = output.interval(params)
+        if interval is not None:
+            out["lower"], out["upper"] = scaler.inverse(interval[0]), scaler.inverse(interval[1])
+        quantiles = output.quantiles(params)
+        if quantiles is not None:
+            out["quantiles"] = scaler.inverse(quantiles.movedim(-1, 0)).movedim(0, -1)
+        return out
+
+    # ------------------------------------------------------------------ training
+    def on_train_epoch_start(self) -> None:
+        if self.teacher_forcing_end is not None:
+            progress = min(1.0, self.current_epoch / self.teacher_forcing_epochs)
+            ratio = self.teacher_forcing_start + (self.teacher_forcing_end - self.teacher_forcing_start) * progress
+            self.net.teacher_forcing = ratio
+            self.log("train/teacher_forcing", ratio, on_step=False, on_epoch=True)
+
+    def on_train_start(self) -> None:
+        # The sanity check ran validation already; its numbers must not count as "best".
+        self.val_metrics.reset()
+        self.val_best.reset()
+
+    def training_step(self, batch: ForecastBatch, batch_idx: int) -> Tensor:
+        params = self.net(batch.inputs, batch.future, batch.targets)
+        loss = self.net.output.loss(params, batch.targets)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch))
+        return loss
+
+    # ------------------------------------------------------------------ evaluation
+    def _eval_step(self, split: str, batch: ForecastBatch, batch_idx: int) -> None:
+        params = self.net(batch.inputs, batch.future)
+        loss = self.net.output.loss(params, batch.targets)
+        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, prog_bar=split == "val", batch_size=len(batch))
+        forecast = self._to_original(params)
+        metrics: ForecastMetrics = getattr(self, f"{split}_metrics")
+        metrics.update(forecast["point"], batch.actual, batch.mase_scale, batch.naive, batch.seasonal_naive,
+                       forecast.get("lower"), forecast.get("upper"))
+        if batch_idx == 0 and self.num_plots:
+            k = self.num_plots
+            history = self.scaler.inverse(batch.inputs[:k, :, : self.net.num_targets])
+            self._plot_rows[split] = {"history": history, "actual": batch.actual[:k],
+                                      **{key: value[:k] for key, value in forecast.items()}}
+
+    def _epoch_end(self, split: str) -> dict[str, Tensor]:
+        metrics: ForecastMetrics = getattr(self, f"{split}_metrics")
+        values = metrics.compute()
+        metrics.reset()
+        for name, value in values.items():
+            self.log(f"{split}/{name}", value, prog_bar=split == "val" and name in ("mae", "mase"), sync_dist=False)
+        return values
+
+    def validation_step(self, batch: ForecastBatch, batch_idx: int) -> None:
+        self._eval_step("val", batch, batch_idx)
+
+    def test_step(self, batch: ForecastBatch, batch_idx: int) -> None:
+        self._eval_step("test", batch, batch_idx)
+
+    def on_validation_epoch_end(self) -> None:
+        values = self._epoch_end("val")
+        self.val_best(values["mae"])
+        self.log("val/mae_best", self.val_best.compute(), prog_bar=True)
+        due = self.plot_every_n_epochs and (self.current_epoch + 1) % self.plot_every_n_epochs == 0
+        if due and not self.trainer.sanity_checking:
+            self._log_plots("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._epoch_end("test")
+        if self.plot_every_n_epochs:
+            self._log_plots("test")
+
+    def predict_step(self, batch: ForecastBatch, batch_idx: int) -> dict[str, Tensor]:
+        return self.forecast(batch.inputs, batch.future)
+
+    # ------------------------------------------------------------------ figures
+    def _log_plots(self, split: str) -> None:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        rows = self._plot_rows.pop(split, None)
+        loggers = [lg for lg in self.loggers if isinstance(lg, TensorBoardLogger)]
+        if rows is None or not loggers or not self.trainer.is_global_zero:
+            return
+        import matplotlib.pyplot as plt
+
+        for i in range(rows["history"].shape[0]):
+            figure = forecast_figure(
+                rows["history"][i, :, 0], rows["point"][i, :, 0], rows["actual"][i, :, 0],
+                rows["lower"][i, :, 0] if "lower" in rows else None, rows["upper"][i, :, 0] if "upper" in rows else None,
+                title=f"{split} window {i}",
+            )
+            for logger in loggers:
+                logger.experiment.add_figure(f"forecast_{split}/{i}", figure, global_step=self.global_step, close=False)
+            plt.close(figure)
+
+
+def forecast_figure(
+    history: Tensor, point: Tensor, actual: Tensor | None = None, lower: Tensor | None = None,
+    upper: Tensor | None = None, title: str = "", interval_label: str = "interval",
+) -> Any:
+    """A matplotlib figure of one window: history (L,), truth and forecast (H,), the interval as a band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    L, H = history.shape[0], point.shape[0]
+    past, ahead = range(-L + 1, 1), range(1, H + 1)
+    figure, ax = plt.subplots(figsize=(7, 3))
+    ax.plot(past, history.detach().cpu().numpy(), color="black", label="history")
+    if actual is not None:
+        ax.plot(ahead, actual.detach().cpu().numpy(), color="black", linestyle="--", label="truth")
+    ax.plot(ahead, point.detach().cpu().numpy(), color="tab:blue", label="forecast")
+    if lower is not None and upper is not None:
+        ax.fill_between(ahead, lower.detach().cpu().numpy(), upper.detach().cpu().numpy(), color="tab:blue",
+                        alpha=0.25, label=interval_label)
+    ax.axvline(0.5, color="grey", linewidth=0.8)
+    ax.set_xlabel("steps from the forecast origin")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+__all__ = ["ForecastMetrics", "ForecastingTask", "forecast_figure"]
