@@ -11,6 +11,7 @@ from seqmodels.data.datamodule import (
     stratified_split,
 )
 from seqmodels.data.conditional import DigitsCaptionDataModule, WaveformDataModule
+from seqmodels.data.forecasting import ForecastBatch, ForecastingDataModule, TargetScaler
 from seqmodels.data.language import LanguageModelDataModule, StreamWindows, TextCorpusDataModule
 from seqmodels.data.music import BachChoralesDataModule
 from seqmodels.data.parallel import (
@@ -33,6 +34,9 @@ from seqmodels.data.text import (
 from seqmodels.data.ucr import JapaneseVowelsDataModule, UEADataModule, read_ts
 
 __all__ = [
+    "ForecastBatch",
+    "ForecastingDataModule",
+    "TargetScaler",
     "SequenceBatch",
     "pad_collate",
     "BachChoralesDataModule",

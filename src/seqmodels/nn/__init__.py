@@ -6,6 +6,7 @@ Shapes follow ``torch.nn.RNN``: N batch, L length, D directions (2 if bidirectio
 from seqmodels.nn.frontends import LinearProjection, TokenEmbedding
 from seqmodels.nn.attention import Attention
 from seqmodels.nn.conditional import ClassCondition, ConditionalDecoder, ImageCondition, VectorCondition
+from seqmodels.nn.forecasting import DirectForecaster, GaussianOutput, PointOutput, QuantileOutput, Seq2SeqForecaster
 from seqmodels.nn.decoding import beam_search, decode, filter_logits, sample_next
 from seqmodels.nn.heads import ClassificationHead, RegressionHead
 from seqmodels.nn.masking import lengths_to_mask
@@ -17,6 +18,11 @@ from seqmodels.nn.seq2seq import AttentionDecoder, Seq2Seq
 from seqmodels.nn.regularization import LockedDropout, WeightDrop, embedding_dropout
 
 __all__ = [
+    "DirectForecaster",
+    "GaussianOutput",
+    "PointOutput",
+    "QuantileOutput",
+    "Seq2SeqForecaster",
     "CELLS",
     "Attention",
     "AttentionDecoder",
