@@ -27,6 +27,7 @@ def test_default_experiment_is_japanese_vowels(compose_train):
 # Keep one-batch runs quick where building the full data set takes long.
 QUICK_DATA = {
     "bach_melody": ["data.max_chorales=12", "data.cache_dir=null"],
+    "bach_conditioned": ["data.max_chorales=12", "data.cache_dir=null"],
     "cmudict_g2p": ["data.max_words=2000"],
 }
 

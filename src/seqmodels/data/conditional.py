@@ -26,7 +26,9 @@ IGNORE_INDEX = -100
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
-class _ConditionalDataset(torch.utils.data.Dataset):
+class ConditionalDataset(torch.utils.data.Dataset):
+    """``(inputs, targets, condition)`` items."""
+
     def __init__(self, inputs: Sequence[Tensor], targets: Sequence[Tensor], conditions: Sequence[Tensor]) -> None:
         self.inputs, self.targets, self.conditions = list(inputs), list(targets), list(conditions)
 
@@ -109,14 +111,14 @@ class DigitsCaptionDataModule(SequenceDataModule):
         for name in parts:
             setattr(self, f"{name}_set", self._dataset(name))
 
-    def _dataset(self, name: str) -> _ConditionalDataset:
+    def _dataset(self, name: str) -> ConditionalDataset:
         assert self.vocab is not None
         inputs, targets = [], []
         for words in self.captions[name]:
             ids = [self.vocab.bos_id, *self.vocab.encode(words), self.vocab.eos_id]
             inputs.append(torch.tensor(ids[:-1]))
             targets.append(torch.tensor(ids[1:]))
-        return _ConditionalDataset(inputs, targets, list(self.images[name]))
+        return ConditionalDataset(inputs, targets, list(self.images[name]))
 
     def _dims(self) -> dict[str, int]:
         assert self.vocab is not None
@@ -193,7 +195,7 @@ class WaveformDataModule(GeneratedDataModule):
     def class_waveform(self, label: int) -> np.ndarray:
         return waveform(WAVE_SHAPES[label // len(self.cycles)], self.cycles[label % len(self.cycles)], self.length)
 
-    def generate(self, n: int, rng: np.random.Generator) -> _ConditionalDataset:  # type: ignore[override]
+    def generate(self, n: int, rng: np.random.Generator) -> ConditionalDataset:  # type: ignore[override]
         labels = rng.integers(0, self.num_classes, n)
         inputs, targets, conditions = [], [], []
         for label in labels:
@@ -203,10 +205,10 @@ class WaveformDataModule(GeneratedDataModule):
             inputs.append(torch.cat([torch.zeros(1, 1), target[:-1]]))
             targets.append(target)
             conditions.append(torch.tensor(int(label)))
-        return _ConditionalDataset(inputs, targets, conditions)
+        return ConditionalDataset(inputs, targets, conditions)
 
     def _dims(self) -> dict[str, int]:
         return {"num_conditions": self.num_classes, "output_channels": 1}
 
 
-__all__ = ["DigitsCaptionDataModule", "WaveformDataModule", "slant", "waveform"]
+__all__ = ["ConditionalDataset", "DigitsCaptionDataModule", "WaveformDataModule", "slant", "waveform"]

@@ -17,14 +17,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from seqmodels.data.conditional import ConditionalDataset
 from seqmodels.data.datamodule import SequenceDataset
 from seqmodels.data.language import LanguageModelDataModule
 from seqmodels.data.text import Vocabulary, WhitespaceTokenizer
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 REST = "rest"
+MODES = ("major", "minor")
+# Pitch classes of the scales on C: major, and minor (natural minor plus the leading tone B).
+SCALES = {"major": {0, 2, 4, 5, 7, 9, 11}, "minor": {0, 2, 3, 5, 7, 8, 10, 11}}
 
 
 def default_cache_dir() -> Path:
@@ -52,6 +56,27 @@ def parse_token(token: str) -> tuple[str, Fraction]:
     return pitch, value
 
 
+def transpose_tokens(tokens: list[str], semitones: int) -> list[str]:
+    """Moves every note token by ``semitones`` (rests stay)."""
+    from music21 import pitch as m21pitch
+
+    if semitones == 0:
+        return list(tokens)
+    moved = []
+    for token in tokens:
+        name, length = parse_token(token)
+        if name != REST:
+            name = m21pitch.Pitch(name).transpose(semitones).nameWithOctave
+        moved.append(note_token(name, length))
+    return moved
+
+
+def to_tonic_c(tonic: int) -> int:
+    """Semitones that move ``tonic`` (pitch class) to C by the shorter way (-5 .. +6)."""
+    shift = (-tonic) % 12
+    return shift - 12 if shift > 6 else shift
+
+
 def melody_tokens(score: Any, part_name: str) -> list[str] | None:
     """The tokens of the part whose name contains ``part_name`` (chords: their top note); None if absent."""
     wanted = part_name.lower()
@@ -75,20 +100,25 @@ def melody_tokens(score: Any, part_name: str) -> list[str] | None:
     return tokens
 
 
-def parse_chorales(part_name: str = "Soprano", max_chorales: int | None = None) -> list[list[str]]:
-    """Token sequences of one part of every Bach chorale in music21's corpus (in corpus order)."""
+def parse_chorales(part_name: str = "Soprano", max_chorales: int | None = None) -> list[dict[str, Any]]:
+    """One part of every Bach chorale in music21's corpus (in corpus order): ``{"tokens", "tonic", "mode"}``.
+
+    The key (tonic pitch class 0-11 and ``"major"``/``"minor"``) is music21's analysis of the whole chorale.
+    """
     try:
         from music21 import corpus
     except ImportError as exc:
         raise ImportError("Bach chorales need music21: pip install 'seqmodels[datasets]'") from exc
     paths = sorted(p for p in corpus.getComposer("bach") if str(p).endswith((".mxl", ".xml", ".krn")))
-    melodies: list[list[str]] = []
+    melodies: list[dict[str, Any]] = []
     for path in paths:
         if max_chorales is not None and len(melodies) >= max_chorales:
             break
-        tokens = melody_tokens(corpus.parse(path), part_name)
+        score = corpus.parse(path)
+        tokens = melody_tokens(score, part_name)
         if tokens:
-            melodies.append(tokens)
+            key = score.analyze("key")
+            melodies.append({"tokens": tokens, "tonic": key.tonic.pitchClass, "mode": key.mode})
     if not melodies:
         raise ValueError(f"no Bach chorale has a part named like {part_name!r}; try Soprano, Alto, Tenor or Bass")
     return melodies
@@ -107,9 +137,13 @@ class BachChoralesDataModule(LanguageModelDataModule):
         val_fraction, test_fraction: shares of chorales for validation and test.
         cache_dir: where the parsed tokens are cached (default ``$SEQMODELS_CACHE_DIR`` or
             ``~/.cache/seqmodels``); None or "" disables the cache.
+        transpose: move every chorale to tonic C (its analysed key's tonic, by the shorter way), so that major
+            and minor chorales differ by their scale (E/A/B against E-flat/A-flat/B-flat), not their key.
+        condition: ``"mode"`` adds each chorale's mode (0 major, 1 minor) as the batch's ``condition``, for a
+            conditional decoder; None for a plain melody language model.
         **base: :class:`SequenceDataModule` arguments (``batch_size``, ``seed``, ...).
 
-    ``dims``: ``vocab_size``, ``padding_idx``, ``char_level`` (0).
+    ``dims``: ``vocab_size``, ``padding_idx``, ``char_level`` (0), ``bos_id``, ``eos_id``, ``num_conditions`` (2).
     """
 
     def __init__(
@@ -119,9 +153,15 @@ class BachChoralesDataModule(LanguageModelDataModule):
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         cache_dir: str | Path | None = None,
+        transpose: bool = False,
+        condition: str | None = None,
         **base: Any,
     ) -> None:
         super().__init__(val_fraction=val_fraction, **base)
+        if condition not in (None, "mode"):
+            raise ValueError(f"condition must be null or 'mode', got {condition!r}")
+        self.transpose = transpose
+        self.condition = condition
         if not 0.0 <= test_fraction < 1.0 or val_fraction + test_fraction >= 1.0:
             raise ValueError(f"val_fraction + test_fraction must be < 1, got {val_fraction} + {test_fraction}")
         self.part = part
@@ -131,7 +171,7 @@ class BachChoralesDataModule(LanguageModelDataModule):
         self.tokenizer = WhitespaceTokenizer(lowercase=False)
 
     # ----------------------------------------------------------------- data
-    def melodies(self) -> list[list[str]]:
+    def melodies(self) -> list[dict[str, Any]]:
         cache = None
         if self.cache_dir is not None:
             limit = "all" if self.max_chorales is None else str(self.max_chorales)
@@ -147,14 +187,20 @@ class BachChoralesDataModule(LanguageModelDataModule):
             tmp.replace(cache)  # atomic: an interrupted write never leaves a broken cache
         return melodies
 
-    def _sequences(self, melodies: list[list[str]]) -> SequenceDataset:
+    def _tokens(self, melody: dict[str, Any]) -> list[str]:
+        return transpose_tokens(melody["tokens"], to_tonic_c(melody["tonic"])) if self.transpose else melody["tokens"]
+
+    def _sequences(self, melodies: list[dict[str, Any]]) -> torch.utils.data.Dataset:
         assert self.vocab is not None
         inputs: list[Tensor] = []
         targets: list[Tensor] = []
-        for tokens in melodies:
-            ids = self.vocab.encode([Vocabulary.BOS, *tokens, Vocabulary.EOS])
+        for melody in melodies:
+            ids = self.vocab.encode([Vocabulary.BOS, *self._tokens(melody), Vocabulary.EOS])
             inputs.append(torch.tensor(ids[:-1], dtype=torch.long))
             targets.append(torch.tensor(ids[1:], dtype=torch.long))
+        if self.condition == "mode":
+            modes = [torch.tensor(MODES.index(m["mode"])) for m in melodies]
+            return ConditionalDataset(inputs, targets, modes)
         return SequenceDataset(inputs, targets)
 
     def build(self) -> None:
@@ -167,10 +213,14 @@ class BachChoralesDataModule(LanguageModelDataModule):
             raise ValueError(f"{len(melodies)} chorales leave none for training; raise data.max_chorales")
         train = [melodies[i] for i in sorted(train_idx)]
         if self.vocab is None:
-            self.vocab = Vocabulary.build(train, specials=(Vocabulary.BOS, Vocabulary.EOS))
+            self.vocab = Vocabulary.build([self._tokens(m) for m in train], specials=(Vocabulary.BOS, Vocabulary.EOS))
         self.train_set = self._sequences(train)
         self.val_set = self._sequences([melodies[i] for i in sorted(val_idx)])
         self.test_set = self._sequences([melodies[i] for i in sorted(test_idx)])
+
+    def _dims(self) -> dict[str, int]:
+        vocab = self._require_vocab()
+        return {**super()._dims(), "bos_id": vocab.bos_id, "eos_id": vocab.eos_id, "num_conditions": len(MODES)}
 
     # ----------------------------------------------------------------- generation
     def prompt_prefix(self) -> list[int]:
@@ -200,4 +250,18 @@ class BachChoralesDataModule(LanguageModelDataModule):
         return path
 
 
-__all__ = ["BachChoralesDataModule", "melody_tokens", "note_token", "parse_chorales", "parse_token"]
+def in_scale_fraction(tokens: list[str], mode: str) -> float:
+    """Share of the note tokens (rests and specials skipped) whose pitch lies in ``mode``'s scale on C."""
+    from music21 import pitch as m21pitch
+
+    classes = []
+    for token in tokens:
+        if token.startswith("<"):
+            continue
+        name, _ = parse_token(token)
+        if name != REST:
+            classes.append(m21pitch.Pitch(name).pitchClass)
+    return sum(c in SCALES[mode] for c in classes) / len(classes) if classes else 0.0
+
+
+__all__ = ["MODES", "BachChoralesDataModule", "in_scale_fraction", "to_tonic_c", "transpose_tokens", "melody_tokens", "note_token", "parse_chorales", "parse_token"]
