@@ -58,7 +58,11 @@ def test_parsed_melodies_are_cached(chorales, monkeypatch):
     assert again.vocab == chorales.vocab
 
 
-def test_unknown_part_is_a_clear_error(tmp_path):
+def test_unknown_part_is_a_clear_error(tmp_path, monkeypatch):
+    from music21 import corpus
+
+    few = sorted(corpus.getComposer("bach"))[:3]
+    monkeypatch.setattr(corpus, "getComposer", lambda name: few)
     dm = BachChoralesDataModule(part="Theremin", max_chorales=2, cache_dir=None)
     with pytest.raises(ValueError, match="no Bach chorale has a part named like 'Theremin'"):
         dm.setup()
@@ -79,3 +83,24 @@ def test_midi_output_holds_the_generated_notes(chorales, tmp_path):
     assert [pitch.Pitch(p).midi for p in written] == [pitch.Pitch(p).midi for p in expected]
     assert chorales.decode(ids) == " ".join(notes)  # stops at <eos>
     assert Vocabulary.EOS not in chorales.decode(ids)
+
+
+def test_transposition_to_c_and_scale_membership():
+    assert music.to_tonic_c(7) == 5 and music.to_tonic_c(2) == -2 and music.to_tonic_c(6) == 6
+    assert music.transpose_tokens(["G4_1", "rest_0.5", "B4_2"], 5) == ["C5_1", "rest_0.5", "E5_2"]
+    assert music.in_scale_fraction(["C5_1", "E5_1", "E-5_1", "rest_1", "<eos>"], "major") == pytest.approx(2 / 3)
+    assert music.in_scale_fraction(["C5_1", "E5_1", "E-5_1"], "minor") == pytest.approx(2 / 3)
+
+
+def test_mode_condition_rides_with_each_chorale(chorales):
+    dm = BachChoralesDataModule(max_chorales=10, cache_dir=chorales.cache_dir, val_fraction=0.2, test_fraction=0.2,
+                                seed=0, transpose=True, condition="mode", batch_size=4)
+    dm.setup()
+    inputs, targets, mode = dm.train_set[0]
+    assert mode.item() in (0, 1) and inputs[0] == dm.vocab.bos_id
+    batch = next(iter(dm.train_dataloader()))
+    assert batch.condition.shape == (batch.inputs.shape[0],)
+    # Transposed to C: tonic-C melodies mostly sit in their mode's scale.
+    melody = dm.vocab.decode(inputs[1:])
+    assert music.in_scale_fraction(melody, music.MODES[mode.item()]) > 0.8
+    assert dm.dims()["num_conditions"] == 2
