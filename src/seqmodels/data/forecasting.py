@@ -85,14 +85,17 @@ class ForecastWindows:
         inputs = tensors["inputs"]
         assert inputs is not None
         self.lookback = inputs.shape[1]
+        self._lengths = torch.full((len(inputs),), self.lookback, dtype=torch.int64)  # sliced per batch
 
     def __len__(self) -> int:
         return self.tensors["inputs"].shape[0]  # type: ignore[union-attr]
 
     def take(self, index: Tensor | slice) -> ForecastBatch:
-        parts = {k: (v[index] if v is not None else None) for k, v in self.tensors.items()}
-        n = parts["inputs"].shape[0]  # type: ignore[union-attr]
-        return ForecastBatch(lengths=torch.full((n,), self.lookback, dtype=torch.int64), **parts)  # type: ignore[arg-type]
+        parts = {k: v[index] for k, v in self.tensors.items() if v is not None}
+        n = parts["inputs"].shape[0]
+        if self._lengths.shape[0] < n:
+            self._lengths = torch.full((n,), self.lookback, dtype=torch.int64)
+        return ForecastBatch(lengths=self._lengths[:n], **parts)
 
     def __getitem__(self, index: int) -> ForecastBatch:
         return self.take(slice(index, index + 1))
@@ -188,6 +191,8 @@ class ForecastingDataModule(SequenceDataModule):
         val_size, test_size: the held-out end of each series: a fraction (< 1) of its length or a count of steps.
         stride: steps between consecutive training windows.
         transform: ``"log"`` models the log of the targets (multiplicative seasonality, positive data).
+        eval_batch_size: windows per validation/test batch (None: ``batch_size``); evaluation keeps no
+            gradients, so large batches are cheap and spare per-batch overhead.
         seasonal_period: m for the seasonal-naive baseline and MASE (12 monthly, 52 weekly, ...).
         **base: :class:`SequenceDataModule` arguments (``batch_size``, ``seed``, ...).
 
@@ -215,6 +220,7 @@ class ForecastingDataModule(SequenceDataModule):
         sine_length: int = 2000,
         sine_period: float = 50.0,
         sine_noise: float = 0.1,
+        eval_batch_size: int | None = None,
         **base: Any,
     ) -> None:
         super().__init__(**base)
@@ -239,6 +245,9 @@ class ForecastingDataModule(SequenceDataModule):
         self.val_size, self.test_size = val_size, test_size
         self.transform, self.seasonal_period = transform, seasonal_period
         self.sine = dict(length=sine_length, period=sine_period, noise=sine_noise)
+        if eval_batch_size is not None and eval_batch_size < 1:
+            raise ValueError(f"eval_batch_size must be >= 1 or null, got {eval_batch_size}")
+        self.eval_batch_size = eval_batch_size or self.batch_size
         # Fitted in build() on the training parts, or restored by load_state_dict().
         self.mean: Tensor | None = None  # (C + P + F,) for [targets, past, future] channels
         self.std: Tensor | None = None
@@ -430,7 +439,8 @@ class ForecastingDataModule(SequenceDataModule):
     # ------------------------------------------------------------------ loaders
     def _loader(self, dataset: Any, train: bool) -> WindowLoader:  # type: ignore[override]
         num_replicas, rank = self._distributed_info()
-        return WindowLoader(dataset, self.batch_size, shuffle=train, seed=self.seed,
+        batch_size = self.batch_size if train else self.eval_batch_size
+        return WindowLoader(dataset, batch_size, shuffle=train, seed=self.seed,
                             num_replicas=num_replicas or 1, rank=rank or 0)
 
     # ------------------------------------------------------------------ forecasting ahead

@@ -4,8 +4,10 @@ Logged per evaluation split (``val``/``test``), all on the original scale over e
 window: ``loss``, ``mae``, ``rmse``, ``smape`` (%, symmetric), ``mase`` (MAE over the in-sample MAE of the
 seasonal-naive forecast on the training part, Hyndman & Koehler 2006), ``coverage`` (probabilistic outputs:
 share of actual values inside the prediction interval), and the same four numbers for the naive
-(``naive_mae``, ...) and seasonal-naive (``seasonal_naive_mae``, ...) forecasts of the same windows. Training
-logs ``train/loss`` only (per-step metric work would slow training for numbers nobody reads).
+(``naive_mae``, ...) and seasonal-naive (``seasonal_naive_mae``, ...) forecasts of the same windows (on
+validation once per fit: they do not change). Training
+logs ``train/loss`` (epoch mean) and ``train/loss_step`` only: per-step metric work would slow training for numbers
+nobody reads.
 """
 
 from __future__ import annotations
@@ -38,11 +40,16 @@ class ForecastMetrics(Metric):
         self.add_state("count", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("covered", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("interval_count", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("loss_sum", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("windows", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(  # type: ignore[override]
         self, point: Tensor, actual: Tensor, scale: Tensor, naive: Tensor, seasonal_naive: Tensor,
-        lower: Tensor | None = None, upper: Tensor | None = None,
+        lower: Tensor | None = None, upper: Tensor | None = None, loss: Tensor | None = None,
     ) -> None:
+        if loss is not None:  # the batch's mean loss, weighted by its windows
+            self.loss_sum += loss.detach().double() * point.shape[0]
+            self.windows += point.shape[0]
         forecasts = torch.stack([point, naive, seasonal_naive]).double()  # (3, N, H, C)
         actual = actual.double()
         error = (forecasts - actual).abs()
@@ -66,6 +73,8 @@ class ForecastMetrics(Metric):
                 out[prefix + error] = value.float()
         if self.interval_count > 0:
             out["coverage"] = (self.covered / self.interval_count).float()
+        if self.windows > 0:
+            out["loss"] = (self.loss_sum / self.windows).float()
         return out
 
 
@@ -84,6 +93,9 @@ class ForecastingTask(SequenceTask):
         teacher_forcing_end: scheduled sampling for a :class:`Seq2SeqForecaster`: its ``teacher_forcing``
             decays linearly from its initial value to this one over ``teacher_forcing_epochs`` epochs (None: fixed).
         teacher_forcing_epochs: length of that decay.
+        gradient_clip_val: clip the global gradient norm to this (None/0: no clipping) in the task's own
+            optimizer step. A Trainer with its own ``gradient_clip_val`` clips instead (see
+            :attr:`automatic_optimization`), so the usual ``trainer.gradient_clip_val`` works too.
     """
 
     def __init__(
@@ -95,6 +107,7 @@ class ForecastingTask(SequenceTask):
         plot_every_n_epochs: int = 5,
         teacher_forcing_end: float | None = None,
         teacher_forcing_epochs: int = 10,
+        gradient_clip_val: float | None = 1.0,
         scheduler_monitor: str = "val/loss",
         scheduler_interval: str = "epoch",
     ) -> None:
@@ -109,6 +122,9 @@ class ForecastingTask(SequenceTask):
         if num_plots < 0 or plot_every_n_epochs < 0:
             raise ValueError("num_plots and plot_every_n_epochs must be >= 0")
         self.num_plots, self.plot_every_n_epochs = num_plots, plot_every_n_epochs
+        if gradient_clip_val is not None and gradient_clip_val < 0:
+            raise ValueError(f"gradient_clip_val must be >= 0 or null, got {gradient_clip_val}")
+        self.gradient_clip_val = gradient_clip_val
         self.teacher_forcing_start = float(getattr(net, "teacher_forcing", 1.0))
         self.teacher_forcing_end, self.teacher_forcing_epochs = teacher_forcing_end, teacher_forcing_epochs
         C = net.num_targets
@@ -118,6 +134,7 @@ class ForecastingTask(SequenceTask):
         self.val_metrics, self.test_metrics = ForecastMetrics(), ForecastMetrics()
         self.val_best = MinMetric()
         self._plot_rows: dict[str, dict[str, Tensor]] = {}
+        self._val_baselines_logged = False
 
     # ------------------------------------------------------------------ scaling
     def setup(self, stage: str) -> None:
@@ -159,34 +176,91 @@ class ForecastingTask(SequenceTask):
             out["quantiles"] = scaler.inverse(quantiles.movedim(-1, 0)).movedim(0, -1)
         return out
 
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        # A ForecastBatch moves itself; Lightning's generic walk over its fields costs more than the
+        # recurrent step of a small network.
+        if isinstance(batch, ForecastBatch):
+            return batch if batch.inputs.device == device else batch.to(device)
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     # ------------------------------------------------------------------ training
+    def on_train_start(self) -> None:
+        # The sanity check ran validation already; its numbers must not count as "best".
+        self.val_metrics.reset()
+        self.val_best.reset()
+
     def on_train_epoch_start(self) -> None:
+        # Running sums instead of a self.log per step: on a small recurrent net the logging machinery costs
+        # about as much as the step itself. Logged once per epoch, plus every log_every_n_steps steps.
+        self._loss_sum = torch.zeros((), device=self.device)
+        self._loss_windows = 0
         if self.teacher_forcing_end is not None:
             progress = min(1.0, self.current_epoch / self.teacher_forcing_epochs)
             ratio = self.teacher_forcing_start + (self.teacher_forcing_end - self.teacher_forcing_start) * progress
             self.net.teacher_forcing = ratio
             self.log("train/teacher_forcing", ratio, on_step=False, on_epoch=True)
 
-    def on_train_start(self) -> None:
-        # The sanity check ran validation already; its numbers must not count as "best".
-        self.val_metrics.reset()
-        self.val_best.reset()
+    @property
+    def automatic_optimization(self) -> bool:  # type: ignore[override]
+        """False (the task steps its optimizer itself) unless the Trainer must clip or accumulate gradients.
+
+        Lightning's automatic step wraps every batch in a closure and a dozen hooks, which costs about a third
+        of a small forecaster's step on a CPU; the manual step below does the same work (zero_grad, backward,
+        clip to ``gradient_clip_val``, step, scheduler) with less machinery. Lightning clips or accumulates
+        only in automatic mode, so a Trainer asked to (``trainer.gradient_clip_val``,
+        ``accumulate_grad_batches``) gets that mode.
+        """
+        trainer = self._trainer
+        if trainer is None:
+            return True
+        return bool(trainer.gradient_clip_val) or trainer.accumulate_grad_batches != 1
 
     def training_step(self, batch: ForecastBatch, batch_idx: int) -> Tensor:
+        manual = not self.automatic_optimization
+        if manual:
+            optimizer = self.optimizers()
+            optimizer.zero_grad(set_to_none=True)  # type: ignore[union-attr]
         params = self.net(batch.inputs, batch.future, batch.targets)
         loss = self.net.output.loss(params, batch.targets)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch))
+        if manual:
+            self.manual_backward(loss)
+            if self.gradient_clip_val:
+                self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
+            optimizer.step()  # type: ignore[union-attr]
+            self._step_schedulers("step")
+        n = len(batch)
+        self._loss_sum += loss.detach() * n
+        self._loss_windows += n
+        if self.global_step % max(1, self.trainer.log_every_n_steps) == 0:
+            self.log("train/loss_step", loss, on_step=True, on_epoch=False, batch_size=n)
         return loss
+
+    def _step_schedulers(self, interval: str) -> None:
+        """What Lightning does for schedulers in automatic mode (a plateau scheduler reads its monitor)."""
+        for config in self.trainer.lr_scheduler_configs:
+            if config.interval != interval:
+                continue
+            if isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                value = self.trainer.callback_metrics.get(config.monitor)
+                if value is not None:  # no validation this epoch: nothing to react to
+                    config.scheduler.step(value)
+            else:
+                config.scheduler.step()
+
+    def on_train_epoch_end(self) -> None:
+        if self._loss_windows:
+            self.log("train/loss", self._loss_sum / self._loss_windows, prog_bar=True, sync_dist=True)
+        if not self.automatic_optimization:
+            self._step_schedulers("epoch")  # validation of this epoch has run: its metrics are current
 
     # ------------------------------------------------------------------ evaluation
     def _eval_step(self, split: str, batch: ForecastBatch, batch_idx: int) -> None:
         params = self.net(batch.inputs, batch.future)
         loss = self.net.output.loss(params, batch.targets)
-        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, prog_bar=split == "val", batch_size=len(batch))
         forecast = self._to_original(params)
         metrics: ForecastMetrics = getattr(self, f"{split}_metrics")
         metrics.update(forecast["point"], batch.actual, batch.mase_scale, batch.naive, batch.seasonal_naive,
-                       forecast.get("lower"), forecast.get("upper"))
+                       forecast.get("lower"), forecast.get("upper"), loss=loss)
         if batch_idx == 0 and self.num_plots:
             k = self.num_plots
             history = self.scaler.inverse(batch.inputs[:k, :, : self.net.num_targets])
@@ -197,8 +271,15 @@ class ForecastingTask(SequenceTask):
         metrics: ForecastMetrics = getattr(self, f"{split}_metrics")
         values = metrics.compute()
         metrics.reset()
+        # The baselines' errors on the validation windows are the same every epoch: logged once per fit (each
+        # self.log costs about as much as a training step of a small net).
+        with_baselines = split == "test" or not (self._val_baselines_logged or self.trainer.sanity_checking)
         for name, value in values.items():
-            self.log(f"{split}/{name}", value, prog_bar=split == "val" and name in ("mae", "mase"), sync_dist=False)
+            if name.startswith(("naive_", "seasonal_naive_")) and not with_baselines:
+                continue
+            self.log(f"{split}/{name}", value, prog_bar=split == "val" and name in ("loss", "mae", "mase"))
+        if split == "val" and with_baselines:
+            self._val_baselines_logged = True
         return values
 
     def validation_step(self, batch: ForecastBatch, batch_idx: int) -> None:
