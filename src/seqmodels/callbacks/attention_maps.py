@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
+
+from seqmodels.callbacks.tensorboard import epoch_loggers
 
 
 class AttentionMaps(L.Callback):
@@ -54,9 +55,7 @@ class AttentionMaps(L.Callback):
         return figures
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero or (trainer.current_epoch + 1) % self.every_n_epochs:
-            return
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        loggers = epoch_loggers(trainer, self.every_n_epochs)
         if not loggers:
             return
         for index, figure in enumerate(self.figures(trainer, pl_module)):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
+
+from seqmodels.callbacks.tensorboard import epoch_loggers
 
 
 class ConditionalSamples(L.Callback):
@@ -22,9 +23,7 @@ class ConditionalSamples(L.Callback):
         self.every_n_epochs = every_n_epochs
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero or (trainer.current_epoch + 1) % self.every_n_epochs:
-            return
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        loggers = epoch_loggers(trainer, self.every_n_epochs)
         if not loggers:
             return
         import matplotlib

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-
 import lightning as L
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
 
-log = logging.getLogger(__name__)
+from seqmodels.callbacks.tensorboard import epoch_loggers
 
 
 class GenerationSamples(L.Callback):
@@ -65,15 +62,11 @@ class GenerationSamples(L.Callback):
         ]
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
+        loggers = epoch_loggers(trainer, self.every_n_epochs)
+        if not loggers:
             return
-        if (trainer.current_epoch + 1) % self.every_n_epochs:
-            return
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
         texts = self.samples(trainer, pl_module)
         # Indented lines: TensorBoard renders text as Markdown, and a code block keeps spacing and newlines.
         body = "\n\n".join("    " + text.replace("\n", "\n    ") for text in texts)
         for logger in loggers:
             logger.experiment.add_text("samples", body, global_step=trainer.global_step)
-        if not loggers:
-            log.info("samples at epoch %d:\n%s", trainer.current_epoch, "\n---\n".join(texts))

@@ -74,6 +74,19 @@ class SequenceTask(L.LightningModule):
     def batch_size(batch: SequenceBatch) -> int:
         return batch.inputs.shape[0]
 
+    def step(self, split: str, batch: SequenceBatch) -> Tensor | None:
+        """One batch of ``split`` (``"train"``, ``"val"`` or ``"test"``): the loss, logged; subclasses implement."""
+        raise NotImplementedError
+
+    def training_step(self, batch: SequenceBatch, batch_idx: int) -> Tensor:
+        return self.step("train", batch)  # type: ignore[return-value]
+
+    def validation_step(self, batch: SequenceBatch, batch_idx: int) -> None:
+        self.step("val", batch)
+
+    def test_step(self, batch: SequenceBatch, batch_idx: int) -> None:
+        self.step("test", batch)
+
 
 class SupervisedSequenceTask(SequenceTask):
     """A task with a loss, one metric collection per split and a best-so-far validation metric.
@@ -101,7 +114,7 @@ class SupervisedSequenceTask(SequenceTask):
         self.val_metrics.reset()
         self.val_best.reset()
 
-    def _log_step(self, split: str, batch: SequenceBatch) -> Tensor:
+    def step(self, split: str, batch: SequenceBatch) -> Tensor:
         loss, preds, targets = self.shared_step(batch)
         n = self.batch_size(batch)
         loss_metric: MeanMetric = getattr(self, f"{split}_loss")
@@ -113,15 +126,6 @@ class SupervisedSequenceTask(SequenceTask):
                  batch_size=n)
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=split == "val", batch_size=n)
         return loss
-
-    def training_step(self, batch: SequenceBatch, batch_idx: int) -> Tensor:
-        return self._log_step("train", batch)
-
-    def validation_step(self, batch: SequenceBatch, batch_idx: int) -> None:
-        self._log_step("val", batch)
-
-    def test_step(self, batch: SequenceBatch, batch_idx: int) -> None:
-        self._log_step("test", batch)
 
     def on_validation_epoch_end(self) -> None:
         self.val_best(self.val_metrics[f"val/{self.best_metric}"].compute())

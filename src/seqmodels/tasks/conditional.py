@@ -87,14 +87,11 @@ class ConditionalGenerationTask(SequenceTask):
             metric(F.mse_loss(generated, batch.targets), batch.targets.numel())
             self.log(f"{split}/generated_mse", metric, prog_bar=split == "val", batch_size=batch.targets.numel())
 
-    def training_step(self, batch: SequenceBatch, batch_idx: int) -> Tensor:
-        return self._loss("train", batch)
-
-    def validation_step(self, batch: SequenceBatch, batch_idx: int) -> None:
-        self._evaluate("val", batch)
-
-    def test_step(self, batch: SequenceBatch, batch_idx: int) -> None:
-        self._evaluate("test", batch)
+    def step(self, split: str, batch: SequenceBatch) -> Tensor | None:
+        if split == "train":
+            return self._loss(split, batch)
+        self._evaluate(split, batch)
+        return None
 
     def on_train_start(self) -> None:
         self.val_loss_best.reset()

@@ -94,7 +94,7 @@ class LanguageModelTask(SequenceTask):
         count = (targets != IGNORE_INDEX).sum()
         return loss, count, final
 
-    def _step(self, split: str, batch: SequenceBatch) -> Tensor:
+    def step(self, split: str, batch: SequenceBatch) -> Tensor:
         loss_sum, count, final = self.loss_sum(batch, self._initial_state(split, batch))
         self._carried[split] = detach_state(final) if self.carry_state else None
         loss = loss_sum / count.clamp(min=1)
@@ -104,15 +104,6 @@ class LanguageModelTask(SequenceTask):
         self.log(f"{split}/loss", metric, on_step=is_train, on_epoch=True, prog_bar=split != "test",
                  batch_size=int(count))
         return loss
-
-    def training_step(self, batch: SequenceBatch, batch_idx: int) -> Tensor:
-        return self._step("train", batch)
-
-    def validation_step(self, batch: SequenceBatch, batch_idx: int) -> None:
-        self._step("val", batch)
-
-    def test_step(self, batch: SequenceBatch, batch_idx: int) -> None:
-        self._step("test", batch)
 
     # ---------------------------------------------------------------- epoch metrics
     def _log_derived(self, split: str) -> Tensor:

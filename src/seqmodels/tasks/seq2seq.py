@@ -146,14 +146,11 @@ class Seq2SeqTask(SequenceTask):
             bleu([as_text(p) for p in predictions], [[as_text(r)] for r in references])
             self.log(f"{split}/bleu", bleu, batch_size=n)
 
-    def training_step(self, batch: SequenceBatch, batch_idx: int) -> Tensor:
-        return self._loss("train", batch)
-
-    def validation_step(self, batch: SequenceBatch, batch_idx: int) -> None:
-        self._evaluate("val", batch)
-
-    def test_step(self, batch: SequenceBatch, batch_idx: int) -> None:
-        self._evaluate("test", batch)
+    def step(self, split: str, batch: SequenceBatch) -> Tensor | None:
+        if split == "train":
+            return self._loss(split, batch)
+        self._evaluate(split, batch)
+        return None
 
     def on_train_start(self) -> None:
         self.val_exact_best.reset()
