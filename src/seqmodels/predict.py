@@ -3,6 +3,7 @@
     seqmodels-predict ckpt_path=run/checkpoints/epoch_019.ckpt input=seqmodels            # G2P
     seqmodels-predict ckpt_path=... input="'seventy one'"                                  # quote spaces
     seqmodels-predict ckpt_path=... input_file=words.txt output_file=phonemes.tsv beam_size=5 n_best=3
+    seqmodels-predict ckpt_path=<forecaster>.ckpt [input_file=series.csv] output_file=forecast.csv  # forecasting
 
 The checkpoint holds both vocabularies and the model config; nothing else is needed. Input tokens the source
 vocabulary lacks are read as ``<unk>`` (with a warning on stderr).
@@ -18,6 +19,7 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
+from seqmodels.callbacks import CHECKPOINT_KEY
 from seqmodels.config import config_dir, describe_error
 from seqmodels.data.collate import pad_collate
 from seqmodels.eval import build_from_checkpoint, load_checkpoint
@@ -64,9 +66,46 @@ def predict(cfg: DictConfig) -> list[tuple[str, list[tuple[str, float]]]]:
     return results
 
 
+def write_forecasts(cfg: DictConfig) -> bool:
+    """For a forecaster's checkpoint: writes a CSV of forecasts past the end of each series and returns True.
+
+    The series are the checkpoint's own data, or ``input_file`` (a CSV with the training columns; with
+    known-future covariates, its last ``horizon`` rows give them, targets empty). Other checkpoints: False.
+    """
+    import csv
+
+    from seqmodels.data.forecasting import forecast_rows
+
+    checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
+    if not str(checkpoint[CHECKPOINT_KEY]["config"]["model"].get("_target_", "")).endswith("ForecastingTask"):
+        return False
+    if cfg.get("input") is not None:
+        raise ValueError("a forecaster reads series, not text: pass input_file=/path/to/series.csv (or nothing)")
+    model, datamodule = build_from_checkpoint(checkpoint, setup_data=False)
+    model.eval()
+    series, batch, times = datamodule.last_windows(cfg.get("input_file"))
+    forecast = model.forecast(batch.inputs, batch.future)
+    levels = model.net.output.levels.tolist() if hasattr(model.net.output, "levels") else None
+    rows = forecast_rows(series, times, forecast, datamodule.target_names, levels)
+    output = cfg.get("output_file")
+    handle = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout
+    try:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    finally:
+        if output:
+            handle.close()
+    if output:
+        print(f"wrote {len(rows)} forecasts of {len(series)} series to {output}", file=sys.stderr)
+    return True
+
+
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="predict")
 def main(cfg: DictConfig) -> None:
     try:
+        if write_forecasts(cfg):  # a forecaster's checkpoint: a CSV of forecasts
+            return
         results = predict(cfg)
     except USER_ERRORS as exc:
         if os.environ.get("SEQMODELS_DEBUG"):

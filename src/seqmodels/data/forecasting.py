@@ -499,6 +499,40 @@ class ForecastingDataModule(SequenceDataModule):
         return series, batch, np.stack(times)
 
 
+def _time_text(value: np.generic) -> str:
+    if np.issubdtype(value.dtype, np.datetime64):
+        text = str(value.astype("datetime64[s]"))
+        return text.removesuffix("T00:00:00")
+    number = float(value)
+    return str(int(number)) if number.is_integer() else f"{number:g}"
+
+
+def forecast_rows(
+    series: list[Series], times: np.ndarray, forecast: dict[str, Tensor], target_names: list[str],
+    quantile_levels: list[float] | None = None,
+) -> list[dict[str, str]]:
+    """One row per series, forecast step and target: ``series, time, step, target, forecast`` and, when the
+    forecast has them, ``lower, upper`` and one ``q<level>`` column per quantile (all on the original scale).
+
+    ``forecast`` holds (N, H, C) tensors ``point``/``lower``/``upper`` and (N, H, C, Q) ``quantiles``.
+    """
+    rows = []
+    point = forecast["point"].cpu()
+    for i, s in enumerate(series):
+        for h in range(point.shape[1]):
+            for c, target in enumerate(target_names):
+                row = {"series": s.name, "time": _time_text(times[i, h]), "step": str(h + 1), "target": target,
+                       "forecast": f"{float(point[i, h, c]):.6g}"}
+                if "lower" in forecast:
+                    row["lower"] = f"{float(forecast['lower'][i, h, c]):.6g}"
+                    row["upper"] = f"{float(forecast['upper'][i, h, c]):.6g}"
+                if "quantiles" in forecast and quantile_levels:
+                    for q, level in enumerate(quantile_levels):
+                        row[f"q{level:g}"] = f"{float(forecast['quantiles'][i, h, c, q]):.6g}"
+                rows.append(row)
+    return rows
+
+
 class _EmptyWindows(ForecastWindows):
     """A split without windows (e.g. ``test_size=0``): Lightning skips an empty list of loaders."""
 
@@ -510,4 +544,4 @@ class _EmptyWindows(ForecastWindows):
         return 0
 
 
-__all__ = ["ForecastBatch", "ForecastWindows", "demo_demand_path", "ForecastingDataModule", "TargetScaler", "WindowLoader"]
+__all__ = ["ForecastBatch", "ForecastWindows", "demo_demand_path", "forecast_rows", "ForecastingDataModule", "TargetScaler", "WindowLoader"]

@@ -172,7 +172,9 @@ def read_csv_series(
     """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise MissingDataFileError(f"series file not found: {path}; pass data.path=/path/to/series.csv")
+        raise MissingDataFileError(
+            f"series file not found: {path}; check data.path (training) or input_file (seqmodels-predict)"
+        )
     with path.open(newline="", encoding="utf-8") as handle:
         sample = handle.read(4096)
         handle.seek(0)
