@@ -14,6 +14,7 @@ from seqmodels.nn.language_model import RecurrentLanguageModel, detach_state
 from seqmodels.nn.networks import ManyToOneNet, SequenceTaggerNet
 from seqmodels.nn.pooling import AttentionPooling, LastStepPooling, MaxPooling, MeanPooling, build_pooling
 from seqmodels.nn.recurrent import CELLS, RecurrentEncoder
+from seqmodels.nn.cells import CustomRNN, GRUCell, LayerNormLSTMCell, LSTMCell, RNNCell
 from seqmodels.nn.seq2seq import AttentionDecoder, Seq2Seq
 from seqmodels.nn.regularization import LockedDropout, WeightDrop, embedding_dropout
 
@@ -39,6 +40,11 @@ __all__ = [
     "MaxPooling",
     "MeanPooling",
     "RecurrentEncoder",
+    "CustomRNN",
+    "GRUCell",
+    "LSTMCell",
+    "LayerNormLSTMCell",
+    "RNNCell",
     "RecurrentLanguageModel",
     "RegressionHead",
     "Seq2Seq",

@@ -12,10 +12,12 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seqmodels.nn.cells import CustomRNN, recurrent_forward
 from seqmodels.nn.masking import as_lengths, check_lengths
 
 CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
-INITS = ("orthogonal", "torch")
+INITS = ("orthogonal", "identity", "torch")
+IMPLS = ("fused", "custom")
 # Gate blocks stacked in torch's weight matrices (W_hh is (gates * H, H)).
 _GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 
@@ -25,9 +27,11 @@ State = Tensor | tuple[Tensor, Tensor]
 class RecurrentEncoder(nn.Module):
     """A multi-layer RNN (tanh or ReLU), LSTM or GRU that handles variable-length, padded batches.
 
-    Arguments mirror :class:`torch.nn.LSTM`; the wrapped torch module is ``self.rnn``, so its fused/cuDNN kernels
-    are used and its weights are named like torch's (``rnn.weight_hh_l0_reverse``). When ``lengths`` is given, the
-    batch is packed once, internally: padded steps never change any output or final state, in either direction.
+    Arguments mirror :class:`torch.nn.LSTM`; the wrapped module is ``self.rnn``: with ``impl="fused"`` torch's own
+    module, so its fused/cuDNN kernels are used, with ``impl="custom"`` a :class:`~seqmodels.nn.CustomRNN` built
+    from plain-torch cells (LayerNorm-LSTM, recurrent dropout, zoneout). Both name their weights like torch's
+    (``rnn.weight_hh_l0_reverse``), so checkpoints load across implementations. When ``lengths`` is given, padded
+    steps never change any output or final state, in either direction (fused: the batch is packed once, internally).
 
     Args:
         cell: ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"`` or ``"gru"``.
@@ -39,8 +43,20 @@ class RecurrentEncoder(nn.Module):
         dropout: dropout on the outputs of each layer except the last, in [0, 1).
         bidirectional: run a second, time-reversed pass and concatenate (D = 2).
         proj_size: LSTM only: project the hidden state to this size (0: no projection).
-        init: ``"orthogonal"`` (orthogonal recurrent weights, Xavier input weights, zero biases, LSTM forget-gate
-            bias 1: keeps gradients alive over long sequences) or ``"torch"`` (torch's uniform default).
+        init: ``"orthogonal"`` (orthogonal recurrent weights, Xavier input weights, zero biases: keeps gradients
+            alive over long sequences), ``"identity"`` (recurrent weights = identity, Xavier input weights, zero
+            biases: the IRNN of Le et al. 2015, meant for ``rnn_relu``) or ``"torch"`` (torch's uniform default).
+        forget_bias: LSTM forget-gate bias (in ``bias_ih``); None: 1.0 for the orthogonal and identity inits (memories
+            persist early in training), torch's draw for ``init="torch"``.
+        impl: ``"fused"`` (torch's kernels) or ``"custom"`` (:class:`~seqmodels.nn.CustomRNN`); the options below
+            need ``"custom"``.
+        layer_norm: LayerNorm-LSTM (LSTM only).
+        recurrent_dropout: variational dropout on h_{t-1} before W_hh, one mask per sequence, in [0, 1).
+        zoneout: probability that a unit keeps its previous state at a step, in [0, 1) (eval: the expectation).
+
+    Set ``probe_states = True`` and, after the next forward and backward, :meth:`state_gradient_norms` returns
+    ||dL/dh_t|| per step for every layer and direction (the fused path then runs the step-by-step loop once, with
+    the same weights).
 
     Inputs: ``input, lengths=None, hx=None``
         input: (N, L, H_in) if batch_first else (L, N, H_in), zero- or garbage-padded past each length.
@@ -65,6 +81,11 @@ class RecurrentEncoder(nn.Module):
         bidirectional: bool = False,
         proj_size: int = 0,
         init: str = "orthogonal",
+        forget_bias: float | None = None,
+        impl: str = "fused",
+        layer_norm: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
     ) -> None:
         super().__init__()
         cell = str(cell).lower()
@@ -81,6 +102,15 @@ class RecurrentEncoder(nn.Module):
             raise ValueError(f"proj_size must be 0 or in [1, hidden_size={hidden_size}), got {proj_size!r}")
         if init not in INITS:
             raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
+        if impl not in IMPLS:
+            raise ValueError(f"unknown impl {impl!r}; choose one of {', '.join(IMPLS)}")
+        if forget_bias is not None and cell != "lstm":
+            raise ValueError(f"forget_bias is only used by cell='lstm', got cell={cell!r}; set forget_bias=null")
+        if impl == "fused":
+            for name, value in (("layer_norm", layer_norm), ("recurrent_dropout", recurrent_dropout),
+                                ("zoneout", zoneout)):
+                if value:
+                    raise ValueError(f"{name} needs impl='custom' (torch's fused kernels have no such option)")
 
         self.cell = cell
         self.input_size = input_size
@@ -92,6 +122,9 @@ class RecurrentEncoder(nn.Module):
         self.bidirectional = bidirectional
         self.proj_size = proj_size
         self.init = init
+        self.forget_bias = forget_bias
+        self.impl = impl
+        self.probe_states = False  # see state_gradient_norms
 
         common = dict(
             input_size=input_size,
@@ -102,8 +135,13 @@ class RecurrentEncoder(nn.Module):
             dropout=float(dropout),
             bidirectional=bidirectional,
         )
-        if cell == "lstm":
-            self.rnn: nn.RNNBase = nn.LSTM(**common, proj_size=proj_size)
+        if impl == "custom":
+            self.rnn: nn.Module = CustomRNN(
+                cell, **common, proj_size=proj_size, layer_norm=layer_norm, recurrent_dropout=recurrent_dropout,
+                zoneout=zoneout,
+            )
+        elif cell == "lstm":
+            self.rnn = nn.LSTM(**common, proj_size=proj_size)
         elif cell == "gru":
             self.rnn = nn.GRU(**common)
         else:
@@ -130,14 +168,21 @@ class RecurrentEncoder(nn.Module):
 
     def reset_parameters(self) -> None:
         if self.init == "torch":
-            self.rnn.reset_parameters()
+            self.rnn.reset_parameters()  # also sets any layer-norm gains to 1 and shifts to 0
+            if self.forget_bias is not None:
+                self._fill_forget_bias(self.forget_bias)
             return
         gates = _GATES[self.cell]
         for name, param in self.rnn.named_parameters():
             if name.startswith("weight_hh"):
-                # Orthogonal per gate block: recurrent Jacobians start norm-preserving.
                 for block in param.data.chunk(gates, dim=0):
-                    nn.init.orthogonal_(block)
+                    if self.init == "identity":
+                        # IRNN: h_t starts as a copy of h_{t-1} plus input, so signals and gradients neither
+                        # shrink nor grow through time at initialisation.
+                        nn.init.eye_(block)
+                    else:
+                        # Orthogonal per gate block: recurrent Jacobians start norm-preserving.
+                        nn.init.orthogonal_(block)
             elif name.startswith("weight_ih"):
                 for block in param.data.chunk(gates, dim=0):
                     nn.init.xavier_uniform_(block)
@@ -145,9 +190,34 @@ class RecurrentEncoder(nn.Module):
                 nn.init.xavier_uniform_(param.data)
             elif name.startswith("bias"):
                 nn.init.zeros_(param.data)
-                if self.is_lstm and name.startswith("bias_ih"):
-                    # Forget gate (second block: i, f, g, o) starts open so memories persist early in training.
-                    param.data[self.hidden_size : 2 * self.hidden_size].fill_(1.0)
+            elif name.startswith("ln_"):  # LayerNorm-LSTM: identity transform at the start
+                nn.init.ones_(param.data) if "_weight" in name else nn.init.zeros_(param.data)
+        if self.is_lstm:
+            # Forget gate starts open so memories persist early in training.
+            self._fill_forget_bias(1.0 if self.forget_bias is None else self.forget_bias)
+
+    def _fill_forget_bias(self, value: float) -> None:
+        for name, param in self.rnn.named_parameters():
+            if name.startswith("bias_ih"):
+                # The forget gate is the second block of i, f, g, o; bias_hh's block is zeroed so the sum is `value`.
+                param.data[self.hidden_size : 2 * self.hidden_size].fill_(value)
+            elif name.startswith("bias_hh") and self.init == "torch":
+                param.data[self.hidden_size : 2 * self.hidden_size].zero_()
+
+    def state_gradient_norms(self) -> dict[str, Tensor]:
+        """||dL/dh_t|| for t = 0..L-1 from the last forward run with ``probe_states = True`` and its backward.
+
+        One (L,) tensor per layer and direction (``"layer0"``, ``"layer0_reverse"``, ...): the norm over the batch and
+        the H_out features of the gradient of the loss with respect to the hidden state h_t, through every path
+        (the head and all later steps), so its decay over t shows vanishing gradients. Padded steps read 0.
+        Empty if nothing was probed or the probed forward was not back-propagated.
+        """
+        probes = self.rnn.state_probes if self.impl == "custom" else getattr(self, "_state_probes", {})
+        return {
+            name: probe.grad.detach().flatten(1).norm(dim=1)
+            for name, probe in probes.items()
+            if probe.grad is not None
+        }
 
     def forward(
         self, input: Tensor, lengths: Tensor | Sequence[int] | None = None, hx: State | None = None
@@ -160,14 +230,25 @@ class RecurrentEncoder(nn.Module):
                 f"input has {input.shape[-1]} features per step but input_size={self.input_size}; "
                 "set input_size to the data's channels"
             )
+        if lengths is not None:
+            batch_dim, time_dim = (0, 1) if self.batch_first else (1, 0)
+            total_length = input.shape[time_dim]
+            # pack_padded_sequence wants CPU int64 lengths; the copy is tiny.
+            lengths_cpu = as_lengths(lengths).cpu()
+            check_lengths(lengths_cpu, total_length, input.shape[batch_dim])
+        if self.impl == "custom":
+            self.rnn.probe_states = self.probe_states
+            return self.rnn(input, hx, lengths=None if lengths is None else as_lengths(lengths))
+        if self.probe_states:
+            # Probes must sit inside the recurrence, which the fused kernel does not expose: run the step-by-step
+            # loop with the fused module's own weights (same results within float rounding).
+            self._state_probes: dict[str, Tensor] = {}
+            return recurrent_forward(
+                self.rnn, input, hx, None if lengths is None else as_lengths(lengths), self._state_probes
+            )
         if lengths is None:
             return self.rnn(input, hx)
 
-        batch_dim, time_dim = (0, 1) if self.batch_first else (1, 0)
-        total_length = input.shape[time_dim]
-        # pack_padded_sequence wants CPU int64 lengths; the copy is tiny.
-        lengths_cpu = as_lengths(lengths).cpu()
-        check_lengths(lengths_cpu, total_length, input.shape[batch_dim])
         packed = pack_padded_sequence(input, lengths_cpu, batch_first=self.batch_first, enforce_sorted=False)
         packed_output, h_n = self.rnn(packed, hx)
         output, _ = pad_packed_sequence(packed_output, batch_first=self.batch_first, total_length=total_length)
@@ -188,7 +269,14 @@ class RecurrentEncoder(nn.Module):
         if not self.bias:
             parts.append("bias=False")
         parts.append(f"init={self.init!r}")
+        if self.forget_bias is not None:
+            parts.append(f"forget_bias={self.forget_bias}")
+        if self.impl != "fused":
+            parts.append(f"impl={self.impl!r}")
+        for name in ("layer_norm", "recurrent_dropout", "zoneout"):
+            if getattr(self.rnn, name, False):
+                parts.append(f"{name}={getattr(self.rnn, name)!r}")
         return ", ".join(parts)
 
 
-__all__ = ["CELLS", "INITS", "RecurrentEncoder"]
+__all__ = ["CELLS", "IMPLS", "INITS", "RecurrentEncoder"]
