@@ -231,3 +231,10 @@ def test_resume_from_last_checkpoint(compose_train, tmp_path):
     resumed = compose_train(*short, "trainer.max_epochs=3", f"ckpt_path={last}")
     train(resumed)
     assert torch.load(last, weights_only=True)["epoch"] == 2
+
+
+def test_training_without_any_logger(compose_train):
+    cfg = compose_train("experiment=parity", "logger=none", "+trainer.max_steps=2", "test=false",
+                        "data.num_train=64", "data.num_val=16")
+    metrics = train(cfg)  # the default LearningRateMonitor must not stop a run that has no logger
+    assert "train/loss" in metrics or "train/loss_step" in metrics or "val/loss" in metrics, metrics

@@ -14,7 +14,7 @@ from typing import Any
 
 import hydra
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -86,6 +86,8 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
     run_config = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("data", "model")}
     callbacks.append(RunConfigCheckpoint({**run_config, "seed": cfg.get("seed")}))
     loggers = instantiate_loggers(cfg.get("logger"))
+    if not loggers:  # nothing to write learning rates to (logger=none): Lightning would refuse to start
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
 
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     _log_hyperparameters(loggers, cfg, model, cfg.optimized_metric)
