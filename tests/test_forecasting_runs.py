@@ -1,0 +1,172 @@
+"""Forecasting end to end: seqmodels-train on a small series, its checkpoint, plots, eval and seqmodels-predict."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from seqmodels.eval import evaluate
+from seqmodels.predict import write_forecasts
+from seqmodels.train import train
+
+# A small airline run: 2 epochs of a tiny GRU, quantile interval, plots every epoch.
+AIRLINE_SMALL = [
+    "experiment=airline", "model.net.encoder.hidden_size=8", "trainer.max_epochs=2",
+    "model/forecasting_output=quantile", "model.plot_every_n_epochs=1", "model.num_plots=2",
+]
+
+
+@pytest.fixture(scope="module")
+def airline_run(tmp_path_factory):
+    """One short airline run shared by the tests below (training is the slow part)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from seqmodels.config import config_dir
+
+    out = tmp_path_factory.mktemp("airline_run")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=[*AIRLINE_SMALL, "~callbacks.rich_progress_bar",
+                                          "+trainer.enable_progress_bar=false", "trainer.accelerator=cpu"],
+                      return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.paths.output_dir = cfg.hydra.runtime.output_dir = str(out)
+        cfg.hydra.job.num = 0
+    HydraConfig().set_config(cfg)
+    return cfg, train(cfg)
+
+
+def test_training_logs_model_and_baseline_metrics_on_the_original_scale(airline_run):
+    cfg, metrics = airline_run
+    for name in ("mae", "rmse", "smape", "mase", "coverage", "naive_mae", "naive_mase", "seasonal_naive_mase"):
+        assert math.isfinite(metrics[f"test/{name}"]), name
+    assert "val/seasonal_naive_mae" in metrics and "val/mae_best" in metrics
+    # Passengers are in the hundreds: errors on the original scale, not in standard deviations.
+    assert metrics["test/seasonal_naive_mae"] > 10
+    assert 0.0 <= metrics["test/coverage"] <= 1.0
+
+
+def test_forecast_plots_reach_tensorboard(airline_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg, _ = airline_run
+    events = EventAccumulator(cfg.logger.tensorboard.save_dir, size_guidance={"images": 0})
+    events.Reload()
+    tags = events.Tags()["images"]
+    assert {"forecast_val/0", "forecast_val/1", "forecast_test/0"} <= set(tags), tags
+
+
+def test_checkpoint_carries_the_scaler_and_eval_reproduces_the_test_metrics(airline_run, compose_eval):
+    _, metrics = airline_run
+    ckpt = torch.load(metrics["_best_model_path"], map_location="cpu", weights_only=True)
+    assert ckpt["state_dict"]["target_log"].item() is True  # data.transform=log travels with the weights
+    assert ckpt["ForecastingDataModule"]["mean"] is not None
+    evaluated = evaluate(compose_eval(f"ckpt_path={metrics['_best_model_path']}", "trainer.accelerator=cpu",
+                                      "+trainer.enable_progress_bar=false"))
+    assert evaluated["test/mae"] == pytest.approx(metrics["test/mae"], rel=1e-5)
+    assert evaluated["test/mase"] == pytest.approx(metrics["test/mase"], rel=1e-5)
+
+
+def test_predict_writes_the_next_horizon_as_csv(airline_run, tmp_path):
+    _, metrics = airline_run
+    out = tmp_path / "forecast.csv"
+    cfg = OmegaConf.create({"ckpt_path": metrics["_best_model_path"], "input": None, "input_file": None,
+                            "output_file": str(out), "weights_only": True})
+    assert write_forecasts(cfg)
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 12
+    assert rows[0]["time"] == "1961-01-01" and rows[-1]["time"] == "1961-12-01"
+    assert set(rows[0]) == {"series", "time", "step", "target", "forecast", "lower", "upper", "q0.1", "q0.5", "q0.9"}
+    for row in rows:
+        assert float(row["lower"]) <= float(row["forecast"]) <= float(row["upper"])
+        assert 200 < float(row["forecast"]) < 1500  # passengers (thousands), back on the original scale
+    # A file of one's own: the last lookback rows of it are the history.
+    series = tmp_path / "air.csv"
+    series.write_text("Date,Passengers\n" + "".join(f"2000-{m:02d},{300 + 10 * m}\n" for m in range(1, 13))
+                      + "".join(f"2001-{m:02d},{420 + 10 * m}\n" for m in range(1, 13)))
+    cfg.input_file = str(series)
+    assert write_forecasts(cfg)
+    assert next(csv.DictReader(out.open()))["time"] == "2002-01-01"
+    cfg.input = "text"
+    with pytest.raises(ValueError, match="pass input_file=/path/to/series.csv"):
+        write_forecasts(cfg)
+
+
+def test_predict_cli_prints_one_line_errors(tmp_path, airline_run):
+    import subprocess
+    import sys
+
+    _, metrics = airline_run
+    result = subprocess.run(
+        [sys.executable, "-m", "seqmodels.predict", f"ckpt_path={metrics['_best_model_path']}",
+         f"input_file={tmp_path / 'nope.csv'}"],
+        capture_output=True, text=True, env={"OMP_NUM_THREADS": "1", "PATH": ""}, cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("seqmodels-predict: error: series file not found")
+
+
+SINE_TINY = [
+    "experiment=sunspots", "data.source=sine", "+data.sine_length=300", "data.lookback=12", "data.horizon=6",
+    "data.val_size=60", "data.test_size=60", "data.seasonal_period=50", "data.calendar=null",
+    "model.net.encoder.hidden_size=8", "model.plot_every_n_epochs=0", "model/forecasting_output=mae",
+    "trainer.max_epochs=2", "+trainer.enable_checkpointing=false",
+]
+
+
+def _final_weights(compose_train, *overrides: str) -> tuple[dict[str, torch.Tensor], object, object]:
+    """Fits SINE_TINY with ``overrides``; returns the final weights, the task and the trainer."""
+    from hydra.utils import instantiate
+
+    import lightning as L
+
+    from seqmodels.config import instantiate_datamodule, resolve_with_datamodule
+
+    cfg = compose_train(*SINE_TINY, *overrides)
+    L.seed_everything(0)
+    datamodule = instantiate_datamodule(cfg.data)
+    resolve_with_datamodule(cfg, datamodule)
+    model = instantiate(cfg.model)
+    trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
+    trainer.fit(model, datamodule=datamodule)
+    return {k: v.clone() for k, v in model.state_dict().items()}, model, trainer
+
+
+def test_the_task_s_own_optimizer_step_matches_lightning_s(compose_train):
+    # Lightning clips (automatic step) vs the task clips (manual step): the same training, to float precision.
+    auto, auto_model, _ = _final_weights(compose_train, "trainer.gradient_clip_val=0.05", "model.gradient_clip_val=null")
+    manual, manual_model, trainer = _final_weights(compose_train, "trainer.gradient_clip_val=null",
+                                                   "model.gradient_clip_val=0.05")
+    assert auto_model.automatic_optimization and not manual_model.automatic_optimization
+    assert trainer.global_step == 2 * math.ceil(len(trainer.datamodule.train_set) / 32)
+    for key in auto:
+        assert torch.allclose(auto[key], manual[key], atol=1e-5), key
+    unclipped, _, _ = _final_weights(compose_train, "trainer.gradient_clip_val=null", "model.gradient_clip_val=null")
+    assert not torch.allclose(unclipped["net.head.1.weight"], manual["net.head.1.weight"], atol=1e-5)
+
+
+def test_scheduled_sampling_decays_teacher_forcing(compose_train):
+    _, model, trainer = _final_weights(
+        compose_train, "model=forecasting_seq2seq", "model.teacher_forcing_end=0.0", "model.teacher_forcing_epochs=4",
+        "model.net.encoder.hidden_size=8", "model.plot_every_n_epochs=0", "trainer.max_epochs=3",
+        "trainer.gradient_clip_val=null",
+    )
+    assert model.net.teacher_forcing == pytest.approx(0.5)  # epochs 0, 1, 2 -> 1.0, 0.75, 0.5
+    assert trainer.callback_metrics["train/teacher_forcing"].item() == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("model", ["forecasting", "forecasting_seq2seq"])
+@pytest.mark.parametrize("output", ["mae", "mse", "gaussian", "quantile"])
+def test_every_network_and_output_runs_end_to_end(compose_train, model, output):
+    cfg = compose_train("experiment=co2", f"model={model}", f"model/forecasting_output={output}", "debug=fdr",
+                        "model.net.encoder.hidden_size=8", "data.lookback=30", "data.horizon=40")
+    metrics = train(cfg)
+    assert all(math.isfinite(metrics[f"test/{name}"]) for name in ("loss", "mae", "mase")), metrics
+    assert ("test/coverage" in metrics) == (output in ("gaussian", "quantile"))
