@@ -59,10 +59,18 @@ def test_generation_stops_at_eos_and_respects_max_length():
     assert [hyps[0][0] for hyps in beams] == [[3], [3]]
 
 
-def test_trained_waveform_model_generates_each_class_apart(compose_train):
+def test_trained_waveform_model_generates_each_class_apart(compose_train, tmp_path):
     cfg = compose_train("experiment=waveform_generation", "trainer.max_epochs=8", "data.num_train=1000")
     metrics = train(cfg)
     assert metrics["test/generated_mse"] < 0.1, metrics  # a class-agnostic mean curve scores ~0.5
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    images = set()
+    for event_file in (tmp_path / "tensorboard").rglob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(event_file), size_guidance={"images": 0})
+        acc.Reload()
+        images |= set(acc.Tags()["images"])
+    assert "samples" in images  # generated curves reach TensorBoard at every validation epoch
     from seqmodels.eval import build_from_checkpoint, load_checkpoint
 
     model, datamodule = build_from_checkpoint(load_checkpoint(metrics["_best_model_path"]))
