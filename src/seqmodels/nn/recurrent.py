@@ -246,8 +246,8 @@ class RecurrentEncoder(nn.Module):
             return recurrent_forward(
                 self.rnn, input, hx, None if lengths is None else as_lengths(lengths), self._state_probes
             )
-        if lengths is None:
-            return self.rnn(input, hx)
+        if lengths is None or bool((lengths_cpu == total_length).all()):
+            return self.rnn(input, hx)  # nothing is padded: packing would only cost time
 
         packed = pack_padded_sequence(input, lengths_cpu, batch_first=self.batch_first, enforce_sorted=False)
         packed_output, h_n = self.rnn(packed, hx)
