@@ -3,6 +3,16 @@
 from seqmodels.callbacks.attention_maps import AttentionMaps
 from seqmodels.callbacks.conditional_samples import ConditionalSamples
 from seqmodels.callbacks.generation import GenerationSamples
+from seqmodels.callbacks.gradients import GradientFlow, NonFiniteError, NonFiniteGuard
 from seqmodels.callbacks.run_config import CHECKPOINT_KEY, RunConfigCheckpoint
 
-__all__ = ["AttentionMaps", "CHECKPOINT_KEY", "ConditionalSamples", "GenerationSamples", "RunConfigCheckpoint"]
+__all__ = [
+    "AttentionMaps",
+    "CHECKPOINT_KEY",
+    "ConditionalSamples",
+    "GenerationSamples",
+    "GradientFlow",
+    "NonFiniteError",
+    "NonFiniteGuard",
+    "RunConfigCheckpoint",
+]
