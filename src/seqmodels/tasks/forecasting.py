@@ -12,11 +12,12 @@ nobody reads.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torchmetrics import Metric, MinMetric
+from torchmetrics import Metric
 
 from seqmodels.data.forecasting import ForecastBatch, TargetScaler
 from seqmodels.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
@@ -132,7 +133,7 @@ class ForecastingTask(SequenceTask):
         self.register_buffer("target_std", torch.ones(C))
         self.register_buffer("target_log", torch.tensor(False))
         self.val_metrics, self.test_metrics = ForecastMetrics(), ForecastMetrics()
-        self.val_best = MinMetric()
+        self.val_best = math.inf  # val/mae is already reduced over processes: a plain minimum will do
         self._plot_rows: dict[str, dict[str, Tensor]] = {}
         self._val_baselines_logged = False
 
@@ -187,7 +188,7 @@ class ForecastingTask(SequenceTask):
     def on_train_start(self) -> None:
         # The sanity check ran validation already; its numbers must not count as "best".
         self.val_metrics.reset()
-        self.val_best.reset()
+        self.val_best = math.inf
 
     def on_train_epoch_start(self) -> None:
         # Running sums instead of a self.log per step: on a small recurrent net the logging machinery costs
@@ -231,7 +232,8 @@ class ForecastingTask(SequenceTask):
         n = len(batch)
         self._loss_sum += loss.detach() * n
         self._loss_windows += n
-        if self.global_step % max(1, self.trainer.log_every_n_steps) == 0:
+        # A per-step curve is for loggers only (the epoch mean is what callbacks read).
+        if self.loggers and self.global_step % max(1, self.trainer.log_every_n_steps) == 0:
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, batch_size=n)
         return loss
 
@@ -290,8 +292,8 @@ class ForecastingTask(SequenceTask):
 
     def on_validation_epoch_end(self) -> None:
         values = self._epoch_end("val")
-        self.val_best(values["mae"])
-        self.log("val/mae_best", self.val_best.compute(), prog_bar=True)
+        self.val_best = min(self.val_best, values["mae"].item())
+        self.log("val/mae_best", self.val_best, prog_bar=True)
         due = self.plot_every_n_epochs and (self.current_epoch + 1) % self.plot_every_n_epochs == 0
         if due and not self.trainer.sanity_checking:
             self._log_plots("val")
