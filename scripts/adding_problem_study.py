@@ -1,0 +1,126 @@
+"""Study: the adding problem's final test MSE against the sequence length T, per recurrent cell.
+
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/adding_problem_study.py            # T in {50, 200}, ~5 min on CPU
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/adding_problem_study.py --full     # T in {50, 100, 200, 400}
+    .venv/bin/python scripts/adding_problem_study.py --collect logs/adding_problem_study/multiruns/<date_time>
+
+Without ``--collect``, runs ``experiment=adding_problem_study`` in-process for every (T, cell) (extra Hydra
+overrides are passed on). With ``--collect``, reads the runs of ``seqmodels-train -m experiment=adding_problem_study``
+instead (their ``.hydra/config.yaml`` and the ``test/mse`` in their TensorBoard logs). Either way it prints a table
+of test MSE (rows: cell, columns: T; always predicting 1.0 gives ~0.167) and saves a figure of MSE against T.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import datetime
+from pathlib import Path
+
+import torch
+
+BASELINE_MSE = 1 / 6
+CELLS = ("rnn_tanh", "lstm", "gru")
+
+
+def run_grid(lengths: list[int], cells: list[str], out: Path, overrides: list[str]) -> dict[tuple[str, int], dict]:
+    from seqmodels.config import compose_run_config
+    from seqmodels.train import train
+
+    results = {}
+    for length in lengths:
+        for cell in cells:
+            cfg = compose_run_config(
+                ["experiment=adding_problem_study", f"data.length={length}", f"model.net.encoder.cell={cell}",
+                 "~callbacks.rich_progress_bar", "+trainer.enable_progress_bar=false",
+                 "trainer.enable_model_summary=false", "trainer.accelerator=cpu", *overrides],
+                output_dir=out / f"{cell}_T{length}",
+            )
+            start = time.perf_counter()
+            metrics = train(cfg)
+            seconds = time.perf_counter() - start
+            results[(cell, length)] = {"mse": metrics["test/mse"], "seconds": seconds}
+            print(f"T={length:4d} {cell:8s} test/mse {metrics['test/mse']:.4f}  ({seconds:.0f} s)", flush=True)
+    return results
+
+
+def collect(multirun: Path) -> dict[tuple[str, int], dict]:
+    """Reads a ``-m`` sweep folder: one numbered sub-folder per run."""
+    from omegaconf import OmegaConf
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    results = {}
+    for config_path in sorted(multirun.glob("*/.hydra/config.yaml")):
+        run = config_path.parent.parent
+        cfg = OmegaConf.load(config_path)
+        events = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0}).Reload()
+        if "test/mse" not in events.Tags()["scalars"]:
+            print(f"skipping {run}: no test/mse logged (unfinished run?)")
+            continue
+        key = (str(cfg.model.net.encoder.cell), int(cfg.data.length))
+        results[key] = {"mse": events.Scalars("test/mse")[-1].value, "seconds": float("nan")}
+    if not results:
+        raise SystemExit(f"no finished runs under {multirun}; expected <run>/.hydra/config.yaml and <run>/tensorboard")
+    return results
+
+
+def print_table(results: dict[tuple[str, int], dict]) -> None:
+    lengths = sorted({length for _, length in results})
+    cells = [c for c in CELLS if any(cell == c for cell, _ in results)]
+    print(f"\nAdding problem: test MSE (always predicting 1.0: {BASELINE_MSE:.3f}; solved: < 0.01)")
+    print(f"{'cell':10s}" + "".join(f"{f'T={length}':>10s}" for length in lengths))
+    for cell in cells:
+        row = [results.get((cell, length), {}).get("mse", float("nan")) for length in lengths]
+        print(f"{cell:10s}" + "".join(f"{mse:10.4f}" for mse in row))
+    seconds = [r["seconds"] for r in results.values()]
+    if all(s == s for s in seconds):  # not NaN: timed in-process
+        print(f"wall time: {sum(seconds) / 60:.1f} min for {len(seconds)} runs")
+
+
+def save_figure(results: dict[tuple[str, int], dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for cell in CELLS:
+        points = sorted((length, r["mse"]) for (c, length), r in results.items() if c == cell)
+        if points:
+            ax.semilogy(*zip(*points, strict=True), marker="o", label=cell)
+    ax.axhline(BASELINE_MSE, color="gray", linestyle="--", label="predict 1.0 (0.167)")
+    ax.axhline(0.01, color="gray", linestyle=":", label="solved (0.01)")
+    ax.set_xlabel("sequence length T")
+    ax.set_ylabel("test MSE")
+    ax.set_title("Adding problem")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    print(f"figure: {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[50, 200])
+    parser.add_argument("--full", action="store_true", help="T in {50, 100, 200, 400} (about three times longer)")
+    parser.add_argument("--cells", nargs="+", choices=CELLS, default=list(CELLS))
+    parser.add_argument("--collect", type=Path, help="a `seqmodels-train -m experiment=adding_problem_study` folder")
+    parser.add_argument("--out", type=Path, help="where runs and the figure go (default logs/adding_problem_study/...)")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. seed=2 model.net.encoder.hidden_size=128")
+    args = parser.parse_args()
+
+    if args.collect is not None:
+        results = collect(args.collect)
+        out = args.out or args.collect
+    else:
+        out = args.out or Path("logs/adding_problem_study/script") / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        lengths = [50, 100, 200, 400] if args.full else args.lengths
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; runs under {out}", flush=True)
+        results = run_grid(lengths, args.cells, out, args.overrides)
+    print_table(results)
+    save_figure(results, out / "adding_problem_study.png")
+
+
+if __name__ == "__main__":
+    main()
