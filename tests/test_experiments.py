@@ -54,3 +54,13 @@ def test_data_sizes_reach_the_model_by_interpolation(compose_train):
     assert cfg.model.num_classes == datamodule.dim("num_classes")
     model = instantiate(cfg.model)
     assert model.net.encoder.input_size == cfg.model.net.frontend.embedding_dim
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+@pytest.mark.parametrize("scheduler", ["plateau", "cosine"])
+def test_every_experiment_takes_every_scheduler(compose_train, experiment, scheduler):
+    import torch
+
+    cfg = compose_train(f"experiment={experiment}", f"model/scheduler={scheduler}")
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    instantiate(cfg.model.scheduler)(optimizer=optimizer)  # no option left over from another scheduler
