@@ -274,7 +274,8 @@ class ForecastingDataModule(SequenceDataModule):
         time_column = {"sunspots": "YEAR", "co2": "date", "airline": "Date"}.get(self.source, self.time_column)
         targets = self.target_names if self.source != "csv" else self.target_columns
         return read_csv_series(
-            path or self.path, time_column, targets, self.past_covariates, self.future_covariates,  # type: ignore[arg-type]
+            path or self.path,  # type: ignore[arg-type]
+            time_column, targets, self.past_covariates, self.future_covariates,
             self.series_column, self.missing, allow_future_rows=future_rows,
         )
 
@@ -283,7 +284,8 @@ class ForecastingDataModule(SequenceDataModule):
             if self.calendar == "auto":
                 self.calendar_names = default_calendar(series.time)
             else:
-                self.calendar_names = [self.calendar] if isinstance(self.calendar, str) else list(self.calendar or [])
+                calendar = self.calendar
+                self.calendar_names = [calendar] if isinstance(calendar, str) else list(calendar or [])
         return self.calendar_names
 
     def _raw_channels(self, series: Series) -> np.ndarray:
@@ -304,8 +306,8 @@ class ForecastingDataModule(SequenceDataModule):
         assert self.mean is not None and self.std is not None
         raw = torch.from_numpy(self._raw_channels(series)).float()
         scaled = (raw - self.mean) / self.std
-        cal = torch.from_numpy(calendar_features(series.time if time is None else time, self._calendar_names(series)))
-        cal = cal.float()
+        names = self._calendar_names(series)
+        cal = torch.from_numpy(calendar_features(series.time if time is None else time, names)).float()
         num_future = len(self.future_covariates)
         future = torch.cat([scaled[:, scaled.shape[1] - num_future :], cal], dim=1)
         return torch.cat([scaled, cal], dim=1), future
@@ -339,7 +341,9 @@ class ForecastingDataModule(SequenceDataModule):
             self.split_points.append((train_end, train_end + n_val))
         if self.mean is None:
             # Scaler statistics from the training parts only: held-out values never shape the inputs.
-            train_rows = np.concatenate([self._raw_channels(s)[:end] for s, (end, _) in zip(self.series, self.split_points)])
+            train_rows = np.concatenate(
+                [self._raw_channels(s)[:end] for s, (end, _) in zip(self.series, self.split_points)]
+            )
             mean, std = train_rows.mean(axis=0), train_rows.std(axis=0)
             self.mean = torch.tensor(mean, dtype=torch.float32)
             self.std = torch.tensor(np.where(std > 1e-12, std, 1.0), dtype=torch.float32)
@@ -353,7 +357,8 @@ class ForecastingDataModule(SequenceDataModule):
             }
             for split, origins in ranges.items():
                 if len(origins):
-                    parts[split].append(self._windows(index, s, inputs, future, origins, train_end, split != "train"))
+                    evaluate = split != "train"
+                    parts[split].append(self._windows(index, s, inputs, future, origins, train_end, evaluate))
         self.train_set, self.val_set, self.test_set = (self._stack(parts[k]) for k in ("train", "val", "test"))
 
     def _windows(
@@ -368,7 +373,9 @@ class ForecastingDataModule(SequenceDataModule):
         out: dict[str, Tensor | None] = {
             "inputs": spans[:, :L].contiguous(),
             "targets": spans[:, L:, :C].contiguous(),
-            "future": future.unfold(0, L + H, 1)[starts].transpose(1, 2)[:, L:].contiguous() if future.shape[1] else None,
+            "future": (
+                future.unfold(0, L + H, 1)[starts].transpose(1, 2)[:, L:].contiguous() if future.shape[1] else None
+            ),
             "series": torch.full((len(origin),), index, dtype=torch.int64),
             "origin": origin,
         }
@@ -393,7 +400,8 @@ class ForecastingDataModule(SequenceDataModule):
             return _EmptyWindows()
         keys = parts[0].keys()
         return ForecastWindows(
-            **{k: (torch.cat([p[k] for p in parts]) if parts[0][k] is not None else None) for k in keys}  # type: ignore[misc]
+            **{k: (torch.cat([p[k] for p in parts]) if parts[0][k] is not None else None)  # type: ignore[misc]
+               for k in keys}
         )
 
     # ------------------------------------------------------------------ model-facing
@@ -544,4 +552,12 @@ class _EmptyWindows(ForecastWindows):
         return 0
 
 
-__all__ = ["ForecastBatch", "ForecastWindows", "demo_demand_path", "forecast_rows", "ForecastingDataModule", "TargetScaler", "WindowLoader"]
+__all__ = [
+    "ForecastBatch",
+    "ForecastWindows",
+    "ForecastingDataModule",
+    "TargetScaler",
+    "WindowLoader",
+    "demo_demand_path",
+    "forecast_rows",
+]

@@ -149,6 +149,13 @@ def _floats(rows: list[dict[str, str]], name: str, where: str) -> np.ndarray:
     return out
 
 
+def _columns(rows: list[dict[str, str]], names: list[str], where: str) -> np.ndarray:
+    """(T, len(names)) floats of the named columns (NaN where empty)."""
+    if not names:
+        return np.zeros((len(rows), 0))
+    return np.stack([_floats(rows, name, where) for name in names], axis=1)
+
+
 def _as_list(columns: str | list[str] | None) -> list[str]:
     if columns is None:
         return []
@@ -201,11 +208,7 @@ def read_csv_series(
         time = parse_time([r[time_column] for r in group], time_column)
         check_increasing(time, time_column, where)
         observed = len(group) - allow_future_rows
-        values = np.stack([_floats(group, c, where) for c in targets], axis=1)
-        past_values = np.stack([_floats(group, c, where) for c in past], axis=1) if past else np.zeros((len(group), 0))
-        future_values = (
-            np.stack([_floats(group, c, where) for c in future], axis=1) if future else np.zeros((len(group), 0))
-        )
+        values, past_values, future_values = (_columns(group, names, where) for names in (targets, past, future))
         values[:observed] = fill_missing(values[:observed], missing, targets, where)
         past_values[:observed] = fill_missing(past_values[:observed], missing, past, where)
         future_values = fill_missing(future_values, missing, future, where)

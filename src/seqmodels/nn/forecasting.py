@@ -315,4 +315,11 @@ class Seq2SeqForecaster(_Forecaster):
         return self.output.shift(params, offset.unsqueeze(1)) if offset is not None else params
 
 
-__all__ = ["DirectForecaster", "GaussianOutput", "PointOutput", "QuantileOutput", "Seq2SeqForecaster", "WINDOW_NORMS"]
+__all__ = [
+    "WINDOW_NORMS",
+    "DirectForecaster",
+    "GaussianOutput",
+    "PointOutput",
+    "QuantileOutput",
+    "Seq2SeqForecaster",
+]

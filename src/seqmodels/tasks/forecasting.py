@@ -37,7 +37,8 @@ class ForecastMetrics(Metric):
 
     def __init__(self) -> None:
         super().__init__()
-        self.add_state("sums", torch.zeros(len(_FORECASTERS), len(_ERRORS), dtype=torch.float64), dist_reduce_fx="sum")
+        sums = torch.zeros(len(_FORECASTERS), len(_ERRORS), dtype=torch.float64)
+        self.add_state("sums", sums, dist_reduce_fx="sum")
         self.add_state("count", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("covered", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("interval_count", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
@@ -146,7 +147,8 @@ class ForecastingTask(SequenceTask):
     def set_scaler(self, scaler: TargetScaler) -> None:
         if scaler.mean.shape != self.target_mean.shape:
             raise ValueError(
-                f"the data has {scaler.mean.numel()} target channels but the model forecasts {self.target_mean.numel()}; "
+                f"the data has {scaler.mean.numel()} target channels but the model forecasts "
+                f"{self.target_mean.numel()}; "
                 "set model.net.num_targets=${datamodule:num_targets}"
             )
         self.target_mean.copy_(scaler.mean)
@@ -226,7 +228,9 @@ class ForecastingTask(SequenceTask):
         if manual:
             self.manual_backward(loss)
             if self.gradient_clip_val:
-                self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
+                self.clip_gradients(
+                    optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm"
+                )
             optimizer.step()  # type: ignore[union-attr]
             self._step_schedulers("step")
         n = len(batch)
@@ -319,11 +323,14 @@ class ForecastingTask(SequenceTask):
         for i in range(rows["history"].shape[0]):
             figure = forecast_figure(
                 rows["history"][i, :, 0], rows["point"][i, :, 0], rows["actual"][i, :, 0],
-                rows["lower"][i, :, 0] if "lower" in rows else None, rows["upper"][i, :, 0] if "upper" in rows else None,
+                rows["lower"][i, :, 0] if "lower" in rows else None,
+                rows["upper"][i, :, 0] if "upper" in rows else None,
                 title=f"{split} window {i}",
             )
             for logger in loggers:
-                logger.experiment.add_figure(f"forecast_{split}/{i}", figure, global_step=self.global_step, close=False)
+                logger.experiment.add_figure(
+                    f"forecast_{split}/{i}", figure, global_step=self.global_step, close=False
+                )
             plt.close(figure)
 
 
