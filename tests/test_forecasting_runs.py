@@ -170,3 +170,14 @@ def test_every_network_and_output_runs_end_to_end(compose_train, model, output):
     metrics = train(cfg)
     assert all(math.isfinite(metrics[f"test/{name}"]) for name in ("loss", "mae", "mase")), metrics
     assert ("test/coverage" in metrics) == (output in ("gaussian", "quantile"))
+
+
+@pytest.mark.parametrize("clip_by", ["task", "trainer"])
+def test_learning_rate_schedules_step_in_both_optimizer_paths(compose_train, clip_by):
+    clip = ["trainer.gradient_clip_val=null", "model.gradient_clip_val=1.0"] if clip_by == "task" else \
+        ["trainer.gradient_clip_val=1.0"]
+    _, model, trainer = _final_weights(compose_train, "model/scheduler=cosine", "trainer.max_epochs=3", *clip)
+    assert model.automatic_optimization == (clip_by == "trainer")
+    # Cosine over 3 epochs, stepped after each: lr_0 * (1 + cos(pi)) / 2 = 0 at the end.
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)
+    assert trainer.lr_scheduler_configs[0].scheduler.last_epoch == 3
