@@ -308,3 +308,21 @@ def test_custom_rnn_argument_errors():
         CustomRNN("gru", 2, 4)(torch.randn(5, 2))
     with pytest.raises(ValueError, match="exceeds the padded length"):
         CustomRNN("gru", 2, 4)(torch.randn(5, 2, 2), lengths=torch.tensor([5, 6]))
+
+
+def test_custom_cells_train_from_the_config_tree(compose_train):
+    from seqmodels.callbacks import CHECKPOINT_KEY
+    from seqmodels.train import train
+
+    cfg = compose_train(
+        "experiment=adding_problem", "data.length=10", "data.num_train=64", "data.num_val=32", "data.num_test=32",
+        "data.batch_size=32", "trainer.max_epochs=1", "model.net.encoder.hidden_size=8",
+        "model.net.encoder.impl=custom", "model.net.encoder.layer_norm=true", "model.net.encoder.zoneout=0.1",
+        "model.net.encoder.recurrent_dropout=0.1", "model.net.encoder.forget_bias=2.0",
+    )
+    metrics = train(cfg)
+    assert metrics["test/mse"] == metrics["test/mse"]  # a number, not NaN
+    checkpoint = torch.load(metrics["_best_model_path"], map_location="cpu", weights_only=True)
+    assert "net.encoder.rnn.ln_c_weight_l0" in checkpoint["state_dict"]
+    saved = checkpoint[CHECKPOINT_KEY]["config"]["model"]["net"]["encoder"]
+    assert (saved["impl"], saved["zoneout"], saved["forget_bias"]) == ("custom", 0.1, 2.0)
