@@ -136,6 +136,8 @@ class GradientFlow(L.Callback):
             self._due_metrics[f"grad_norm/layer/{layer}"] = total_norm(layer_grads)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        for encoder in _encoders(pl_module).values():
+            encoder.probe_states = False  # also when no backward ran (a skipped training_step)
         if math.isnan(self._before_clip):
             return  # no optimizer step this batch (gradient accumulation)
         after_clip = total_norm(list(_gradients(pl_module).values()))

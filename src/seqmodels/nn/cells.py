@@ -214,9 +214,9 @@ BACKENDS = ("script", "eager", "compile")
 def layer_function(kind: str, backend: str = "script") -> Any:
     """The time loop of one layer for ``kind`` in {"rnn", "lstm", "gru"}, compiled with ``backend``.
 
-    ``"script"`` (TorchScript, the default and the fastest here; see ``scripts/benchmark_cells.py``), ``"eager"``
-    (plain Python, for debugging), or ``"compile"`` (``torch.compile``; it unrolls the loop, so it compiles anew
-    for every sequence length).
+    ``"script"`` (TorchScript, the default), ``"eager"`` (plain Python) or ``"compile"`` (``torch.compile``: the
+    fastest per step, but it unrolls the loop, so it takes minutes to compile and compiles anew for every sequence
+    length and for grad/no-grad). ``scripts/benchmark_cells.py`` measures them against the fused kernels.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -226,9 +226,14 @@ def layer_function(kind: str, backend: str = "script") -> Any:
     if backend == "compile":
         return torch.compile(fn, dynamic=False)
     with warnings.catch_warnings():
-        # torch marks TorchScript deprecated, yet on CPU it still runs this loop fastest (see the benchmark).
+        # torch marks TorchScript deprecated; it still compiles once per process in well under a second, where
+        # torch.compile takes minutes per shape.
         warnings.simplefilter("ignore", DeprecationWarning)
-        return torch.jit.script(fn)
+        try:
+            return torch.jit.script(fn)
+        except Exception as exc:  # a torch without TorchScript: the same loop, uncompiled
+            warnings.warn(f"TorchScript unavailable ({exc}); running the recurrent loop eagerly", stacklevel=2)
+            return fn
 
 
 # --- per-step cells ------------------------------------------------------------------------------------------------
