@@ -1,7 +1,7 @@
 """Study: the adding problem's final test MSE against the sequence length T, per recurrent cell.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/adding_problem_study.py            # T in {50, 200}: ~8 min on CPU
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/adding_problem_study.py --full     # T in {50, ..., 400}: ~25 min
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/adding_problem_study.py --full     # T in {50, ..., 400}: ~20 min
     .venv/bin/python scripts/adding_problem_study.py --collect logs/adding_problem_study/multiruns/<date_time>
 
 Without ``--collect``, runs ``experiment=adding_problem_study`` in-process for every (T, cell) (extra Hydra
