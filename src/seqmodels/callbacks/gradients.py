@@ -273,9 +273,10 @@ class NonFiniteGuard(L.Callback):
         if not bad:
             return f"non-finite loss ({self._loss}) {where}, though every gradient is finite"
         count, numel, name = max(bad)
+        loss = "unknown" if self._loss is None else f"{self._loss:.6g}"  # None: manual optimization
         return (
             f"non-finite gradient {where}: {name} has {count} of {numel} non-finite values "
-            f"({len(bad)} parameters affected; loss {self._loss:.6g}); lower the learning rate, tighten "
+            f"({len(bad)} parameters affected; loss {loss}); lower the learning rate, tighten "
             "gradient_clip_val, or check the inputs"
         )
 
