@@ -219,6 +219,21 @@ def test_guard_raises_naming_the_step_and_parameter():
         _fit_with_nan_batch(NonFiniteGuard(action="skip", max_skips=0))
 
 
+class _NaNLossLinear(_Linear):
+    def training_step(self, batch, batch_idx):
+        loss = super().training_step(batch, batch_idx)
+        # A non-finite constant term: the loss is NaN, every gradient stays finite.
+        return loss + torch.tensor(float("nan") if batch_idx == 1 else 0.0)
+
+
+def test_guard_catches_a_nan_loss_with_finite_gradients():
+    model = _NaNLossLinear()
+    trainer = L.Trainer(max_epochs=1, callbacks=[NonFiniteGuard(action="raise")], logger=False, accelerator="cpu",
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    with pytest.raises(NonFiniteError, match=r"non-finite loss \(nan\) at training step 1 .*every gradient is finite"):
+        trainer.fit(model, DataLoader(TensorDataset(torch.randn(12, 3), torch.randn(12)), batch_size=4))
+
+
 def test_bad_callback_arguments():
     with pytest.raises(ValueError, match="unknown action 'stop'"):
         NonFiniteGuard(action="stop")
