@@ -15,6 +15,7 @@ from seqmodels.data.batch import SequenceBatch
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
+SPLITS = ("train", "val", "test")
 
 
 class SequenceTask(L.LightningModule):
@@ -51,6 +52,8 @@ class SequenceTask(L.LightningModule):
         self.scheduler_factory = scheduler
         self.scheduler_monitor = scheduler_monitor
         self.scheduler_interval = scheduler_interval
+        self._tracked: dict[str, dict[str, tuple[Metric, bool]]] = {split: {} for split in SPLITS}
+        self.best_name: str | None = None
 
     def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
         return self.net(inputs, lengths)
@@ -87,6 +90,70 @@ class SequenceTask(L.LightningModule):
     def test_step(self, batch: SequenceBatch, batch_idx: int) -> None:
         self.step("test", batch)
 
+    # ---------------------------------------------------------------- logging
+    def track(self, split: str, name: str | None, metric: Metric, *args: Any, prog_bar: bool = False) -> None:
+        """Update ``metric`` with this batch; its epoch value is logged as ``{split}/{name}`` when the epoch ends.
+
+        Only ``update`` runs per batch, and nothing is handed to ``self.log`` until the epoch ends: a Metric's
+        ``forward`` also computes a per-batch value nobody reads, and every ``self.log`` of a Metric object walks
+        it, which together cost more than a small network's whole training step. ``compute`` synchronises
+        across processes, so the logged value is the global one. A ``MetricCollection`` (``name=None``) logs
+        each member under its own prefixed name.
+        """
+        metric.update(*args)
+        self._tracked[split][name or f"<collection {id(metric)}>"] = (metric, prog_bar)
+
+    def log_step_loss(self, loss: Tensor, batch_size: int) -> None:
+        """``train/loss_step``: the per-step training curve, for loggers and the progress bar.
+
+        Loggers write every ``log_every_n_steps`` only, so the value is handed over only on those steps (and
+        every step while a progress bar shows it).
+        """
+        trainer = self._trainer
+        if trainer is None:
+            return
+        # Lightning's own test of "loggers write on this step" (log_every_n_steps, and the last step).
+        connector = getattr(trainer, "_logger_connector", None)
+        due = bool(trainer.loggers) and (connector is None or connector.should_update_logs)
+        if due or trainer.progress_bar_callback is not None:
+            self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True,
+                     batch_size=batch_size)
+
+    def track_best(self, name: str, higher_is_better: bool) -> None:
+        """Also log ``val/{name}_best``: the best ``val/{name}`` of this fit so far (the sanity check excluded)."""
+        self.best_name = name
+        self.val_best: Metric = MaxMetric() if higher_is_better else MinMetric()
+
+    def epoch_end(self, split: str) -> dict[str, Tensor]:
+        """Compute, log and reset what ``track`` collected for ``split`` this epoch; returns the logged values."""
+        values: dict[str, Tensor] = {}
+        for name, (metric, prog_bar) in self._tracked[split].items():
+            computed = metric.compute()
+            metric.reset()
+            items = computed.items() if isinstance(computed, dict) else [(f"{split}/{name}", computed)]
+            for key, value in items:
+                self.log(key, value, prog_bar=prog_bar)
+                values[key] = value
+        self._tracked[split] = {}
+        key = f"val/{self.best_name}"
+        if split == "val" and key in values and not self.trainer.sanity_checking:
+            self.val_best(values[key])
+            self.log(f"{key}_best", self.val_best.compute(), prog_bar=True)
+        return values
+
+    def on_train_start(self) -> None:
+        if self.best_name is not None:  # a second fit starts its own record
+            self.val_best.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self.epoch_end("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self.epoch_end("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.epoch_end("test")
+
 
 class SupervisedSequenceTask(SequenceTask):
     """A task with a loss, one metric collection per split and a best-so-far validation metric.
@@ -102,31 +169,16 @@ class SupervisedSequenceTask(SequenceTask):
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
-        self.best_metric = best_metric
-        self.val_best: Metric = MaxMetric() if higher_is_better else MinMetric()
+        self.track_best(best_metric, higher_is_better)
 
     def shared_step(self, batch: SequenceBatch) -> tuple[Tensor, Tensor, Tensor]:
         raise NotImplementedError
 
-    def on_train_start(self) -> None:
-        # The sanity check ran validation already; its numbers must not count as "best".
-        self.val_loss.reset()
-        self.val_metrics.reset()
-        self.val_best.reset()
-
     def step(self, split: str, batch: SequenceBatch) -> Tensor:
         loss, preds, targets = self.shared_step(batch)
         n = self.batch_size(batch)
-        loss_metric: MeanMetric = getattr(self, f"{split}_loss")
-        metrics: MetricCollection = getattr(self, f"{split}_metrics")
-        loss_metric(loss, n)
-        metrics(preds, targets)
-        is_train = split == "train"
-        self.log(f"{split}/loss", loss_metric, on_step=is_train, on_epoch=True, prog_bar=split != "test",
-                 batch_size=n)
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=split == "val", batch_size=n)
+        self.track(split, "loss", getattr(self, f"{split}_loss"), loss.detach(), n, prog_bar=split != "test")
+        self.track(split, None, getattr(self, f"{split}_metrics"), preds.detach(), targets, prog_bar=split == "val")
+        if split == "train":
+            self.log_step_loss(loss, n)
         return loss
-
-    def on_validation_epoch_end(self) -> None:
-        self.val_best(self.val_metrics[f"val/{self.best_metric}"].compute())
-        self.log(f"val/{self.best_metric}_best", self.val_best.compute(), prog_bar=True, sync_dist=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import MeanMetric, MinMetric
+from torchmetrics import MeanMetric
 
 from seqmodels.data.batch import SequenceBatch
 from seqmodels.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
@@ -43,7 +43,7 @@ class ConditionalGenerationTask(SequenceTask):
             setattr(self, f"{split}_acc", MeanMetric())
         for split in ("val", "test"):
             setattr(self, f"{split}_generated", MeanMetric())
-        self.val_loss_best = MinMetric()
+        self.track_best("loss", higher_is_better=False)
 
     def forward(self, condition: Tensor, inputs: Tensor) -> Tensor:
         return self.net(condition, inputs)
@@ -56,14 +56,13 @@ class ConditionalGenerationTask(SequenceTask):
             real = targets != IGNORE_INDEX
             count = int(real.sum())
             accuracy = ((outputs.argmax(-1) == targets) & real).sum() / max(count, 1)
-            getattr(self, f"{split}_acc")(accuracy, count)
-            self.log(f"{split}/acc", getattr(self, f"{split}_acc"), on_step=False, on_epoch=True, batch_size=count)
+            self.track(split, "acc", getattr(self, f"{split}_acc"), accuracy, count)
         else:
             loss = F.mse_loss(outputs, batch.targets)
             count = batch.targets.numel()
-        getattr(self, f"{split}_loss")(loss.detach(), count)
-        self.log(f"{split}/loss", getattr(self, f"{split}_loss"), on_step=split == "train", on_epoch=True,
-                 prog_bar=split != "test", batch_size=count)
+        self.track(split, "loss", getattr(self, f"{split}_loss"), loss.detach(), count, prog_bar=split != "test")
+        if split == "train":
+            self.log_step_loss(loss, len(batch))
         return loss
 
     @torch.no_grad()
@@ -81,24 +80,17 @@ class ConditionalGenerationTask(SequenceTask):
         if self.is_token:
             references = [trim([t for t in row if t != IGNORE_INDEX], self.net.eos_id, self.net.padding_idx)
                           for row in batch.targets.tolist()]
-            metric(torch.tensor([g == r for g, r in zip(generated, references)], dtype=torch.float))
-            self.log(f"{split}/exact", metric, prog_bar=split == "val", batch_size=len(references))
+            exact = torch.tensor([g == r for g, r in zip(generated, references)], dtype=torch.float)
+            self.track(split, "exact", metric, exact, prog_bar=split == "val")
         else:
-            metric(F.mse_loss(generated, batch.targets), batch.targets.numel())
-            self.log(f"{split}/generated_mse", metric, prog_bar=split == "val", batch_size=batch.targets.numel())
+            self.track(split, "generated_mse", metric, F.mse_loss(generated, batch.targets), batch.targets.numel(),
+                       prog_bar=split == "val")
 
     def step(self, split: str, batch: SequenceBatch) -> Tensor | None:
         if split == "train":
             return self._loss(split, batch)
         self._evaluate(split, batch)
         return None
-
-    def on_train_start(self) -> None:
-        self.val_loss_best.reset()
-
-    def on_validation_epoch_end(self) -> None:
-        self.val_loss_best(self.val_loss.compute())
-        self.log("val/loss_best", self.val_loss_best.compute(), sync_dist=True)
 
 
 __all__ = ["ConditionalGenerationTask"]

@@ -236,9 +236,7 @@ class ForecastingTask(SequenceTask):
         n = len(batch)
         self._loss_sum += loss.detach() * n
         self._loss_windows += n
-        # A per-step curve is for loggers only (the epoch mean is what callbacks read).
-        if self.loggers and self.global_step % max(1, self.trainer.log_every_n_steps) == 0:
-            self.log("train/loss_step", loss, on_step=True, on_epoch=False, batch_size=n)
+        self.log_step_loss(loss, n)
         return loss
 
     def _step_schedulers(self, interval: str) -> None:

@@ -14,15 +14,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import MeanMetric, MinMetric
+from torchmetrics import MeanMetric
 
 from seqmodels.data.batch import SequenceBatch
 from seqmodels.nn.language_model import detach_state
 from seqmodels.nn.recurrent import State
-from seqmodels.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
+from seqmodels.tasks.base import SPLITS, OptimizerFactory, SchedulerFactory, SequenceTask
 
 IGNORE_INDEX = -100
-SPLITS = ("train", "val", "test")
 
 
 class LanguageModelTask(SequenceTask):
@@ -53,7 +52,7 @@ class LanguageModelTask(SequenceTask):
         self.char_level = bool(char_level)
         self.carry_state = carry_state
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
-        self.val_loss_best = MinMetric()
+        self.track_best("loss", higher_is_better=False)
         self._carried: dict[str, State | None] = {split: None for split in SPLITS}
 
     # ---------------------------------------------------------------- state carry
@@ -98,36 +97,21 @@ class LanguageModelTask(SequenceTask):
         loss_sum, count, final = self.loss_sum(batch, self._initial_state(split, batch))
         self._carried[split] = detach_state(final) if self.carry_state else None
         loss = loss_sum / count.clamp(min=1)
-        metric: MeanMetric = getattr(self, f"{split}_loss")
-        metric(loss.detach(), count)
-        is_train = split == "train"
-        self.log(f"{split}/loss", metric, on_step=is_train, on_epoch=True, prog_bar=split != "test",
-                 batch_size=int(count))
+        self.track(split, "loss", getattr(self, f"{split}_loss"), loss.detach(), count, prog_bar=split != "test")
+        if split == "train":
+            self.log_step_loss(loss, batch.inputs.shape[0])
         return loss
 
     # ---------------------------------------------------------------- epoch metrics
-    def _log_derived(self, split: str) -> Tensor:
-        loss = getattr(self, f"{split}_loss").compute()
-        self.log(f"{split}/ppl", torch.exp(loss.clamp(max=50.0)), prog_bar=split == "val", sync_dist=True)
+    def epoch_end(self, split: str) -> dict[str, Tensor]:
+        values = super().epoch_end(split)
+        loss = values.get(f"{split}/loss")
+        if loss is None:
+            return values
+        self.log(f"{split}/ppl", torch.exp(loss.clamp(max=50.0)), prog_bar=split == "val")
         if self.char_level:
-            self.log(f"{split}/bpc", loss / math.log(2.0), prog_bar=split == "val", sync_dist=True)
-        return loss
-
-    def on_train_start(self) -> None:
-        # The sanity check's validation numbers must not count as "best".
-        self.val_loss.reset()
-        self.val_loss_best.reset()
-
-    def on_train_epoch_end(self) -> None:
-        self._log_derived("train")
-
-    def on_validation_epoch_end(self) -> None:
-        loss = self._log_derived("val")
-        self.val_loss_best(loss)
-        self.log("val/loss_best", self.val_loss_best.compute(), sync_dist=True)
-
-    def on_test_epoch_end(self) -> None:
-        self._log_derived("test")
+            self.log(f"{split}/bpc", loss / math.log(2.0), prog_bar=split == "val")
+        return values
 
 
 __all__ = ["LanguageModelTask"]

@@ -36,10 +36,11 @@ class SequenceClassificationTask(SupervisedSequenceTask):
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
+        # Cross-entropy already rejects out-of-range labels: the metrics' own per-batch checks only cost time.
         metrics = MetricCollection(
             {
-                "acc": MulticlassAccuracy(num_classes, average="micro"),
-                "f1": MulticlassF1Score(num_classes, average="macro"),
+                "acc": MulticlassAccuracy(num_classes, average="micro", validate_args=False),
+                "f1": MulticlassF1Score(num_classes, average="macro", validate_args=False),
             }
         )
         self.init_metrics(metrics, best_metric="acc", higher_is_better=True)

@@ -7,13 +7,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics import MeanMetric
 from torchmetrics.text import BLEUScore, WordErrorRate
 
 from seqmodels.data.batch import SequenceBatch
-from seqmodels.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
-
-SPLITS = ("train", "val", "test")
+from seqmodels.tasks.base import SPLITS, OptimizerFactory, SchedulerFactory, SequenceTask
 
 
 def trim(ids: list[int], eos_id: int, padding_idx: int) -> list[int]:
@@ -88,7 +86,7 @@ class Seq2SeqTask(SequenceTask):
             setattr(self, f"{split}_exact", MeanMetric())
             setattr(self, f"{split}_ter", WordErrorRate())
             setattr(self, f"{split}_bleu", BLEUScore(n_gram=4) if bleu else None)
-        self.val_exact_best = MaxMetric()
+        self.track_best("exact", higher_is_better=True)
 
     @property
     def teacher_forcing_ratio(self) -> float:
@@ -107,11 +105,10 @@ class Seq2SeqTask(SequenceTask):
         real = gold != self.padding_idx
         count = int(real.sum())
         accuracy = ((logits.argmax(-1) == gold) & real).sum() / max(count, 1)
-        getattr(self, f"{split}_loss")(loss.detach(), count)
-        getattr(self, f"{split}_acc")(accuracy, count)
-        self.log(f"{split}/loss", getattr(self, f"{split}_loss"), on_step=split == "train", on_epoch=True,
-                 prog_bar=split != "test", batch_size=count)
-        self.log(f"{split}/acc", getattr(self, f"{split}_acc"), on_step=False, on_epoch=True, batch_size=count)
+        self.track(split, "loss", getattr(self, f"{split}_loss"), loss.detach(), count, prog_bar=split != "test")
+        self.track(split, "acc", getattr(self, f"{split}_acc"), accuracy, count)
+        if split == "train":
+            self.log_step_loss(loss, len(batch))
         return loss
 
     def max_decode_length(self, lengths: Tensor) -> int:
@@ -134,17 +131,13 @@ class Seq2SeqTask(SequenceTask):
         predictions = self.decode_batch(batch, beam)
         references = [trim(row[1:], self.eos_id, self.padding_idx) for row in batch.targets.tolist()]
         exact = torch.tensor([p == r for p, r in zip(predictions, references)], dtype=torch.float)
-        getattr(self, f"{split}_exact")(exact)
+        self.track(split, "exact", getattr(self, f"{split}_exact"), exact, prog_bar=split == "val")
         as_text = lambda ids: " ".join(map(str, ids))  # noqa: E731  (edit distance over token ids)
-        ter: WordErrorRate = getattr(self, f"{split}_ter")
-        ter([as_text(p) for p in predictions], [as_text(r) for r in references])
-        n = len(predictions)
-        self.log(f"{split}/exact", getattr(self, f"{split}_exact"), prog_bar=split == "val", batch_size=n)
-        self.log(f"{split}/ter", ter, prog_bar=split == "val", batch_size=n)
+        hypotheses, targets = [as_text(p) for p in predictions], [as_text(r) for r in references]
+        self.track(split, "ter", getattr(self, f"{split}_ter"), hypotheses, targets, prog_bar=split == "val")
         bleu = getattr(self, f"{split}_bleu")
         if bleu is not None:
-            bleu([as_text(p) for p in predictions], [[as_text(r)] for r in references])
-            self.log(f"{split}/bleu", bleu, batch_size=n)
+            self.track(split, "bleu", bleu, hypotheses, [[r] for r in targets])
 
     def step(self, split: str, batch: SequenceBatch) -> Tensor | None:
         if split == "train":
@@ -152,15 +145,8 @@ class Seq2SeqTask(SequenceTask):
         self._evaluate(split, batch)
         return None
 
-    def on_train_start(self) -> None:
-        self.val_exact_best.reset()
-
     def on_train_epoch_start(self) -> None:
         self.log("train/teacher_forcing", self.teacher_forcing_ratio)
-
-    def on_validation_epoch_end(self) -> None:
-        self.val_exact_best(self.val_exact.compute())
-        self.log("val/exact_best", self.val_exact_best.compute(), prog_bar=True, sync_dist=True)
 
     def predict_step(self, batch: SequenceBatch, batch_idx: int) -> list[list[int]]:
         return self.decode_batch(batch, self.test_beam_size)
