@@ -5,6 +5,7 @@ Shapes follow ``torch.nn.RNN``: N batch, L length, D directions (2 if bidirectio
 
 from seqmodels.nn.frontends import LinearProjection, TokenEmbedding
 from seqmodels.nn.attention import Attention
+from seqmodels.nn.audio import LogMelSpectrogram, SpecAugment, compute_deltas, mel_filterbank, resample
 from seqmodels.nn.conditional import ClassCondition, ConditionalDecoder, ImageCondition, VectorCondition
 from seqmodels.nn.forecasting import DirectForecaster, GaussianOutput, PointOutput, QuantileOutput, Seq2SeqForecaster
 from seqmodels.nn.decoding import beam_search, decode, filter_logits, sample_next
@@ -16,9 +17,20 @@ from seqmodels.nn.pooling import AttentionPooling, LastStepPooling, MaxPooling, 
 from seqmodels.nn.recurrent import CELLS, RecurrentEncoder
 from seqmodels.nn.cells import CustomRNN, GRUCell, LayerNormLSTMCell, LSTMCell, RNNCell
 from seqmodels.nn.seq2seq import AttentionDecoder, Seq2Seq
+from seqmodels.nn.ctc import CTCNet, ConvSubsampling, FrameStacking, ctc_greedy_decode, ctc_prefix_beam_search
 from seqmodels.nn.regularization import LockedDropout, WeightDrop, embedding_dropout
 
 __all__ = [
+    "CTCNet",
+    "ConvSubsampling",
+    "FrameStacking",
+    "LogMelSpectrogram",
+    "SpecAugment",
+    "compute_deltas",
+    "ctc_greedy_decode",
+    "ctc_prefix_beam_search",
+    "mel_filterbank",
+    "resample",
     "DirectForecaster",
     "GaussianOutput",
     "PointOutput",
