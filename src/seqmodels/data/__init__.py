@@ -1,5 +1,6 @@
 """Datamodules, collation and sampling: every loader yields a padded :class:`SequenceBatch`."""
 
+from seqmodels.data.audio import read_wav, write_wav
 from seqmodels.data.batch import SequenceBatch
 from seqmodels.data.collate import pad_collate
 from seqmodels.data.datamodule import (
@@ -21,6 +22,7 @@ from seqmodels.data.parallel import (
     read_tsv_pairs,
 )
 from seqmodels.data.samplers import BucketBatchSampler
+from seqmodels.data.speech import DTMFDataModule, EspeakNotFoundError, SpeechDataModule, SpokenDigitsDataModule
 from seqmodels.data.synthetic import AddingProblemDataModule, ParityDataModule
 from seqmodels.data.tagging import CoNLLTaggingDataModule, demo_ner_path, read_conll
 from seqmodels.data.text import (
@@ -34,6 +36,12 @@ from seqmodels.data.text import (
 from seqmodels.data.ucr import JapaneseVowelsDataModule, UEADataModule, read_ts
 
 __all__ = [
+    "DTMFDataModule",
+    "EspeakNotFoundError",
+    "SpeechDataModule",
+    "SpokenDigitsDataModule",
+    "read_wav",
+    "write_wav",
     "ForecastBatch",
     "ForecastingDataModule",
     "TargetScaler",
