@@ -5,6 +5,7 @@ from seqmodels.callbacks.conditional_samples import ConditionalSamples
 from seqmodels.callbacks.generation import GenerationSamples
 from seqmodels.callbacks.gradients import GradientFlow, NonFiniteError, NonFiniteGuard
 from seqmodels.callbacks.run_config import CHECKPOINT_KEY, RunConfigCheckpoint
+from seqmodels.callbacks.speech_samples import SpeechSamples
 
 __all__ = [
     "AttentionMaps",
@@ -15,4 +16,5 @@ __all__ = [
     "NonFiniteError",
     "NonFiniteGuard",
     "RunConfigCheckpoint",
+    "SpeechSamples",
 ]
