@@ -8,6 +8,7 @@ import pytest
 from hydra.utils import instantiate
 
 from seqmodels.config import config_dir, instantiate_datamodule, resolve_with_datamodule
+from seqmodels.data.speech import espeak_available
 from seqmodels.train import train
 
 EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
@@ -29,11 +30,19 @@ QUICK_DATA = {
     "bach_melody": ["data.max_chorales=12", "data.cache_dir=null"],
     "bach_conditioned": ["data.max_chorales=12", "data.cache_dir=null"],
     "cmudict_g2p": ["data.max_words=2000"],
+    "dtmf_ctc": ["data.num_train=64", "data.num_val=16", "data.num_test=16"],
+    "spoken_digits": ["data.num_train=8", "data.num_val=4", "data.num_test=4", "data.cache_dir=null"],
 }
+
+# Experiments whose data needs a program outside Python: skipped, with the reason, where it is missing.
+NEEDS_PROGRAM = {"spoken_digits": (espeak_available, "espeak-ng is not installed (apt-get install espeak-ng)")}
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_fast_dev_run(compose_train, experiment):
+    available, reason = NEEDS_PROGRAM.get(experiment, (lambda: True, ""))
+    if not available():
+        pytest.skip(reason)
     cfg = compose_train(f"experiment={experiment}", "debug=fdr", *QUICK_DATA.get(experiment, []))
     metrics = train(cfg)
     assert "test/loss" in metrics, metrics
