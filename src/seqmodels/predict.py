@@ -4,9 +4,12 @@
     seqmodels-predict ckpt_path=... input="'seventy one'"                                  # quote spaces
     seqmodels-predict ckpt_path=... input_file=words.txt output_file=phonemes.tsv beam_size=5 n_best=3
     seqmodels-predict ckpt_path=<forecaster>.ckpt [input_file=series.csv] output_file=forecast.csv  # forecasting
+    seqmodels-predict ckpt_path=<speech model>.ckpt input_file=digits.wav                  # prints the transcript
+    seqmodels-predict ckpt_path=<speech model>.ckpt input_file=wavs.txt beam_size=1         # one WAV path per line
 
 The checkpoint holds both vocabularies and the model config; nothing else is needed. Input tokens the source
-vocabulary lacks are read as ``<unk>`` (with a warning on stderr).
+vocabulary lacks are read as ``<unk>`` (with a warning on stderr). A speech (CTC) checkpoint reads PCM WAV files
+at any sample rate (resampled to the model's) and decodes with CTC prefix beam search (``beam_size=1``: greedy).
 """
 
 from __future__ import annotations
@@ -101,12 +104,58 @@ def write_forecasts(cfg: DictConfig) -> bool:
     return True
 
 
+def audio_paths(cfg: DictConfig) -> list[Path]:
+    """``input_file``: one ``.wav``, or a text file with one WAV path per line (relative to that file)."""
+    if cfg.get("input") is not None or cfg.get("input_file") is None:
+        raise ValueError("a speech model reads audio: pass input_file=/path/to/audio.wav (or a list of WAV paths)")
+    path = Path(cfg.input_file).expanduser()
+    if path.suffix.lower() == ".wav" or not path.is_file():
+        return [path]  # a missing file is reported by the WAV reader
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    paths = [(path.parent / line).resolve() if not Path(line).is_absolute() else Path(line) for line in lines if line]
+    if not paths:
+        raise ValueError(f"{path} lists no WAV files (one path per line)")
+    return paths
+
+
+def transcribe_audio(cfg: DictConfig) -> list[tuple[str, list[tuple[str, float]]]] | None:
+    """For a speech (CTC) checkpoint: per WAV file, its ``n_best`` transcripts with their log-probabilities.
+
+    None for other checkpoints.
+    """
+    from seqmodels.nn.ctc import ctc_prefix_beam_search
+
+    checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
+    if not str(checkpoint[CHECKPOINT_KEY]["config"]["model"].get("_target_", "")).endswith("CTCTask"):
+        return None
+    if cfg.beam_size < 1 or not 1 <= cfg.n_best <= cfg.beam_size:
+        raise ValueError(f"need beam_size >= 1 and 1 <= n_best <= beam_size, got {cfg.beam_size}, {cfg.n_best}")
+    paths = audio_paths(cfg)
+    model, datamodule = build_from_checkpoint(checkpoint, setup_data=False)
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device=cuda but no CUDA device is available; use device=cpu")
+    model.to(device).eval()
+    results: list[tuple[str, list[tuple[str, float]]]] = []
+    with torch.no_grad():
+        for path in paths:
+            features = datamodule.features_from_wav(path).to(device)
+            log_probs, lengths = model.net(features.unsqueeze(0), torch.tensor([features.shape[0]]))
+            best = ctc_prefix_beam_search(log_probs, lengths, cfg.beam_size, model.blank, cfg.n_best)[0]
+            results.append((str(path), [(model.text(ids), score) for ids, score in best]))
+    return results
+
+
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="predict")
 def main(cfg: DictConfig) -> None:
     try:
         if write_forecasts(cfg):  # a forecaster's checkpoint: a CSV of forecasts
             return
-        results = predict(cfg)
+        transcripts = transcribe_audio(cfg)  # a speech model's checkpoint: transcripts of WAV files
+        if transcripts is not None and len(transcripts) == 1 and cfg.n_best == 1 and not cfg.get("output_file"):
+            print(transcripts[0][1][0][0], flush=True)
+            return
+        results = transcripts if transcripts is not None else predict(cfg)
     except USER_ERRORS as exc:
         if os.environ.get("SEQMODELS_DEBUG"):
             raise
