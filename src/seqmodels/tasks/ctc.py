@@ -7,14 +7,12 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import MeanMetric, MinMetric
+from torchmetrics import MeanMetric
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
 from seqmodels.data.batch import SequenceBatch
 from seqmodels.nn.ctc import ctc_greedy_decode, ctc_prefix_beam_search
-from seqmodels.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
-
-SPLITS = ("train", "val", "test")
+from seqmodels.tasks.base import SPLITS, OptimizerFactory, SchedulerFactory, SequenceTask
 
 
 class CTCTask(SequenceTask):
@@ -61,7 +59,7 @@ class CTCTask(SequenceTask):
             setattr(self, f"{split}_loss", MeanMetric())
             setattr(self, f"{split}_cer", CharErrorRate())
             setattr(self, f"{split}_wer", WordErrorRate())
-        self.val_cer_best = MinMetric()
+        self.track_best("cer", higher_is_better=False)
 
     def forward(self, inputs: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
         return self.net(inputs, lengths)
@@ -92,29 +90,16 @@ class CTCTask(SequenceTask):
         loss = F.ctc_loss(log_probs.transpose(0, 1), targets, out_lengths, target_lengths, blank=self.blank,
                           reduction="mean", zero_infinity=True)
         n = self.batch_size(batch)
-        loss_metric: MeanMetric = getattr(self, f"{split}_loss")
-        loss_metric(loss.detach(), n)
-        self.log(f"{split}/loss", loss_metric, on_step=split == "train", on_epoch=True, prog_bar=split != "test",
-                 batch_size=n)
+        self.track(split, "loss", getattr(self, f"{split}_loss"), loss.detach(), n, prog_bar=split != "test")
+        if split == "train":
+            self.log_step_loss(loss, n)
 
         beam = self.test_beam_size if split == "test" else 1
         hypotheses = self.decode(log_probs.detach(), out_lengths, beam)
         references = [self.text(row[: int(k)]) for row, k in zip(targets.tolist(), target_lengths.tolist())]
-        cer: CharErrorRate = getattr(self, f"{split}_cer")
-        wer: WordErrorRate = getattr(self, f"{split}_wer")
-        cer(hypotheses, references)
-        wer(hypotheses, references)
-        self.log(f"{split}/cer", cer, on_step=False, on_epoch=True, prog_bar=split == "val", batch_size=n)
-        self.log(f"{split}/wer", wer, on_step=False, on_epoch=True, batch_size=n)
+        self.track(split, "cer", getattr(self, f"{split}_cer"), hypotheses, references, prog_bar=split == "val")
+        self.track(split, "wer", getattr(self, f"{split}_wer"), hypotheses, references)
         return loss
-
-    def on_train_start(self) -> None:
-        # The sanity check ran validation already; its numbers must not count as "best".
-        self.val_cer_best.reset()
-
-    def on_validation_epoch_end(self) -> None:
-        self.val_cer_best(self.val_cer.compute())
-        self.log("val/cer_best", self.val_cer_best.compute(), prog_bar=True, sync_dist=True)
 
     def predict_step(self, batch: SequenceBatch, batch_idx: int) -> list[str]:
         return self.transcribe(batch.inputs, batch.lengths, self.test_beam_size)
