@@ -47,23 +47,39 @@ def median_of(repeats: int, measure) -> float:
 
 # ------------------------------------------------------------------------------------- 1. framework overhead
 class _StepTimer(L.Callback):
-    """Wall time of training steps after ``warmup`` steps, and the time spent between steps (data loading)."""
+    """Wall time of the training steps after ``warmup`` steps."""
 
     def __init__(self, warmup: int) -> None:
-        self.warmup, self.steps, self.start, self.data_wait = warmup, 0, 0.0, 0.0
-        self._batch_end = 0.0
-        self.end = 0.0
+        self.warmup, self.steps, self.start, self.end = warmup, 0, 0.0, 0.0
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
-        now = time.perf_counter()
         if self.steps == self.warmup:
-            self.start = now
-        elif self.steps > self.warmup:
-            self.data_wait += now - self._batch_end
+            self.start = time.perf_counter()
         self.steps += 1
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        self._batch_end = self.end = time.perf_counter()
+        self.end = time.perf_counter()
+
+
+class _TimedLoader:
+    """Wraps a DataLoader and records how long each ``next(batch)`` took: the time training waits for data."""
+
+    def __init__(self, loader: torch.utils.data.DataLoader) -> None:
+        self.loader, self.waits = loader, []
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        iterator = iter(self.loader)
+        while True:
+            start = time.perf_counter()
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            self.waits.append(time.perf_counter() - start)
+            yield batch
 
 
 def _classification_data(n: int, length: int, channels: int, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,13 +96,15 @@ def seqmodels_throughput(hidden: int, inputs, targets, batch_size: int, steps: i
     task = SequenceClassificationTask(ManyToOneNet(encoder, num_outputs=int(targets.max()) + 1),
                                       num_classes=int(targets.max()) + 1,
                                       optimizer=lambda params: torch.optim.AdamW(params, lr=1e-3))
-    timer = _StepTimer(warmup)
+    timer, timed_loader = _StepTimer(warmup), _TimedLoader(loader)
     trainer = L.Trainer(max_steps=steps + warmup, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
                         gradient_clip_val=1.0, limit_val_batches=0)
-    trainer.fit(task, train_dataloaders=loader)
+    trainer.fit(task, train_dataloaders=timed_loader)
     elapsed = timer.end - timer.start
-    return steps * batch_size / elapsed, timer.data_wait / elapsed
+    # Lightning fetches one batch ahead: batch k + 1 is loaded during the timed step k.
+    data_wait = sum(timed_loader.waits[warmup + 1 : warmup + steps + 1])
+    return steps * batch_size / elapsed, data_wait / elapsed
 
 
 def plain_throughput(hidden: int, inputs, targets, batch_size: int, steps: int, warmup: int) -> float:
@@ -231,11 +249,16 @@ def main() -> None:
     args = parser.parse_args()
     smoke = args.smoke
     repeats = 1 if smoke else args.repeats
+    load = os.getloadavg()[0]
     results: dict = {
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads()},
+                    "cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                    "load_average_at_start": load},
         "smoke": smoke,
     }
+    if load > 0.5 and not smoke:
+        print(f"warning: load average {load:.1f} at start: other processes share the CPU, so ratios are unreliable",
+              file=sys.stderr)
     rows: list[tuple[str, str, str]] = []
 
     # 1 and 5

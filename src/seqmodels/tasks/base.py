@@ -73,6 +73,12 @@ class SequenceTask(L.LightningModule):
             },
         }
 
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        # A SequenceBatch moves its own tensors; Lightning's generic walk deep-copies the dataclass every step.
+        if isinstance(batch, SequenceBatch):
+            return batch.to(device, non_blocking=device.type == "cuda")
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     @staticmethod
     def batch_size(batch: SequenceBatch) -> int:
         return batch.inputs.shape[0]
