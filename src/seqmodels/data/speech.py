@@ -51,11 +51,12 @@ def colored_noise(length: int, rng: np.random.Generator, color: str = "white") -
         raise ValueError(f"noise color must be white, pink or brown, got {color!r}")
     noise = rng.standard_normal(length)
     if color != "white" and length > 1:
-        spectrum = np.fft.rfft(noise)
+        size = 1 << (length - 1).bit_length()  # a power of two: fast FFTs whatever the length
+        spectrum = np.fft.rfft(noise, n=size)
         freqs = np.arange(len(spectrum), dtype=np.float64)
         freqs[0] = 1.0
         spectrum /= freqs ** (0.5 if color == "pink" else 1.0)
-        noise = np.fft.irfft(spectrum, n=length)
+        noise = np.fft.irfft(spectrum, n=size)[:length]
     return noise / max(float(np.sqrt(np.mean(noise**2))), 1e-12)
 
 
