@@ -1,6 +1,7 @@
 # Two entry points do all set-up on a fresh machine:
 #   make train   creates .venv if absent, installs seqmodels with pinned versions, trains the default experiment
 #   make test    same set-up, then runs the test suite
+#   make espeak  installs espeak-ng (Debian package) for the spoken_digits data; never fatal (make test runs it)
 PYTHON ?= python3
 VENV ?= .venv
 CONSTRAINTS := requirements/constraints.txt
@@ -9,7 +10,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install train test clean
+.PHONY: install train test clean espeak
 
 install: $(STAMP)
 
@@ -22,8 +23,18 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 train: $(STAMP)
 	$(BIN)/seqmodels-train $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) espeak
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# espeak-ng synthesises the spoken_digits data. Installed with apt-get when missing (sudo unless root); where that
+# cannot be done, the tests that need it are skipped.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo "sudo -n")
+APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
+espeak:
+	@command -v espeak-ng >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
+		$(APT) install -y -qq espeak-ng >/dev/null 2>&1 || \
+		{ $(APT) update -qq >/dev/null 2>&1 && $(APT) install -y -qq espeak-ng >/dev/null 2>&1; } || true
+	@command -v espeak-ng >/dev/null 2>&1 || echo "espeak-ng unavailable: spoken_digits tests will be skipped"
 
 clean:
 	rm -rf $(VENV) logs .pytest_cache
