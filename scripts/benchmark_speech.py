@@ -97,7 +97,7 @@ def main() -> None:
     model, datamodule = build_from_checkpoint(load_checkpoint(metrics["_best_model_path"]))
     model.eval()
     references = datamodule.texts["test"]
-    voices = [item["voice"] for item in datamodule._plan("test")]
+    voices = [item["voice"] for item in datamodule.plan("test")]
     sizes = {name: len(getattr(datamodule, f"{name}_set")) for name in ("train", "val", "test")}
     print(f"\nspoken digits: {sizes['train']:,} train / {sizes['val']:,} val / {sizes['test']:,} test utterances; "
           f"train voices {', '.join(datamodule.voices['train'])}")

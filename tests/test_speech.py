@@ -30,7 +30,8 @@ from seqmodels.nn import (
 )
 from seqmodels.train import train
 
-needs_espeak = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed (apt-get install espeak-ng)")
+needs_espeak = pytest.mark.skipif(not espeak_available(),
+                                  reason="espeak-ng is not installed (apt-get install espeak-ng)")
 
 
 # ------------------------------------------------------------------------------------------------ features
@@ -174,7 +175,8 @@ ODD_LENGTHS = list(range(1, 40, 2))
 
 
 @pytest.mark.parametrize("module", [FrameStacking(6, factor=2), FrameStacking(6, factor=3, output_size=5),
-                                    ConvSubsampling(6, 8, num_layers=2), ConvSubsampling(6, 8, 1, kernel_size=5, stride=3),
+                                    ConvSubsampling(6, 8, num_layers=2),
+                                    ConvSubsampling(6, 8, 1, kernel_size=5, stride=3),
                                     ConvSubsampling(6, 8, 3, kernel_size=4, stride=2)],
                          ids=["stack2", "stack3", "conv3x2x2", "conv5x3", "conv4x2x3"])
 def test_subsampled_lengths_are_exact_for_odd_lengths(module):
@@ -329,7 +331,7 @@ def test_spoken_digits_are_synthesised_once_with_held_out_voices(tmp_path, monke
     dm = SpokenDigitsDataModule(**settings)
     dm.prepare_data()
     dm.setup()
-    plan = {split: dm._plan(split) for split in ("train", "test")}
+    plan = {split: dm.plan(split) for split in ("train", "test")}
     assert not {p["voice"] for p in plan["train"]} & {p["voice"] for p in plan["test"]}
     assert all(text.split() and set(text.split()) <= {"zero", "one", "two", "three", "four", "five", "six",
                                                          "seven", "eight", "nine"} for text in dm.texts["train"])

@@ -29,7 +29,8 @@ def read_wav(path: str | Path) -> tuple[Tensor, int]:
             rate, frames = handle.getframerate(), handle.getnframes()
             data = handle.readframes(frames)
     except (wave.Error, EOFError) as exc:
-        raise ValueError(f"cannot read {path} as a WAV file ({exc or 'truncated'}); seqmodels reads {_FORMATS}") from None
+        reason = exc or "truncated"
+        raise ValueError(f"cannot read {path} as a WAV file ({reason}); seqmodels reads {_FORMATS}") from None
     if width not in (1, 2, 3, 4):
         raise ValueError(f"{path} has {8 * width}-bit samples; seqmodels reads {_FORMATS}")
     count = len(data) // (width * channels)

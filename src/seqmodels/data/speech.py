@@ -427,11 +427,16 @@ class SpokenDigitsDataModule(SpeechDataModule):
         settings = json.dumps(self.generation_settings(split), sort_keys=True)
         return root / "spoken_digits" / f"{split}_{hashlib.sha1(settings.encode()).hexdigest()[:12]}"
 
-    def _plan(self, split: str) -> list[dict[str, Any]]:
+    def plan(self, split: str) -> list[dict[str, Any]]:
+        """What each utterance of a split says and how: ``{"file", "digits", "voice", "speed", "pitch", "word_gap"}``.
+
+        Utterance ``i`` depends only on ``(seed, split, i)`` and the settings, never on the other splits.
+        """
         plan = []
         for index in range(self.sizes[split]):
             rng = np.random.default_rng([int(self.seed), SPLITS.index(split), index])
-            digits = "".join(str(d) for d in rng.integers(0, 10, int(rng.integers(self.min_digits, self.max_digits + 1))))
+            count = int(rng.integers(self.min_digits, self.max_digits + 1))
+            digits = "".join(str(d) for d in rng.integers(0, 10, count))
             plan.append({
                 "file": f"{index:05d}.wav",
                 "digits": digits,
@@ -457,7 +462,7 @@ class SpokenDigitsDataModule(SpeechDataModule):
         if manifest.is_file():
             return folder
         require_espeak()
-        plan = self._plan(split)
+        plan = self.plan(split)
         folder.mkdir(parents=True, exist_ok=True)
         log.info("Synthesising %d spoken digit strings (%s) with espeak-ng into %s", len(plan), split, folder)
         with concurrent.futures.ThreadPoolExecutor(self.jobs) as pool:

@@ -7,6 +7,7 @@ Shapes: N batch, T samples, L frames, C features per frame. Waveforms are float 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -174,7 +175,8 @@ class LogMelSpectrogram(nn.Module):
                                                           self.f_min, self.f_max, torch.float64), persistent=False)
 
     @classmethod
-    def from_milliseconds(cls, sample_rate: int, win_ms: float = 25.0, hop_ms: float = 10.0, **kwargs) -> "LogMelSpectrogram":
+    def from_milliseconds(cls, sample_rate: int, win_ms: float = 25.0, hop_ms: float = 10.0,
+                          **kwargs: Any) -> LogMelSpectrogram:
         """Window and hop in milliseconds; ``n_fft`` is the next power of two >= the window."""
         win_length = max(1, round(sample_rate * win_ms / 1000))
         hop_length = max(1, round(sample_rate * hop_ms / 1000))

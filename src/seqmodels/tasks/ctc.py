@@ -48,7 +48,9 @@ class CTCTask(SequenceTask):
         self.labels = list(labels)
         num_classes = getattr(net, "num_classes", len(self.labels))
         if len(self.labels) != num_classes:
-            raise ValueError(f"{len(self.labels)} labels for a network with num_classes={num_classes}; take both from the data")
+            raise ValueError(
+                f"{len(self.labels)} labels for a network with num_classes={num_classes}; take both from the data"
+            )
         if not 0 <= blank < len(self.labels) or getattr(net, "blank", blank) != blank:
             raise ValueError(f"blank={blank} must be a label id and match the network's blank")
         if test_beam_size < 1:
