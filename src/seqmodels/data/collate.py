@@ -43,6 +43,22 @@ def _split_item(item: Any, position: int) -> tuple[Any, Any, Any]:
     )
 
 
+def _check_inputs(inputs: list[Tensor]) -> None:
+    """Raise for the first item whose inputs are not (L,) / (L, C) or differ from item 0's rank, channels, dtype."""
+    first = inputs[0]
+    for position, x in enumerate(inputs):
+        if x.dim() not in (1, 2):
+            raise ValueError(
+                f"pad_collate: inputs of item {position} must be (L,) token ids or (L, C) features, "
+                f"got shape {tuple(x.shape)}"
+            )
+        if x.dim() != first.dim() or x.shape[1:] != first.shape[1:] or x.dtype != first.dtype:
+            raise ValueError(
+                f"pad_collate: item {position} has inputs {tuple(x.shape)} {x.dtype}, but item 0 has "
+                f"{tuple(first.shape)} {first.dtype}; all items must share rank, channels and dtype"
+            )
+
+
 def _collate_targets(
     targets: list[Tensor], target_padding_value: float, target_mode: TargetMode
 ) -> tuple[Tensor, Tensor | None]:
@@ -100,42 +116,31 @@ def pad_collate(
     if len(items) == 0:
         raise ValueError("pad_collate: got an empty list of items")
 
-    inputs: list[Tensor] = []
-    targets: list[Tensor] = []
-    conditions: list[Tensor] = []
-    n_targets = n_conditions = 0
-    for position, item in enumerate(items):
-        x, y, c = _split_item(item, position)
-        x = _as_tensor(x, "inputs", position)
-        if x.dim() not in (1, 2):
-            raise ValueError(
-                f"pad_collate: inputs of item {position} must be (L,) token ids or (L, C) features, "
-                f"got shape {tuple(x.shape)}"
-            )
-        inputs.append(x)
-        if y is not None:
-            targets.append(_as_tensor(y, "target", position))
-            n_targets += 1
-        if c is not None:
-            conditions.append(_as_tensor(c, "condition", position))
-            n_conditions += 1
-
+    # This runs for every batch in the training loop's own thread: one cheap pass over the items, and the
+    # item-by-item checks (for the error message) only once something is wrong.
+    split = [_split_item(item, position) for position, item in enumerate(items)]
+    inputs = [
+        x if isinstance(x, Tensor) and x.dtype != torch.float64 else _as_tensor(x, "inputs", position)
+        for position, (x, _, _) in enumerate(split)
+    ]
     first = inputs[0]
-    for position, x in enumerate(inputs):
-        if x.dim() != first.dim() or x.shape[1:] != first.shape[1:] or x.dtype != first.dtype:
-            raise ValueError(
-                f"pad_collate: item {position} has inputs {tuple(x.shape)} {x.dtype}, but item 0 has "
-                f"{tuple(first.shape)} {first.dtype}; all items must share rank, channels and dtype"
-            )
-    if n_targets not in (0, len(items)):
-        raise ValueError(f"pad_collate: {n_targets} of {len(items)} items have a target; all or none must")
-    if n_conditions not in (0, len(items)):
+    if len({(x.dim(), x.shape[1:], x.dtype) for x in inputs}) > 1 or first.dim() not in (1, 2):
+        _check_inputs(inputs)
+    targets = [_as_tensor(y, "target", position) for position, (_, y, _) in enumerate(split) if y is not None]
+    conditions = [_as_tensor(c, "condition", position) for position, (_, _, c) in enumerate(split) if c is not None]
+    if len(targets) not in (0, len(items)):
+        raise ValueError(f"pad_collate: {len(targets)} of {len(items)} items have a target; all or none must")
+    if len(conditions) not in (0, len(items)):
         raise ValueError(
-            f"pad_collate: {n_conditions} of {len(items)} items have a condition; all or none must"
+            f"pad_collate: {len(conditions)} of {len(items)} items have a condition; all or none must"
         )
 
-    lengths = torch.tensor([x.shape[0] for x in inputs], dtype=torch.int64)
-    padded = pad_sequence(inputs, batch_first=True, padding_value=padding_value)
+    sizes = [x.shape[0] for x in inputs]
+    lengths = torch.tensor(sizes, dtype=torch.int64)
+    if min(sizes) == max(sizes):
+        padded = torch.stack(inputs)  # nothing to pad: stacking is several times cheaper
+    else:
+        padded = pad_sequence(inputs, batch_first=True, padding_value=padding_value)
 
     batch_targets: Tensor | None = None
     target_lengths: Tensor | None = None
