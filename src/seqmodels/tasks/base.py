@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,9 @@ from seqmodels.data.batch import SequenceBatch
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
 SPLITS = ("train", "val", "test")
+
+# SequenceTask moves batches itself (below); with a datamodule, Lightning warns that the task's hook is the one used.
+warnings.filterwarnings("ignore", message=r".*overridden `transfer_batch_to_device` in `LightningModule`.*")
 
 
 class SequenceTask(L.LightningModule):
