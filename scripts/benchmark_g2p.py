@@ -1,6 +1,8 @@
 """Benchmark: grapheme-to-phoneme on CMUdict (the `cmudict_g2p` experiment): test WER and PER, training time.
 
     .venv/bin/python scripts/benchmark_g2p.py                        # full CMUdict, default recipe
+    .venv/bin/python scripts/benchmark_g2p.py --epochs 6 model/scheduler=cosine callbacks.early_stopping=null
+                                     # the published figure: WER 26.2%, PER 6.11% (beam 5), 32 min on 2 cores
     .venv/bin/python scripts/benchmark_g2p.py --epochs 3 --max-words 20000 trainer.accelerator=gpu
 
 Scoring follows published CMUdict results: a word counts as right (for WER) when the output matches any of
