@@ -94,3 +94,13 @@ def test_dataloader_yields_sequence_batches_that_move():
     assert batches[0].inputs.shape == (4, 4, 2)
     moved = batches[0].to("cpu")
     assert isinstance(moved, SequenceBatch) and torch.equal(moved.lengths, batches[0].lengths)
+
+
+def test_equal_length_batches_stack_to_the_same_batch_as_padding():
+    items = [(torch.randn(5, 3), torch.tensor(i)) for i in range(4)]
+    stacked = pad_collate(items)
+    ragged = pad_collate([*items, (torch.randn(2, 3), torch.tensor(9))])
+    assert torch.equal(stacked.inputs, ragged.inputs[:4])
+    assert stacked.lengths.tolist() == [5, 5, 5, 5] and stacked.lengths.dtype == torch.int64
+    assert torch.equal(stacked.targets, torch.arange(4))
+    assert torch.equal(ragged.inputs[4, 2:], torch.zeros(3, 3))
