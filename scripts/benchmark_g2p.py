@@ -15,24 +15,13 @@ from __future__ import annotations
 import argparse
 import time
 
-import lightning as L
 import torch
+
+from benchmark_timing import TrainingTimer
 
 from seqmodels.config import compose_run_config
 from seqmodels.eval import build_from_checkpoint, load_checkpoint
 from seqmodels.train import train
-
-
-class TrainTimer(L.Callback):
-    def __init__(self) -> None:
-        self.seconds, self.epochs, self._start = 0.0, 0, 0.0
-
-    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self._start = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self.seconds += time.perf_counter() - self._start
-        self.epochs += 1
 
 
 def edit_distance(a: list[str], b: list[str]) -> int:
@@ -83,7 +72,7 @@ def main() -> None:
     device_name = "cuda" if cfg.trainer.get("accelerator") == "gpu" else "cpu"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device_name}", flush=True)
 
-    timer = TrainTimer()
+    timer = TrainingTimer()
     start = time.perf_counter()
     metrics = train(cfg, extra_callbacks=[timer])
     total = time.perf_counter() - start
@@ -92,8 +81,7 @@ def main() -> None:
     references = datamodule.references["test"]
     print(f"\nCMUdict: {len(datamodule.train_set):,} train / {len(datamodule.val_set):,} val / "
           f"{len(references):,} test words; {len(datamodule.target_vocab) - 4} phonemes")
-    print(f"training: {timer.epochs} epochs, {timer.seconds / 60:.1f} min in training epochs "
-          f"({timer.seconds / max(timer.epochs, 1):.0f} s/epoch), {total / 60:.1f} min in all with validation and test")
+    print(f"training: {timer.summary()}, {total / 60:.1f} min in all with test")
     device = torch.device(device_name)
     for beam in (1, 5):
         start = time.perf_counter()

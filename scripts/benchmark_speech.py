@@ -17,27 +17,16 @@ import time
 from collections import defaultdict
 
 import hydra
-import lightning as L
 import torch
 from torchmetrics.text import CharErrorRate, WordErrorRate
+
+from benchmark_timing import TrainingTimer
 
 from seqmodels.config import compose_run_config
 from seqmodels.data.speech import EspeakNotFoundError
 from seqmodels.eval import build_from_checkpoint, load_checkpoint
 from seqmodels.nn.ctc import ctc_greedy_decode, ctc_prefix_beam_search
 from seqmodels.train import train
-
-
-class TrainTimer(L.Callback):
-    def __init__(self) -> None:
-        self.seconds, self.epochs, self._start = 0.0, 0, 0.0
-
-    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self._start = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self.seconds += time.perf_counter() - self._start
-        self.epochs += 1
 
 
 def error_rates(hypotheses: list[str], references: list[str]) -> tuple[float, float]:
@@ -89,7 +78,7 @@ def main() -> None:
         raise SystemExit(1) from None
     synthesis = time.perf_counter() - start
 
-    timer = TrainTimer()
+    timer = TrainingTimer()
     start = time.perf_counter()
     metrics = train(cfg, extra_callbacks=[timer])
     total = time.perf_counter() - start
@@ -103,9 +92,7 @@ def main() -> None:
           f"train voices {', '.join(datamodule.voices['train'])}")
     print(f"held-out test voices: {', '.join(datamodule.voices['test'])}")
     print(f"synthesis (espeak-ng, cached): {synthesis:.0f} s")
-    print(f"training: {timer.epochs} epochs, {timer.seconds / 60:.1f} min in training epochs "
-          f"({timer.seconds / max(timer.epochs, 1):.0f} s/epoch), {total / 60:.1f} min in all with data, "
-          "validation and test", flush=True)
+    print(f"training: {timer.summary()}, {total / 60:.1f} min in all with data and test", flush=True)
 
     for beam in (1, args.beam):
         start = time.perf_counter()
