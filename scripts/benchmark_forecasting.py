@@ -1,17 +1,20 @@
 """Benchmark: multi-horizon forecasting through seqmodels-train vs a plain PyTorch loop, and MASE on real data.
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/benchmark_forecasting.py [--repeats 2] [--skip-real]
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/benchmark_forecasting.py [--repeats 3] [--skip-real]
 
 1. Noisy sine ``sin(2 pi t / 50) + 0.1 N(0, 1)``, 2000 points (numpy seed 0); train on points 0-1599, lookback
    24, horizon 12, one-layer LSTM with 64 units, linear head to all 12 steps, batch 32, 5 epochs, Adam 1e-3,
    L1 loss on standardised values. Validation: MAE on the original scale over all 389 rolling origins whose
    12 targets lie in points 1600-1999, in one batch. Seconds per epoch = one training pass plus that
    validation pass.
-   The same model is trained twice in one process: by ``seqmodels.train.train`` (Hydra config, Lightning
-   Trainer, ForecastingDataModule) and by a plain loop over the same window tensors (nn.LSTM + nn.Linear,
-   torch's default init). With ``--repeats`` > 1 the two alternate, so load from other processes hits both.
-2. The shipped ``co2`` and ``airline`` experiments, trained and tested as ``seqmodels-train experiment=X``
-   would: test MAE and MASE of the model, of the seasonal-naive and of the naive forecast on the same windows.
+   The same model is trained by ``seqmodels.train.train`` (the Hydra config, Lightning Trainer and
+   ForecastingDataModule of ``seqmodels-train``) and by plain loops over the same window tensors (nn.LSTM +
+   nn.Linear, torch's default init): one with ``torch.optim.Adam(lr=1e-3)`` as written by hand, and one with
+   ``fused=True`` like seqmodels' configs. Each seqmodels epoch is followed at once by one epoch of each plain
+   loop, so every ratio compares epochs run seconds apart: this machine's speed drifts by up to 2x over minutes.
+   Reported: medians over ``--repeats`` fits of 5 epochs each.
+2. The shipped ``co2`` and ``airline`` experiments, trained and tested as ``seqmodels-train experiment=X`` would:
+   test MAE and MASE of the model, of the seasonal-naive and of the naive forecast on the same windows.
 """
 
 from __future__ import annotations
@@ -51,30 +54,9 @@ def clock() -> tuple[float, float]:
     return time.perf_counter(), time.process_time()
 
 
-class EpochTimer(L.Callback):
-    """Wall and CPU seconds of each epoch: its training pass and the validation pass after it."""
-
-    def __init__(self) -> None:
-        self.seconds: list[tuple[float, float]] = []
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start = clock()
-
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.sanity_checking:
-            now = clock()
-            self.seconds.append((now[0] - self._start[0], now[1] - self._start[1]))
-
-
-def mean_seconds(seconds: list[tuple[float, float]]) -> tuple[float, float]:
-    return statistics.mean(w for w, _ in seconds), statistics.mean(c for _, c in seconds)
-
-
-def run_seqmodels() -> tuple[float, tuple[float, float]]:
-    timer = EpochTimer()
-    metrics = train(compose_run_config([*SINE, *QUIET[1:]]), extra_callbacks=[timer])
-    assert len(timer.seconds) == EPOCHS, timer.seconds
-    return metrics["val/mae"], mean_seconds(timer.seconds)
+def elapsed(start: tuple[float, float]) -> tuple[float, float]:
+    now = clock()
+    return now[0] - start[0], now[1] - start[1]
 
 
 class PlainLSTM(nn.Module):
@@ -88,39 +70,77 @@ class PlainLSTM(nn.Module):
         return self.head(h[-1])
 
 
-def run_plain() -> tuple[float, tuple[float, float]]:
+class PlainLoop:
     """The same model and data in a hand-written loop: the floor any framework overhead is measured against."""
-    data = ForecastingDataModule(source="sine", lookback=24, horizon=12, val_size=400, test_size=0,
-                                 seasonal_period=50, calendar=None, batch_size=32, seed=0)
-    data.setup()
-    train_x, train_y = data.train_set.tensors["inputs"], data.train_set.tensors["targets"][..., 0]
-    val_x, val_actual = data.val_set.tensors["inputs"], data.val_set.tensors["actual"][..., 0]
-    scaler = data.target_scaler()
-    torch.manual_seed(0)
-    model = PlainLSTM()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = nn.L1Loss()
-    seconds, mae = [], float("nan")
-    for epoch in range(EPOCHS):
+
+    def __init__(self, fused: bool) -> None:
+        data = ForecastingDataModule(source="sine", lookback=24, horizon=12, val_size=400, test_size=0,
+                                     seasonal_period=50, calendar=None, batch_size=32, seed=0)
+        data.setup()
+        self.train_x, self.train_y = data.train_set.tensors["inputs"], data.train_set.tensors["targets"][..., 0]
+        self.val_x, self.val_actual = data.val_set.tensors["inputs"], data.val_set.tensors["actual"][..., 0]
+        self.scaler = data.target_scaler()
+        torch.manual_seed(0)
+        self.model = PlainLSTM()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3, fused=fused or None)
+        self.epoch = 0
+
+    def run_epoch(self) -> tuple[float, tuple[float, float]]:
+        """Validation MAE after one more epoch, and the epoch's wall and CPU seconds."""
         start = clock()
+        model, loss_fn = self.model, nn.L1Loss()
         model.train()
-        order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(epoch))
+        order = torch.randperm(len(self.train_x), generator=torch.Generator().manual_seed(self.epoch))
         for i in range(0, len(order), 32):
             idx = order[i : i + 32]
-            optimizer.zero_grad()
-            loss = loss_fn(model(train_x[idx]), train_y[idx])
+            self.optimizer.zero_grad()
+            loss = loss_fn(model(self.train_x[idx]), self.train_y[idx])
             loss.backward()
-            optimizer.step()
+            self.optimizer.step()
         model.eval()
         errors = []
         with torch.no_grad():
-            for i in range(0, len(val_x), EVAL_BATCH):
-                forecast = scaler.inverse(model(val_x[i : i + EVAL_BATCH]).unsqueeze(-1))[..., 0]
-                errors.append((forecast - val_actual[i : i + EVAL_BATCH]).abs())
+            for i in range(0, len(self.val_x), EVAL_BATCH):
+                forecast = self.scaler.inverse(model(self.val_x[i : i + EVAL_BATCH]).unsqueeze(-1))[..., 0]
+                errors.append((forecast - self.val_actual[i : i + EVAL_BATCH]).abs())
         mae = torch.cat(errors).mean().item()
-        now = clock()
-        seconds.append((now[0] - start[0], now[1] - start[1]))
-    return mae, mean_seconds(seconds)
+        self.epoch += 1
+        return mae, elapsed(start)
+
+
+class PairedEpochs(L.Callback):
+    """Times each seqmodels epoch (training, validation and every epoch-end hook), then runs one epoch of each
+    plain loop right after it, outside the seqmodels clock."""
+
+    def __init__(self, plain: dict[str, PlainLoop]) -> None:
+        self.plain = plain
+        self.seconds: dict[str, list[tuple[float, float]]] = {"seqmodels": [], **{name: [] for name in plain}}
+        self.mae: dict[str, float] = {}
+        self._start: tuple[float, float] | None = None
+
+    def _close_epoch(self) -> None:
+        if self._start is None:
+            return
+        self.seconds["seqmodels"].append(elapsed(self._start))
+        for name, loop in self.plain.items():
+            self.mae[name], seconds = loop.run_epoch()
+            self.seconds[name].append(seconds)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._close_epoch()
+        self._start = clock()
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._close_epoch()
+        self._start = None
+
+
+def run_paired() -> tuple[dict[str, float], dict[str, list[tuple[float, float]]]]:
+    """One seqmodels fit of 5 epochs, each paired with one epoch of each plain loop; final MAEs and seconds."""
+    pairing = PairedEpochs({"plain": PlainLoop(fused=False), "plain_fused": PlainLoop(fused=True)})
+    metrics = train(compose_run_config([*SINE, *QUIET[1:]]), extra_callbacks=[pairing])
+    assert all(len(seconds) == EPOCHS for seconds in pairing.seconds.values()), pairing.seconds
+    return {"seqmodels": metrics["val/mae"], **pairing.mae}, pairing.seconds
 
 
 def real_data(experiment: str) -> dict[str, float]:
@@ -129,35 +149,42 @@ def real_data(experiment: str) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=2, help="alternating runs of each trainer on the sine task")
+    parser.add_argument("--repeats", type=int, default=3, help="seqmodels fits of 5 epochs, each epoch paired")
     parser.add_argument("--skip-real", action="store_true", help="only the sine benchmark")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)", flush=True)
-    results: dict[str, list[tuple[float, tuple[float, float]]]] = {"plain": [], "seqmodels": []}
-    wall_ratios, cpu_ratios = [], []
+    names = ("seqmodels", "plain", "plain_fused")
+    maes: dict[str, list[float]] = {name: [] for name in names}
+    seconds: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
     for repeat in range(args.repeats):
-        for name, run in (("plain", run_plain), ("seqmodels", run_seqmodels)):
-            mae, (wall, cpu) = run()
-            results[name].append((mae, (wall, cpu)))
-            print(f"run {repeat + 1} {name:>9}: val MAE {mae:.4f}  {wall:.3f} s/epoch wall, {cpu:.3f} s CPU", flush=True)
-        # Ratios within a repeat: both trainers ran back to back, under the same load.
-        wall_ratios.append(results["seqmodels"][-1][1][0] / results["plain"][-1][1][0])
-        cpu_ratios.append(results["seqmodels"][-1][1][1] / results["plain"][-1][1][1])
+        mae, run_seconds = run_paired()
+        for name in names:
+            maes[name].append(mae[name])
+            seconds[name].extend(run_seconds[name])
+        print(f"fit {repeat + 1}: " + ", ".join(
+            f"{name} MAE {mae[name]:.4f} {statistics.mean(w for w, _ in run_seconds[name]):.3f} s/epoch"
+            for name in names), flush=True)
 
-    def median(name: str, index: int) -> float:
-        return statistics.median(seconds[index] for _, seconds in results[name])
+    def ratios(name: str, index: int) -> list[float]:  # per paired epoch
+        return [ours[index] / theirs[index] for ours, theirs in zip(seconds["seqmodels"], seconds[name])]
 
-    ours_mae = statistics.median(m for m, _ in results["seqmodels"])
-    plain_mae = statistics.median(m for m, _ in results["plain"])
+    def row(label: str, name: str, note: str = "") -> str:
+        wall = statistics.median(w for w, _ in seconds[name])
+        cpu = statistics.median(c for _, c in seconds[name])
+        return f"  {label:<26} MAE {statistics.median(maes[name]):.4f}{note:<20} {wall:.3f} s/epoch wall, {cpu:.3f} s CPU"
+
+    def ratio_text(name: str) -> str:
+        wall, cpu = ratios(name, 0), ratios(name, 1)
+        return (f"{statistics.median(wall):.2f}x wall (quartiles {_quartiles(wall)}), "
+                f"{statistics.median(cpu):.2f}x CPU")
+
     print(
-        f"\nsine, 389 validation origins (medians of {args.repeats} alternating runs):\n"
-        f"  seqmodels-train  MAE {ours_mae:.4f} (target <= 0.104)  {median('seqmodels', 0):.3f} s/epoch wall, "
-        f"{median('seqmodels', 1):.3f} s CPU\n"
-        f"  plain PyTorch    MAE {plain_mae:.4f}                    {median('plain', 0):.3f} s/epoch wall, "
-        f"{median('plain', 1):.3f} s CPU\n"
-        f"  seqmodels / plain: {statistics.median(wall_ratios):.2f}x wall "
-        f"(runs {min(wall_ratios):.2f}-{max(wall_ratios):.2f}), {statistics.median(cpu_ratios):.2f}x CPU "
-        f"(runs {min(cpu_ratios):.2f}-{max(cpu_ratios):.2f}); target <= 1.2x"
+        f"\nsine, 389 validation origins ({len(seconds['seqmodels'])} paired epochs from {args.repeats} fits):\n"
+        + row("seqmodels-train", "seqmodels", " (target <= 0.104)") + "\n"
+        + row("plain PyTorch, Adam", "plain") + "\n"
+        + row("plain PyTorch, fused Adam", "plain_fused") + "\n"
+        + f"  seqmodels / plain loop:       {ratio_text('plain')}; target <= 1.2x\n"
+        + f"  seqmodels / plain fused loop: {ratio_text('plain_fused')} (the framework alone)"
     )
     if args.skip_real:
         return
@@ -169,6 +196,11 @@ def main() -> None:
             f"{m['test/seasonal_naive_mae']:.3f})",
             flush=True,
         )
+
+
+def _quartiles(values: list[float]) -> str:
+    q1, _, q3 = statistics.quantiles(values, n=4) if len(values) > 1 else (values * 3)
+    return f"{q1:.2f}-{q3:.2f}"
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 
+import lightning as L
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -121,7 +122,7 @@ SINE_TINY = [
 ]
 
 
-def _final_weights(compose_train, *overrides: str) -> tuple[dict[str, torch.Tensor], object, object]:
+def _final_weights(compose_train, *overrides: str, callbacks=()) -> tuple[dict[str, torch.Tensor], object, object]:
     """Fits SINE_TINY with ``overrides``; returns the final weights, the task and the trainer."""
     from hydra.utils import instantiate
 
@@ -134,7 +135,7 @@ def _final_weights(compose_train, *overrides: str) -> tuple[dict[str, torch.Tens
     datamodule = instantiate_datamodule(cfg.data)
     resolve_with_datamodule(cfg, datamodule)
     model = instantiate(cfg.model)
-    trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
+    trainer = instantiate(cfg.trainer, logger=False, callbacks=list(callbacks))
     trainer.fit(model, datamodule=datamodule)
     return {k: v.clone() for k, v in model.state_dict().items()}, model, trainer
 
@@ -150,6 +151,36 @@ def test_the_task_s_own_optimizer_step_matches_lightning_s(compose_train):
         assert torch.allclose(auto[key], manual[key], atol=1e-5), key
     unclipped, _, _ = _final_weights(compose_train, "trainer.gradient_clip_val=null", "model.gradient_clip_val=null")
     assert not torch.allclose(unclipped["net.head.1.weight"], manual["net.head.1.weight"], atol=1e-5)
+
+
+class CountStepHooks(L.Callback):
+    def __init__(self) -> None:
+        self.calls = {"on_before_backward": 0, "on_after_backward": 0, "on_before_optimizer_step": 0}
+
+    def on_before_backward(self, trainer, pl_module, loss) -> None:
+        self.calls["on_before_backward"] += 1
+
+    def on_after_backward(self, trainer, pl_module) -> None:
+        self.calls["on_after_backward"] += 1
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        self.calls["on_before_optimizer_step"] += 1
+
+
+def test_the_direct_step_matches_lightning_s_and_yields_to_callbacks_on_its_hooks(compose_train):
+    # Nothing listens: the task calls backward and the optimizer itself. A callback on the step's hooks gets
+    # Lightning's wrappers, which call it. Same training, same global_step, either way.
+    overrides = ("trainer.gradient_clip_val=null", "model.gradient_clip_val=0.05", "model/scheduler=cosine")
+    direct, direct_model, direct_trainer = _final_weights(compose_train, *overrides)
+    counter = CountStepHooks()
+    wrapped, wrapped_model, wrapped_trainer = _final_weights(compose_train, *overrides, callbacks=[counter])
+    assert direct_model._direct_step and not wrapped_model._direct_step
+    steps = 2 * math.ceil(len(direct_trainer.datamodule.train_set) / 32)
+    assert direct_trainer.global_step == wrapped_trainer.global_step == steps
+    assert counter.calls == dict.fromkeys(counter.calls, steps)
+    for key in direct:
+        assert torch.allclose(direct[key], wrapped[key], atol=1e-6), key
+    assert direct_trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_scheduled_sampling_decays_teacher_forcing(compose_train):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -71,7 +73,7 @@ class SequenceTask(L.LightningModule):
         return self.net(inputs, lengths)
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        optimizer = self.build_optimizer([p for p in self.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer)
@@ -84,6 +86,32 @@ class SequenceTask(L.LightningModule):
                 "frequency": 1,
             },
         }
+
+    def build_optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        """The configured optimizer over ``params``; a ``fused=True`` request is dropped where it cannot run.
+
+        The Adam/AdamW configs ask for ``fused=True``: one kernel updates every parameter, which on a small
+        network's CPU step saves about 0.2 ms of a 4 ms step, with the same arithmetic. Torch's default
+        implementation runs instead for an optimizer class without a ``fused`` argument, for parameters on a
+        device without fused kernels, and under ``precision=16-mixed``, whose gradient scaler Lightning cannot
+        combine with gradient clipping once the optimizer unscales inside its own step.
+        """
+        factory = self.optimizer_factory
+        if not isinstance(factory, functools.partial) or not factory.keywords.get("fused"):
+            return factory(params=params)
+        unfused = functools.partial(
+            factory.func, *factory.args, **{k: v for k, v in factory.keywords.items() if k != "fused"}
+        )
+        precision = self._trainer.precision_plugin if self._trainer is not None else None
+        accepts = "fused" in inspect.signature(factory.func).parameters
+        if not accepts or getattr(precision, "scaler", None) is not None:
+            return unfused(params=params)
+        try:
+            return factory(params=params)
+        except RuntimeError as error:  # torch: "`fused=True` requires all the params to be ... supported devices"
+            if "fused" not in str(error):
+                raise
+            return unfused(params=params)
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         # A SequenceBatch moves its own tensors; Lightning's generic walk deep-copies the dataclass every step.

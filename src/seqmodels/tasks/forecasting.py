@@ -15,7 +15,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import lightning as L
 import torch
+from lightning.pytorch.plugins.precision import Precision
+from lightning.pytorch.profilers import PassThroughProfiler
+from lightning.pytorch.strategies import SingleDeviceStrategy
+from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch import Tensor, nn
 from torchmetrics import Metric
 
@@ -137,6 +142,7 @@ class ForecastingTask(SequenceTask):
         self.val_best = math.inf  # val/mae is already reduced over processes: a plain minimum will do
         self._plot_rows: dict[str, dict[str, Tensor]] = {}
         self._val_baselines_logged = False
+        self._direct_step = False  # set per fit in on_train_start
 
     # ------------------------------------------------------------------ scaling
     def setup(self, stage: str) -> None:
@@ -191,6 +197,25 @@ class ForecastingTask(SequenceTask):
         # The sanity check ran validation already; its numbers must not count as "best".
         self.val_metrics.reset()
         self.val_best = math.inf
+        self._direct_step = not self.automatic_optimization and self._step_is_unobserved()
+
+    _STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
+
+    def _step_is_unobserved(self) -> bool:
+        """True when nothing needs Lightning's wrappers around backward and the optimizer step: one device, 32-bit
+        precision, no profiler, and no callback (or override of this task) on the hooks they call. The task then
+        calls torch directly, which saves about a tenth of a small forecaster's CPU step."""
+        trainer = self.trainer
+        if type(trainer.strategy) is not SingleDeviceStrategy or type(trainer.precision_plugin) is not Precision:
+            return False
+        if not isinstance(trainer.profiler, PassThroughProfiler):
+            return False
+        optimizers = trainer.strategy._lightning_optimizers
+        if len(optimizers) != 1 or not hasattr(optimizers[0], "_on_before_step"):
+            return False
+        if any(is_overridden(hook, callback, L.Callback) for callback in trainer.callbacks for hook in self._STEP_HOOKS):
+            return False
+        return not any(is_overridden(hook, self, L.LightningModule) for hook in (*self._STEP_HOOKS, "backward"))
 
     def on_train_epoch_start(self) -> None:
         # Running sums instead of a self.log per step: on a small recurrent net the logging machinery costs
@@ -209,7 +234,8 @@ class ForecastingTask(SequenceTask):
 
         Lightning's automatic step wraps every batch in a closure and a dozen hooks, which costs about a third
         of a small forecaster's step on a CPU; the manual step below does the same work (zero_grad, backward,
-        clip to ``gradient_clip_val``, step, scheduler) with less machinery. Lightning clips or accumulates
+        clip to ``gradient_clip_val``, step, scheduler) with less machinery, and calls torch directly when no
+        callback listens to the step's hooks (see :meth:`_step_is_unobserved`). Lightning clips or accumulates
         only in automatic mode, so a Trainer asked to (``trainer.gradient_clip_val``,
         ``accumulate_grad_batches``) gets that mode.
         """
@@ -225,7 +251,17 @@ class ForecastingTask(SequenceTask):
             optimizer.zero_grad(set_to_none=True)  # type: ignore[union-attr]
         params = self.net(batch.inputs, batch.future, batch.targets)
         loss = self.net.output.loss(params, batch.targets)
-        if manual:
+        if manual and self._direct_step:
+            loss.backward()
+            if self.gradient_clip_val:
+                params = [p for group in optimizer.param_groups for p in group["params"]]  # type: ignore[union-attr]
+                torch.nn.utils.clip_grad_norm_(params, self.gradient_clip_val)
+            # The loop's progress callbacks around the step: they count global_step.
+            optimizer._on_before_step()  # type: ignore[union-attr]
+            optimizer.optimizer.step()  # type: ignore[union-attr]
+            optimizer._on_after_step()  # type: ignore[union-attr]
+            self._step_schedulers("step")
+        elif manual:
             self.manual_backward(loss)
             if self.gradient_clip_val:
                 self.clip_gradients(
