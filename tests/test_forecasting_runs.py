@@ -212,3 +212,34 @@ def test_learning_rate_schedules_step_in_both_optimizer_paths(compose_train, cli
     # Cosine over 3 epochs, stepped after each: lr_0 * (1 + cos(pi)) / 2 = 0 at the end.
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)
     assert trainer.lr_scheduler_configs[0].scheduler.last_epoch == 3
+
+
+@pytest.mark.slow
+def test_two_process_ddp_scores_every_test_window_once(tmp_path, compose_train):
+    import os
+    import subprocess
+    import sys
+
+    from seqmodels.config import instantiate_datamodule
+
+    # Each rank takes every other window; the metric sums are reduced across ranks. The baselines depend only on
+    # the data, so the two-process value must equal the one-process value over the same test windows.
+    datamodule = instantiate_datamodule(compose_train("experiment=airline").data)
+    batches = list(datamodule.test_dataloader())
+    actual = torch.cat([b.actual for b in batches])
+    seasonal_naive_mae = (torch.cat([b.seasonal_naive for b in batches]) - actual).abs().mean().item()
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "seqmodels.train", "experiment=airline", "trainer=ddp_sim", "trainer.max_epochs=1",
+         "model.net.encoder.hidden_size=8", "model.plot_every_n_epochs=0", "~callbacks.rich_progress_bar",
+         "+trainer.enable_progress_bar=false", f"paths.output_dir={tmp_path / 'run'}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "MEMBER: 2/2" in result.stderr or "world_size: 2" in result.stderr, result.stderr[-2000:]
+    reported = float(result.stdout.split("test/seasonal_naive_mae:")[1].split()[0])
+    assert reported == pytest.approx(seasonal_naive_mae, rel=1e-5)
+    assert math.isfinite(float(result.stdout.split("test/mase:")[1].split()[0]))
+    # Values already reduced by the metrics are logged as such: no "use sync_dist=True" advice.
+    assert "sync_dist=True" not in result.stderr

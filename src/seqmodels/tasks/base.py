@@ -178,14 +178,20 @@ class SequenceTask(L.LightningModule):
             metric.reset()
             items = computed.items() if isinstance(computed, dict) else [(f"{split}/{name}", computed)]
             for key, value in items:
-                self.log(key, value, prog_bar=prog_bar)
+                self.log_epoch_value(key, value, prog_bar=prog_bar)
                 values[key] = value
         self._tracked[split] = {}
         key = f"val/{self.best_name}"
         if split == "val" and key in values and not self.trainer.sanity_checking:
             self.val_best(values[key])
-            self.log(f"{key}_best", self.val_best.compute(), prog_bar=True)
+            self.log_epoch_value(f"{key}_best", self.val_best.compute(), prog_bar=True)
         return values
+
+    def log_epoch_value(self, name: str, value: Tensor | float, prog_bar: bool = False) -> None:
+        """Logs a value that is already the same in every process: a computed torchmetrics metric (reduced
+        across processes) or a setting. ``sync_dist=True`` tells Lightning so; the mean of equal values is the
+        value, and without it Lightning warns once per name under DDP."""
+        self.log(name, value, prog_bar=prog_bar, on_step=False, on_epoch=True, sync_dist=True)
 
     def on_train_start(self) -> None:
         if self.best_name is not None:  # a second fit starts its own record

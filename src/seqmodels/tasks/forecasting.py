@@ -226,7 +226,7 @@ class ForecastingTask(SequenceTask):
             progress = min(1.0, self.current_epoch / self.teacher_forcing_epochs)
             ratio = self.teacher_forcing_start + (self.teacher_forcing_end - self.teacher_forcing_start) * progress
             self.net.teacher_forcing = ratio
-            self.log("train/teacher_forcing", ratio, on_step=False, on_epoch=True)
+            self.log_epoch_value("train/teacher_forcing", ratio)
 
     @property
     def automatic_optimization(self) -> bool:  # type: ignore[override]
@@ -317,7 +317,7 @@ class ForecastingTask(SequenceTask):
         for name, value in values.items():
             if name.startswith(("naive_", "seasonal_naive_")) and not with_baselines:
                 continue
-            self.log(f"{split}/{name}", value, prog_bar=split == "val" and name in ("loss", "mae", "mase"))
+            self.log_epoch_value(f"{split}/{name}", value, prog_bar=split == "val" and name in ("loss", "mae", "mase"))
         if split == "val" and with_baselines:
             self._val_baselines_logged = True
         return values
@@ -331,7 +331,7 @@ class ForecastingTask(SequenceTask):
     def on_validation_epoch_end(self) -> None:
         values = self._epoch_end("val")
         self.val_best = min(self.val_best, values["mae"].item())
-        self.log("val/mae_best", self.val_best, prog_bar=True)
+        self.log_epoch_value("val/mae_best", self.val_best, prog_bar=True)
         due = self.plot_every_n_epochs and (self.current_epoch + 1) % self.plot_every_n_epochs == 0
         if due and not self.trainer.sanity_checking:
             self._log_plots("val")

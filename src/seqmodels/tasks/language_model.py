@@ -108,9 +108,9 @@ class LanguageModelTask(SequenceTask):
         loss = values.get(f"{split}/loss")
         if loss is None:
             return values
-        self.log(f"{split}/ppl", torch.exp(loss.clamp(max=50.0)), prog_bar=split == "val")
+        self.log_epoch_value(f"{split}/ppl", torch.exp(loss.clamp(max=50.0)), prog_bar=split == "val")
         if self.char_level:
-            self.log(f"{split}/bpc", loss / math.log(2.0), prog_bar=split == "val")
+            self.log_epoch_value(f"{split}/bpc", loss / math.log(2.0), prog_bar=split == "val")
         return values
 
 

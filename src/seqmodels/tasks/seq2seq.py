@@ -146,7 +146,7 @@ class Seq2SeqTask(SequenceTask):
         return None
 
     def on_train_epoch_start(self) -> None:
-        self.log("train/teacher_forcing", self.teacher_forcing_ratio)
+        self.log_epoch_value("train/teacher_forcing", self.teacher_forcing_ratio)
 
     def predict_step(self, batch: SequenceBatch, batch_idx: int) -> list[list[int]]:
         return self.decode_batch(batch, self.test_beam_size)
