@@ -11,17 +11,8 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 
 from seqmodels.config import instantiate_datamodule, resolve_with_datamodule
-from seqmodels.data import SequenceDataset, pad_collate
 from seqmodels.nn import ManyToOneNet, RecurrentEncoder
 from seqmodels.tasks import SequenceClassificationTask
-
-
-def _data(n: int, seed: int) -> SequenceDataset:
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(3, 12, (n,), generator=g)
-    inputs = [torch.randn(int(k), 4, generator=g) for k in lengths]
-    targets = torch.tensor([int(x[:, 0].sum() > 0) for x in inputs])
-    return SequenceDataset(inputs, targets)
 
 
 def _task(optimizer) -> SequenceClassificationTask:
@@ -56,11 +47,12 @@ def test_the_fused_optimizer_trains_like_torch_s_default():
         torch.manual_seed(0)
         task = _task(functools.partial(torch.optim.AdamW, lr=0.02, fused=fused))
         optimizer = task.configure_optimizers()
-        data = _data(32, 0)
-        batch = pad_collate([data[i] for i in range(32)])
+        g = torch.Generator().manual_seed(1)
+        inputs, lengths = torch.randn(32, 10, 4, generator=g), torch.randint(3, 11, (32,), generator=g)
+        targets = (inputs[:, 0, 0] > 0).long()
         for _ in range(20):
             optimizer.zero_grad()
-            F.cross_entropy(task.net(batch.inputs, batch.lengths), batch.targets).backward()
+            F.cross_entropy(task.net(inputs, lengths), targets).backward()
             optimizer.step()
         results.append(torch.cat([p.detach().flatten() for p in task.parameters()]))
     assert torch.allclose(results[0], results[1], atol=1e-5)
