@@ -100,6 +100,47 @@ def test_predict_writes_the_next_horizon_as_csv(airline_run, tmp_path):
         write_forecasts(cfg)
 
 
+def test_backtest_writes_the_historical_forecasts_that_eval_scores(airline_run, compose_eval, tmp_path, capsys):
+    _, metrics = airline_run
+    out = tmp_path / "backtest.csv"
+    cfg = OmegaConf.create({"ckpt_path": metrics["_best_model_path"], "input": None, "input_file": None,
+                            "output_file": str(out), "weights_only": True, "backtest": "test", "batch_size": 7})
+    assert write_forecasts(cfg)
+    rows = list(csv.DictReader(out.open()))
+    assert list(rows[0]) == ["series", "origin", "time", "step", "target", "actual", "forecast", "lower", "upper",
+                             "q0.1", "q0.5", "q0.9", "naive", "seasonal_naive"]
+    horizon = 12
+    assert len(rows) % horizon == 0 and rows[0]["step"] == "1" and rows[horizon - 1]["step"] == str(horizon)
+    # Origins roll one month at a time through the last months of 1960, and every target is an observed month.
+    assert rows[0]["time"] > rows[0]["origin"] and rows[-1]["time"] == "1960-12-01"
+    assert rows[horizon]["origin"] > rows[0]["origin"]
+    # The naive forecast repeats the last observed value: the actual value at the origin of a later window.
+    actual_at = {row["time"]: float(row["actual"]) for row in rows}
+    assert any(row["origin"] in actual_at for row in rows)
+    for row in rows:
+        if row["origin"] in actual_at:
+            assert float(row["naive"]) == pytest.approx(actual_at[row["origin"]])
+    # Averaged over the file, the errors are the test metrics seqmodels-eval reports for the same checkpoint.
+    mae = sum(abs(float(r["forecast"]) - float(r["actual"])) for r in rows) / len(rows)
+    seasonal = sum(abs(float(r["seasonal_naive"]) - float(r["actual"])) for r in rows) / len(rows)
+    evaluated = evaluate(compose_eval(f"ckpt_path={metrics['_best_model_path']}", "trainer.accelerator=cpu",
+                                      "+trainer.enable_progress_bar=false"))
+    assert mae == pytest.approx(evaluated["test/mae"], rel=1e-4)
+    assert seasonal == pytest.approx(evaluated["test/seasonal_naive_mae"], rel=1e-4)
+    assert f"MASE {evaluated['test/mase']:.3f}" in capsys.readouterr().err
+    # A file of one's own, split as in training: the last 24 months are the test part, 13 origins of 12 months.
+    series = tmp_path / "air.csv"
+    series.write_text("Date,Passengers\n" + "".join(
+        f"{2000 + k // 12}-{k % 12 + 1:02d},{300 + 2 * k + 40 * math.sin(k * math.pi / 6):.1f}\n" for k in range(96)))
+    cfg.input_file, cfg.backtest = str(series), "test"
+    assert write_forecasts(cfg)
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 13 * horizon and rows[0]["origin"] == "2005-12-01" and rows[-1]["time"] == "2007-12-01"
+    cfg.backtest = "train"
+    with pytest.raises(ValueError, match="backtest must be val or test"):
+        write_forecasts(cfg)
+
+
 def test_predict_cli_prints_one_line_errors(tmp_path, airline_run):
     import subprocess
     import sys

@@ -4,6 +4,7 @@
     seqmodels-predict ckpt_path=... input="'seventy one'"                                  # quote spaces
     seqmodels-predict ckpt_path=... input_file=words.txt output_file=phonemes.tsv beam_size=5 n_best=3
     seqmodels-predict ckpt_path=<forecaster>.ckpt [input_file=series.csv] output_file=forecast.csv  # forecasting
+    seqmodels-predict ckpt_path=<forecaster>.ckpt backtest=test output_file=backtest.csv   # historical forecasts
     seqmodels-predict ckpt_path=<speech model>.ckpt input_file=digits.wav                  # prints the transcript
     seqmodels-predict ckpt_path=<speech model>.ckpt input_file=wavs.txt beam_size=1         # one WAV path per line
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 import torch
@@ -70,14 +72,16 @@ def predict(cfg: DictConfig) -> list[tuple[str, list[tuple[str, float]]]]:
 
 
 def write_forecasts(cfg: DictConfig) -> bool:
-    """For a forecaster's checkpoint: writes a CSV of forecasts past the end of each series and returns True.
+    """For a forecaster's checkpoint: writes a CSV of forecasts and returns True (other checkpoints: False).
 
-    The series are the checkpoint's own data, or ``input_file`` (a CSV with the training columns; with
-    known-future covariates, its last ``horizon`` rows give them, targets empty). Other checkpoints: False.
+    By default the forecasts run past the end of each series: the checkpoint's own data, or ``input_file`` (a CSV
+    with the training columns; with known-future covariates, its last ``horizon`` rows give them, targets empty).
+    With ``backtest=val`` or ``backtest=test``, they are the historical forecasts from every origin of that part
+    of the series (split as in training), beside the actual values and both baselines; a summary goes to stderr.
     """
     import csv
 
-    from seqmodels.data.forecasting import forecast_rows
+    from seqmodels.data.forecasting import backtest_rows, forecast_rows
 
     checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
     if not str(checkpoint[CHECKPOINT_KEY]["config"]["model"].get("_target_", "")).endswith("ForecastingTask"):
@@ -86,10 +90,17 @@ def write_forecasts(cfg: DictConfig) -> bool:
         raise ValueError("a forecaster reads series, not text: pass input_file=/path/to/series.csv (or nothing)")
     model, datamodule = build_from_checkpoint(checkpoint, setup_data=False)
     model.eval()
-    series, batch, times = datamodule.last_windows(cfg.get("input_file"))
-    forecast = model.forecast(batch.inputs, batch.future)
     levels = model.net.output.levels.tolist() if hasattr(model.net.output, "levels") else None
-    rows = forecast_rows(series, times, forecast, datamodule.target_names, levels)
+    summary = ""
+    if cfg.get("backtest"):
+        windows = datamodule.backtest_windows(str(cfg.backtest), cfg.get("input_file"))
+        forecast = _forecast_windows(model, windows, cfg.get("batch_size", 64))
+        rows = backtest_rows(datamodule.series, windows, forecast, datamodule.target_names, levels)
+        summary = _backtest_summary(str(cfg.backtest), windows, forecast)
+    else:
+        series, batch, times = datamodule.last_windows(cfg.get("input_file"))
+        forecast = model.forecast(batch.inputs, batch.future)
+        rows = forecast_rows(series, times, forecast, datamodule.target_names, levels)
     output = cfg.get("output_file")
     handle = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout
     try:
@@ -99,9 +110,35 @@ def write_forecasts(cfg: DictConfig) -> bool:
     finally:
         if output:
             handle.close()
+    if summary:
+        print(summary, file=sys.stderr)
     if output:
-        print(f"wrote {len(rows)} forecasts of {len(series)} series to {output}", file=sys.stderr)
+        print(f"wrote {len(rows)} forecast rows to {output}", file=sys.stderr)
     return True
+
+
+def _forecast_windows(model: torch.nn.Module, windows: Any, batch_size: int) -> dict[str, torch.Tensor]:
+    """``model.forecast`` over all windows, in batches; the outputs concatenated along the windows."""
+    parts: dict[str, list[torch.Tensor]] = {}
+    for start in range(0, len(windows), max(batch_size, 1)):
+        batch = windows.take(slice(start, start + batch_size))
+        for key, value in model.forecast(batch.inputs, batch.future).items():  # type: ignore[operator]
+            parts.setdefault(key, []).append(value)
+    return {key: torch.cat(values) for key, values in parts.items()}
+
+
+def _backtest_summary(split: str, windows: Any, forecast: dict[str, torch.Tensor]) -> str:
+    from seqmodels.tasks.forecasting import ForecastMetrics
+
+    t = windows.tensors
+    metrics = ForecastMetrics()
+    metrics.update(forecast["point"], t["actual"], t["mase_scale"], t["naive"], t["seasonal_naive"],
+                   forecast.get("lower"), forecast.get("upper"))
+    m = {key: float(value) for key, value in metrics.compute().items()}
+    coverage = f", interval coverage {m['coverage']:.3f}" if "coverage" in m else ""
+    return (f"backtest over the {split} part, {len(windows)} windows: MAE {m['mae']:.4g} (seasonal naive "
+            f"{m['seasonal_naive_mae']:.4g}, naive {m['naive_mae']:.4g}), MASE {m['mase']:.3f}, "
+            f"sMAPE {m['smape']:.2f}%{coverage}")
 
 
 def audio_paths(cfg: DictConfig) -> list[Path]:
@@ -151,6 +188,8 @@ def main(cfg: DictConfig) -> None:
     try:
         if write_forecasts(cfg):  # a forecaster's checkpoint: a CSV of forecasts
             return
+        if cfg.get("backtest"):
+            raise ValueError(f"backtest={cfg.backtest} needs a forecasting checkpoint; {cfg.ckpt_path} is not one")
         transcripts = transcribe_audio(cfg)  # a speech model's checkpoint: transcripts of WAV files
         if transcripts is not None and len(transcripts) == 1 and cfg.n_best == 1 and not cfg.get("output_file"):
             print(transcripts[0][1][0][0], flush=True)

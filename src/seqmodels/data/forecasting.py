@@ -313,8 +313,9 @@ class ForecastingDataModule(SequenceDataModule):
         return torch.cat([scaled, cal], dim=1), future
 
     # ------------------------------------------------------------------ building
-    def build(self) -> None:
-        self.series = self.read_series()
+    def build(self, series: list[Series] | None = None) -> None:
+        """Splits ``series`` (default: the configured ones) and cuts every split's windows."""
+        self.series = series if series is not None else self.read_series()
         if not self.series:
             raise ValueError("no series to forecast")
         self.split_points = []
@@ -451,6 +452,18 @@ class ForecastingDataModule(SequenceDataModule):
         return WindowLoader(dataset, batch_size, shuffle=train, seed=self.seed,
                             num_replicas=num_replicas or 1, rank=rank or 0)
 
+    def backtest_windows(self, split: str, path: str | Path | None = None) -> ForecastWindows:
+        """Every window of the ``"val"`` or ``"test"`` part of the series, or of those in ``path`` (same columns
+        as in training), split as in training. A checkpoint's scaler, when loaded, is kept."""
+        if split not in ("val", "test"):
+            raise ValueError(f"backtest must be val or test, got {split!r}; pass backtest=test (or backtest=val)")
+        self.build(self.read_series(path) if path is not None else None)
+        self._built = True
+        windows: ForecastWindows = getattr(self, f"{split}_set")
+        if not len(windows):
+            raise ValueError(f"the {split} part holds no windows; set data.{split}_size to at least horizon={self.horizon}")
+        return windows
+
     # ------------------------------------------------------------------ forecasting ahead
     def last_windows(self, path: str | Path | None = None) -> tuple[list[Series], ForecastBatch, np.ndarray]:
         """The windows that forecast past the end of each series: its last ``lookback`` observed steps.
@@ -515,6 +528,19 @@ def _time_text(value: np.generic) -> str:
     return str(int(number)) if number.is_integer() else f"{number:g}"
 
 
+def _interval_columns(
+    row: dict[str, str], forecast: dict[str, Tensor], i: int, h: int, c: int, quantile_levels: list[float] | None
+) -> dict[str, str]:
+    """Adds ``lower, upper`` and one ``q<level>`` column per quantile, when the forecast has them."""
+    if "lower" in forecast:
+        row["lower"] = f"{float(forecast['lower'][i, h, c]):.6g}"
+        row["upper"] = f"{float(forecast['upper'][i, h, c]):.6g}"
+    if "quantiles" in forecast and quantile_levels:
+        for q, level in enumerate(quantile_levels):
+            row[f"q{level:g}"] = f"{float(forecast['quantiles'][i, h, c, q]):.6g}"
+    return row
+
+
 def forecast_rows(
     series: list[Series], times: np.ndarray, forecast: dict[str, Tensor], target_names: list[str],
     quantile_levels: list[float] | None = None,
@@ -531,12 +557,32 @@ def forecast_rows(
             for c, target in enumerate(target_names):
                 row = {"series": s.name, "time": _time_text(times[i, h]), "step": str(h + 1), "target": target,
                        "forecast": f"{float(point[i, h, c]):.6g}"}
-                if "lower" in forecast:
-                    row["lower"] = f"{float(forecast['lower'][i, h, c]):.6g}"
-                    row["upper"] = f"{float(forecast['upper'][i, h, c]):.6g}"
-                if "quantiles" in forecast and quantile_levels:
-                    for q, level in enumerate(quantile_levels):
-                        row[f"q{level:g}"] = f"{float(forecast['quantiles'][i, h, c, q]):.6g}"
+                rows.append(_interval_columns(row, forecast, i, h, c, quantile_levels))
+    return rows
+
+
+def backtest_rows(
+    series: list[Series], windows: ForecastWindows, forecast: dict[str, Tensor], target_names: list[str],
+    quantile_levels: list[float] | None = None,
+) -> list[dict[str, str]]:
+    """Historical forecasts: one row per window, step and target, ``series, origin, time, step, target, actual,
+    forecast``, the interval and quantile columns when the forecast has them, then the ``naive`` and
+    ``seasonal_naive`` forecasts of the same step. ``origin`` is the time of the window's last observed step.
+    """
+    t = windows.tensors
+    point = forecast["point"].cpu()
+    rows = []
+    for i in range(point.shape[0]):
+        s = series[int(t["series"][i])]
+        origin = int(t["origin"][i])  # index of the first forecast step
+        for h in range(point.shape[1]):
+            for c, target in enumerate(target_names):
+                row = {"series": s.name, "origin": _time_text(s.time[origin - 1]),
+                       "time": _time_text(s.time[origin + h]), "step": str(h + 1), "target": target,
+                       "actual": f"{float(t['actual'][i, h, c]):.6g}", "forecast": f"{float(point[i, h, c]):.6g}"}
+                _interval_columns(row, forecast, i, h, c, quantile_levels)
+                row["naive"] = f"{float(t['naive'][i, h, c]):.6g}"
+                row["seasonal_naive"] = f"{float(t['seasonal_naive'][i, h, c]):.6g}"
                 rows.append(row)
     return rows
 
@@ -558,6 +604,7 @@ __all__ = [
     "ForecastingDataModule",
     "TargetScaler",
     "WindowLoader",
+    "backtest_rows",
     "demo_demand_path",
     "forecast_rows",
 ]
