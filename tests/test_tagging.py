@@ -78,8 +78,32 @@ def test_tagger_scores_do_not_depend_on_padding():
         SequenceTaggerNet(RecurrentEncoder("gru", input_size=6, hidden_size=5), num_tags=4)
 
 
-def test_ner_experiment_learns_the_demo_corpus(compose_train):
+def test_ner_experiment_learns_the_demo_corpus_and_its_checkpoint_alone_tags_sentences(compose_train, caplog):
+    from omegaconf import OmegaConf
+
+    from seqmodels.predict import label_texts
+
     cfg = compose_train("experiment=ner", "trainer.max_epochs=5")
     metrics = train(cfg)
     assert metrics["test/acc"] > 0.95, metrics
     assert metrics["test/f1"] > 0.85, metrics
+
+    # seqmodels-predict with the checkpoint alone: one tag per word, as the gold file has them.
+    sentences = read_conll(demo_ner_path())[:40]
+    options = {"ckpt_path": metrics["_best_model_path"], "input": None, "n_best": 1, "batch_size": 16,
+               "device": "cpu", "weights_only": True}
+    path = cfg.paths.output_dir + "/sentences.txt"
+    with open(path, "w") as handle:
+        handle.write("\n".join(" ".join(s.tokens) for s in sentences) + "\n")
+    results = label_texts(OmegaConf.create({**options, "input_file": path}))
+    assert [text for text, _ in results] == [" ".join(s.tokens) for s in sentences]
+    predicted = [outputs[0][0].split() for _, outputs in results]
+    assert all(len(tags) == len(s.tags) for tags, s in zip(predicted, sentences))
+    correct = sum(p == g for tags, s in zip(predicted, sentences) for p, g in zip(tags, s.tags))
+    assert correct / sum(len(s.tags) for s in sentences) > 0.9
+    # A word the vocabulary lacks is read as <unk>, and said so.
+    with caplog.at_level("WARNING"):
+        (text, [(tags, _)]), = label_texts(OmegaConf.create({**options, "input": "Zyxwvut visits Paris"}))
+    assert len(tags.split()) == 3 and "'Zyxwvut'" in caplog.text
+    with pytest.raises(ValueError, match="set n_best=1"):
+        label_texts(OmegaConf.create({**options, "input": "EU rejects", "n_best": 2}))

@@ -238,3 +238,29 @@ def test_training_without_any_logger(compose_train):
                         "data.num_train=64", "data.num_val=16")
     metrics = train(cfg)  # the default LearningRateMonitor must not stop a run that has no logger
     assert "train/loss" in metrics or "train/loss_step" in metrics or "val/loss" in metrics, metrics
+
+
+def test_predict_labels_texts_with_the_text_classifier_checkpoint_alone(compose_train, trained_run):
+    import csv
+
+    from omegaconf import OmegaConf
+
+    from seqmodels.data.text import demo_reviews_path
+    from seqmodels.predict import label_texts
+
+    metrics = train(compose_train("experiment=text_classification", "trainer.max_epochs=4"))
+    rows = list(csv.DictReader(demo_reviews_path().open()))[:60]
+    options = {"ckpt_path": metrics["_best_model_path"], "input_file": None, "n_best": 2, "batch_size": 16,
+               "device": "cpu", "weights_only": True}
+    results = [label_texts(OmegaConf.create({**options, "input": row["text"]}))[0] for row in rows]
+    for (text, best), row in zip(results, rows):
+        assert text == row["text"] and {label for label, _ in best} == {"negative", "positive"}
+        assert best[0][1] >= best[1][1] and sum(p for _, p in best) == pytest.approx(1.0, abs=1e-5)
+    accuracy = sum(best[0][0] == row["label"] for (_, best), row in zip(results, rows)) / len(rows)
+    assert accuracy > 0.85, accuracy
+    with pytest.raises(ValueError, match=r"n_best must be in \[1, 2\]"):
+        label_texts(OmegaConf.create({**options, "input": "fine", "n_best": 3}))
+    # A classifier of synthetic (non-text) sequences says what to use instead.
+    _, parity, _ = trained_run
+    with pytest.raises(ValueError, match="not text; score it on its data with seqmodels-eval"):
+        label_texts(OmegaConf.create({**options, "ckpt_path": parity["_best_model_path"], "input": "0 1"}))

@@ -1,16 +1,21 @@
-"""``seqmodels-predict ckpt_path=... input="..."``: decode inputs with a trained encoder-decoder checkpoint.
+"""``seqmodels-predict ckpt_path=... input="..."``: predict with a trained checkpoint, whatever its task.
 
     seqmodels-predict ckpt_path=run/checkpoints/epoch_019.ckpt input=seqmodels            # G2P
     seqmodels-predict ckpt_path=... input="'seventy one'"                                  # quote spaces
     seqmodels-predict ckpt_path=... input_file=words.txt output_file=phonemes.tsv beam_size=5 n_best=3
+    seqmodels-predict ckpt_path=<text classifier>.ckpt input="'great value, works well'" n_best=2  # labels, probs
+    seqmodels-predict ckpt_path=<tagger>.ckpt input="'EU rejects German call'"             # one tag per word
     seqmodels-predict ckpt_path=<forecaster>.ckpt [input_file=series.csv] output_file=forecast.csv  # forecasting
     seqmodels-predict ckpt_path=<forecaster>.ckpt backtest=test output_file=backtest.csv   # historical forecasts
     seqmodels-predict ckpt_path=<speech model>.ckpt input_file=digits.wav                  # prints the transcript
     seqmodels-predict ckpt_path=<speech model>.ckpt input_file=wavs.txt beam_size=1         # one WAV path per line
 
-The checkpoint holds both vocabularies and the model config; nothing else is needed. Input tokens the source
-vocabulary lacks are read as ``<unk>`` (with a warning on stderr). A speech (CTC) checkpoint reads PCM WAV files
-at any sample rate (resampled to the model's) and decodes with CTC prefix beam search (``beam_size=1``: greedy).
+The checkpoint holds the vocabularies, labels, scalers and the model config; nothing else is needed. Input
+tokens a vocabulary lacks are read as ``<unk>`` (with a warning on stderr). Text inputs give one line each:
+``input<TAB>output``, or with ``n_best`` > 1 one line per output with its score (log-probability for
+encoder-decoders, probability for classifiers). A speech (CTC) checkpoint reads PCM WAV files at any sample
+rate (resampled to the model's) and decodes with CTC prefix beam search (``beam_size=1``: greedy). Language
+models generate with ``seqmodels-generate``.
 """
 
 from __future__ import annotations
@@ -46,17 +51,32 @@ def read_inputs(cfg: DictConfig) -> list[str]:
     return inputs
 
 
-def predict(cfg: DictConfig) -> list[tuple[str, list[tuple[str, float]]]]:
-    """Returns, per input, its ``n_best`` decoded outputs with their scores."""
-    checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
-    model, datamodule = build_from_checkpoint(checkpoint, setup_data=False)
-    if not hasattr(datamodule, "source_from_text") or not hasattr(model.net, "beam_search"):
-        raise ValueError(f"{cfg.ckpt_path} is not an encoder-decoder checkpoint; seqmodels-predict decodes seq2seq models")
-    if cfg.beam_size < 1 or not 1 <= cfg.n_best <= cfg.beam_size:
-        raise ValueError(f"need beam_size >= 1 and 1 <= n_best <= beam_size, got {cfg.beam_size}, {cfg.n_best}")
-    device = torch.device(cfg.device)
+def _task_name(checkpoint: dict[str, Any]) -> str:
+    return str(checkpoint[CHECKPOINT_KEY]["config"]["model"].get("_target_", "")).rsplit(".", 1)[-1]
+
+
+def _device(cfg: DictConfig) -> torch.device:
+    device = torch.device(cfg.get("device", "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device=cuda but no CUDA device is available; use device=cpu")
+    return device
+
+
+def predict(
+    cfg: DictConfig, checkpoint: dict[str, Any] | None = None
+) -> list[tuple[str, list[tuple[str, float]]]]:
+    """Returns, per input, its ``n_best`` decoded outputs with their scores."""
+    if checkpoint is None:
+        checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
+    model, datamodule = build_from_checkpoint(checkpoint, setup_data=False)
+    if not hasattr(datamodule, "source_from_text") or not hasattr(model.net, "beam_search"):
+        raise ValueError(
+            f"{cfg.ckpt_path} is not a checkpoint seqmodels-predict reads (encoder-decoder, text classifier, tagger, "
+            "forecaster, speech); for a language model use seqmodels-generate"
+        )
+    if cfg.beam_size < 1 or not 1 <= cfg.n_best <= cfg.beam_size:
+        raise ValueError(f"need beam_size >= 1 and 1 <= n_best <= beam_size, got {cfg.beam_size}, {cfg.n_best}")
+    device = _device(cfg)
     model.to(device).eval()
     inputs = read_inputs(cfg)
     results: list[tuple[str, list[tuple[str, float]]]] = []
@@ -71,7 +91,7 @@ def predict(cfg: DictConfig) -> list[tuple[str, list[tuple[str, float]]]]:
     return results
 
 
-def write_forecasts(cfg: DictConfig) -> bool:
+def write_forecasts(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -> bool:
     """For a forecaster's checkpoint: writes a CSV of forecasts and returns True (other checkpoints: False).
 
     By default the forecasts run past the end of each series: the checkpoint's own data, or ``input_file`` (a CSV
@@ -83,8 +103,9 @@ def write_forecasts(cfg: DictConfig) -> bool:
 
     from seqmodels.data.forecasting import backtest_rows, forecast_rows
 
-    checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
-    if not str(checkpoint[CHECKPOINT_KEY]["config"]["model"].get("_target_", "")).endswith("ForecastingTask"):
+    if checkpoint is None:
+        checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
+    if _task_name(checkpoint) != "ForecastingTask":
         return False
     if cfg.get("input") is not None:
         raise ValueError("a forecaster reads series, not text: pass input_file=/path/to/series.csv (or nothing)")
@@ -155,23 +176,24 @@ def audio_paths(cfg: DictConfig) -> list[Path]:
     return paths
 
 
-def transcribe_audio(cfg: DictConfig) -> list[tuple[str, list[tuple[str, float]]]] | None:
+def transcribe_audio(
+    cfg: DictConfig, checkpoint: dict[str, Any] | None = None
+) -> list[tuple[str, list[tuple[str, float]]]] | None:
     """For a speech (CTC) checkpoint: per WAV file, its ``n_best`` transcripts with their log-probabilities.
 
     None for other checkpoints.
     """
     from seqmodels.nn.ctc import ctc_prefix_beam_search
 
-    checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
-    if not str(checkpoint[CHECKPOINT_KEY]["config"]["model"].get("_target_", "")).endswith("CTCTask"):
+    if checkpoint is None:
+        checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
+    if _task_name(checkpoint) != "CTCTask":
         return None
     if cfg.beam_size < 1 or not 1 <= cfg.n_best <= cfg.beam_size:
         raise ValueError(f"need beam_size >= 1 and 1 <= n_best <= beam_size, got {cfg.beam_size}, {cfg.n_best}")
     paths = audio_paths(cfg)
     model, datamodule = build_from_checkpoint(checkpoint, setup_data=False)
-    device = torch.device(cfg.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device=cuda but no CUDA device is available; use device=cpu")
+    device = _device(cfg)
     model.to(device).eval()
     results: list[tuple[str, list[tuple[str, float]]]] = []
     with torch.no_grad():
@@ -183,18 +205,63 @@ def transcribe_audio(cfg: DictConfig) -> list[tuple[str, list[tuple[str, float]]
     return results
 
 
+def label_texts(
+    cfg: DictConfig, checkpoint: dict[str, Any] | None = None
+) -> list[tuple[str, list[tuple[str, float]]]] | None:
+    """For a text classifier: per input, its ``n_best`` labels with their probabilities. For a tagger: per input
+    sentence (words separated by spaces), its tags, one per word. None for other checkpoints."""
+    if checkpoint is None:
+        checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
+    task = _task_name(checkpoint)
+    if task not in ("SequenceClassificationTask", "SequenceTaggingTask"):
+        return None
+    model, datamodule = build_from_checkpoint(checkpoint, setup_data=False)
+    if not hasattr(datamodule, "inputs_from_text"):
+        raise ValueError(
+            f"{cfg.ckpt_path} classifies {type(datamodule).__name__} data, not text; score it on its data with "
+            f"seqmodels-eval ckpt_path={cfg.ckpt_path}"
+        )
+    tagger = task == "SequenceTaggingTask"
+    if tagger and cfg.n_best != 1:
+        raise ValueError(f"a tagger gives one tag per word; set n_best=1 (got {cfg.n_best})")
+    num_classes = 0 if tagger else len(datamodule.class_names)  # type: ignore[attr-defined]
+    if not tagger and not 1 <= cfg.n_best <= num_classes:
+        raise ValueError(f"n_best must be in [1, {num_classes}] (the classes), got {cfg.n_best}")
+    device = _device(cfg)
+    model.to(device).eval()
+    inputs = read_inputs(cfg)
+    results: list[tuple[str, list[tuple[str, float]]]] = []
+    with torch.no_grad():
+        for start in range(0, len(inputs), cfg.batch_size):
+            chunk = inputs[start : start + cfg.batch_size]
+            items = [datamodule.inputs_from_text(text) for text in chunk]  # type: ignore[attr-defined]
+            batch = pad_collate(items, padding_value=datamodule.input_padding_value).to(device)
+            if tagger:
+                tags = model.predict_step(batch, 0)
+                results.extend((text, [(" ".join(row), 1.0)]) for text, row in zip(chunk, tags))
+                continue
+            top = model.predict_step(batch, 0)["probs"].topk(cfg.n_best, dim=-1)
+            for text, probs, ids in zip(chunk, top.values.tolist(), top.indices.tolist()):
+                labels = [datamodule.class_names[i] for i in ids]  # type: ignore[attr-defined]
+                results.append((text, list(zip(labels, probs))))
+    return results
+
+
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="predict")
 def main(cfg: DictConfig) -> None:
     try:
-        if write_forecasts(cfg):  # a forecaster's checkpoint: a CSV of forecasts
+        checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
+        if write_forecasts(cfg, checkpoint):  # a forecaster's checkpoint: a CSV of forecasts
             return
         if cfg.get("backtest"):
             raise ValueError(f"backtest={cfg.backtest} needs a forecasting checkpoint; {cfg.ckpt_path} is not one")
-        transcripts = transcribe_audio(cfg)  # a speech model's checkpoint: transcripts of WAV files
+        transcripts = transcribe_audio(cfg, checkpoint)  # a speech model's checkpoint: transcripts of WAV files
         if transcripts is not None and len(transcripts) == 1 and cfg.n_best == 1 and not cfg.get("output_file"):
             print(transcripts[0][1][0][0], flush=True)
             return
-        results = transcripts if transcripts is not None else predict(cfg)
+        results = transcripts if transcripts is not None else label_texts(cfg, checkpoint)
+        if results is None:
+            results = predict(cfg, checkpoint)
     except USER_ERRORS as exc:
         if os.environ.get("SEQMODELS_DEBUG"):
             raise

@@ -13,17 +13,20 @@ model could predict it.
 from __future__ import annotations
 
 import importlib.resources
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from seqmodels.data.datamodule import MissingDataFileError, SequenceDataModule, SequenceDataset
 from seqmodels.data.text import Vocabulary
 
 IGNORE_INDEX = -100
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,22 @@ class CoNLLTaggingDataModule(SequenceDataModule):
             inputs.append(torch.tensor(self.vocab.encode(words), dtype=torch.long))
             targets.append(torch.tensor([tag_ids[t] for t in sentence.tags], dtype=torch.long))
         return SequenceDataset(inputs, targets)
+
+    def inputs_from_text(self, text: str) -> Tensor:
+        """A new sentence (tokens separated by whitespace, as in the CoNLL files) -> word ids ``(L,)``; words the
+        vocabulary lacks read as ``<unk>``, with a warning naming them."""
+        if self.vocab is None:
+            self.setup()
+        assert self.vocab is not None
+        words = text.split()
+        if not words:
+            raise ValueError(f"input {text!r} has no tokens to tag")
+        if self.lowercase:
+            words = [w.lower() for w in words]
+        unknown = self.vocab.unknown(words)
+        if unknown:
+            log.warning("input words not in the vocabulary, read as <unk>: %s", " ".join(map(repr, unknown)))
+        return torch.tensor(self.vocab.encode(words), dtype=torch.long)
 
     def build(self) -> None:
         sentences = self._read(self.train_path)

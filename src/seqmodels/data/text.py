@@ -344,6 +344,20 @@ class TextClassificationDataModule(SequenceDataModule):
             self.setup()
         return self._encode(text)
 
+    def inputs_from_text(self, text: str) -> Tensor:
+        """A new text -> token ids ``(L,)`` for prediction; tokens the vocabulary lacks read as ``<unk>``, with a
+        warning naming them."""
+        if self.vocab is None:
+            self.setup()
+        assert self.vocab is not None
+        tokens = self.tokenize(text)
+        if not tokens:
+            raise ValueError(f"input {text!r} has no tokens to classify")
+        unknown = self.vocab.unknown(tokens)
+        if unknown:
+            log.warning("input tokens not in the vocabulary, read as <unk>: %s", " ".join(map(repr, unknown)))
+        return torch.tensor(self.vocab.encode(tokens), dtype=torch.int64)
+
     def _encode(self, text: str) -> Tensor:
         assert self.vocab is not None
         ids = self.vocab.encode(self.tokenize(text)) or [self.vocab.unk_id]
