@@ -174,3 +174,32 @@ def test_nn_imports_without_lightning_or_hydra():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("cell", ["rnn_tanh", "rnn_relu", "lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_unpacked_forward_matches_packing(cell, bidirectional, batch_first):
+    # pack_sequences=False (export): outputs and h_n as with packing, for every length, initial state or
+    # not; an LSTM's c_n only for the full-length sequences.
+    torch.manual_seed(0)
+    proj = 3 if cell == "lstm" else 0
+    encoder = RecurrentEncoder(cell, 5, 8, num_layers=2, bidirectional=bidirectional, proj_size=proj,
+                               batch_first=batch_first).eval()
+    lengths = torch.tensor([11, 3, 7, 1, 11, 5])
+    x = torch.randn(6, 11, 5) if batch_first else torch.randn(11, 6, 5)
+    D = 2 if bidirectional else 1
+    h_0 = torch.randn(2 * D, 6, proj or 8)
+    for hx in (None, (h_0, torch.randn(2 * D, 6, 8)) if cell == "lstm" else h_0):
+        packed_out, packed_state = encoder(x, lengths, hx)
+        encoder.pack_sequences = False
+        out, state = encoder(x, lengths, hx)
+        encoder.pack_sequences = True
+        torch.testing.assert_close(out, packed_out, atol=1e-5, rtol=1e-5)
+        if cell == "lstm":
+            full = lengths == 11
+            torch.testing.assert_close(state[1][:, full], packed_state[1][:, full], atol=1e-5, rtol=1e-5)
+            state, packed_state = state[0], packed_state[0]
+        torch.testing.assert_close(state, packed_state, atol=1e-5, rtol=1e-5)
+        valid = (torch.arange(11).unsqueeze(0) < lengths.unsqueeze(1))
+        assert (out if batch_first else out.transpose(0, 1))[~valid].abs().max() == 0

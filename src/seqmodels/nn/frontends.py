@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 
@@ -25,7 +26,7 @@ class TokenEmbedding(nn.Module):
     def forward(self, tokens: Tensor) -> Tensor:
         if tokens.dtype.is_floating_point:
             raise ValueError(f"TokenEmbedding expects integer token ids, got {tokens.dtype}; use LinearProjection")
-        if tokens.numel():
+        if tokens.numel() and not torch.compiler.is_exporting():  # an exported graph cannot branch on values
             low, high = int(tokens.min()), int(tokens.max())
             if low < 0 or high >= self.num_embeddings:
                 bad = high if high >= self.num_embeddings else low

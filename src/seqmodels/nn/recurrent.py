@@ -54,6 +54,10 @@ class RecurrentEncoder(nn.Module):
         recurrent_dropout: variational dropout on h_{t-1} before W_hh, one mask per sequence, in [0, 1).
         zoneout: probability that a unit keeps its previous state at a step, in [0, 1) (eval: the expectation).
 
+    Set ``pack_sequences = False`` to run a padded batch without packing (:func:`unpacked_forward`): outputs and
+    ``h_n`` stay exact, and the forward traces for ``torch.export`` and ONNX with dynamic batch and length
+    (fused impl; an LSTM's ``c_n`` is then exact for full-length sequences only).
+
     Set ``probe_states = True`` and, after the next forward and backward, :meth:`state_gradient_norms` returns
     ||dL/dh_t|| per step for every layer and direction (the fused path then runs the step-by-step loop once, with
     the same weights).
@@ -125,6 +129,7 @@ class RecurrentEncoder(nn.Module):
         self.forget_bias = forget_bias
         self.impl = impl
         self.probe_states = False  # see state_gradient_norms
+        self.pack_sequences = True  # see unpacked_forward
 
         common = dict(
             input_size=input_size,
@@ -230,6 +235,9 @@ class RecurrentEncoder(nn.Module):
                 f"input has {input.shape[-1]} features per step but input_size={self.input_size}; "
                 "set input_size to the data's channels"
             )
+        if lengths is not None and not self.pack_sequences and self.impl == "fused" and not self.probe_states:
+            # No packing and no data-dependent checks: traces for export (see unpacked_forward).
+            return unpacked_forward(self.rnn, input, as_lengths(lengths, input.device), hx)
         if lengths is not None:
             batch_dim, time_dim = (0, 1) if self.batch_first else (1, 0)
             total_length = input.shape[time_dim]
@@ -279,4 +287,71 @@ class RecurrentEncoder(nn.Module):
         return ", ".join(parts)
 
 
-__all__ = ["CELLS", "IMPLS", "INITS", "RecurrentEncoder"]
+
+def _reverse_within(x: Tensor, lengths: Tensor) -> Tensor:
+    """(N, L, F) -> each sequence's first ``length`` steps in reverse order; padded steps stay where they are."""
+    steps = torch.arange(x.shape[1], device=x.device).unsqueeze(0)
+    last = lengths.unsqueeze(1) - 1
+    index = torch.where(steps <= last, last - steps, steps)
+    return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+def unpacked_forward(rnn: nn.RNNBase, input: Tensor, lengths: Tensor, hx: State | None = None) -> tuple[Tensor, State]:
+    """A fused ``nn.RNN/LSTM/GRU`` over a padded batch without packing, layer by layer and direction by direction.
+
+    Padding sits after each sequence's last step, so the forward direction's outputs at valid steps never see
+    it; the reverse direction runs over each sequence reversed within its length. Outputs (0 at padded steps)
+    and ``h_n`` (each direction's state at its last valid step) equal the packed computation's. An LSTM's
+    ``c_n`` is the cell state after the whole padded length: exact only for sequences of full length.
+
+    Packing needs the lengths on the CPU and data-dependent shapes; this needs neither, so it traces for
+    ``torch.export`` and ONNX export with dynamic batch and length (``pack_sequences = False`` on a
+    :class:`RecurrentEncoder` selects it).
+    """
+    cell = rnn.mode.lower()  # "lstm", "gru", "rnn_tanh", "rnn_relu"
+    step = {"lstm": torch._VF.lstm, "gru": torch._VF.gru, "rnn_tanh": torch._VF.rnn_tanh,
+            "rnn_relu": torch._VF.rnn_relu}[cell]
+    x = input if rnn.batch_first else input.transpose(0, 1)  # (N, L, H_in)
+    N, L = x.shape[0], x.shape[1]
+    lengths = lengths.to(x.device)
+    mask = (torch.arange(L, device=x.device).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1).to(x.dtype)
+    D = 2 if rnn.bidirectional else 1
+    H_out = rnn.proj_size or rnn.hidden_size
+    h_0, c_0 = (hx if isinstance(hx, tuple) else (hx, None)) if hx is not None else (None, None)
+    h_n: list[Tensor] = []
+    c_n: list[Tensor] = []
+    for layer in range(rnn.num_layers):
+        if layer and rnn.dropout and rnn.training:
+            x = torch.nn.functional.dropout(x, rnn.dropout, training=True)
+        outputs = []
+        for direction in range(D):
+            suffix = f"_l{layer}" + ("_reverse" if direction else "")
+            names = [f"weight_ih{suffix}", f"weight_hh{suffix}"]
+            if rnn.bias:
+                names += [f"bias_ih{suffix}", f"bias_hh{suffix}"]
+            if rnn.proj_size:
+                names.append(f"weight_hr{suffix}")
+            weights = [getattr(rnn, name) for name in names]
+            k = layer * D + direction
+            h = h_0[k : k + 1] if h_0 is not None else x.new_zeros(1, N, H_out)
+            inputs = _reverse_within(x, lengths) if direction else x
+            if cell == "lstm":
+                c = c_0[k : k + 1] if c_0 is not None else x.new_zeros(1, N, rnn.hidden_size)
+                out, _, c_last = step(inputs, (h, c), weights, rnn.bias, 1, 0.0, False, False, True)
+                c_n.append(c_last)
+            else:
+                out, _ = step(inputs, h, weights, rnn.bias, 1, 0.0, False, False, True)
+            if direction:
+                out = _reverse_within(out, lengths)
+                h_n.append(out[:, 0].unsqueeze(0))
+            else:
+                last = (lengths - 1).view(-1, 1, 1).expand(-1, 1, out.shape[-1])
+                h_n.append(out.gather(1, last).transpose(0, 1))
+            outputs.append(out)
+        x = torch.cat(outputs, dim=-1) * mask
+    output = x if rnn.batch_first else x.transpose(0, 1)
+    state_h = torch.cat(h_n)
+    return output, ((state_h, torch.cat(c_n)) if cell == "lstm" else state_h)
+
+
+__all__ = ["CELLS", "IMPLS", "INITS", "RecurrentEncoder", "unpacked_forward"]

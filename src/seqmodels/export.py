@@ -1,0 +1,210 @@
+"""``seqmodels-export ckpt_path=... [output_file=model.onnx]``: a checkpoint's network as an ONNX graph.
+
+    seqmodels-export ckpt_path=logs/text_classification/runs/<date>/checkpoints/last.ckpt
+    seqmodels-export ckpt_path=<tagger>.ckpt output_file=tagger.onnx verify=false
+
+Sequence classifiers, regressors and taggers export with two inputs, ``inputs`` (N, L) token ids (int64) or
+(N, L, C) features (float32) and ``lengths`` (N,) int64, and dynamic N and L. Padded batches run without
+packing (:func:`seqmodels.nn.recurrent.unpacked_forward`), with the same results as the packed PyTorch model.
+Outputs: ``probs`` (N, K) for a classifier, ``values`` (N, K) for a regressor, ``probs`` (N, L, T) for a tagger
+(rows beyond each length are 0). With onnxruntime installed the file is checked against PyTorch on a fresh
+ragged batch of another size (``verify=true``, the default). Needs the ``export`` extra:
+``pip install 'seqmodels[export]'`` (onnx, onnxscript, onnxruntime).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig
+from torch import Tensor, nn
+
+from seqmodels.config import config_dir, describe_error
+from seqmodels.eval import build_from_checkpoint, load_checkpoint
+from seqmodels.nn.recurrent import RecurrentEncoder
+from seqmodels.train import USER_ERRORS
+
+log = logging.getLogger(__name__)
+
+TRACED_LENGTH = 13
+EXPORTABLE = {
+    "SequenceClassificationTask": "probs",
+    "SequenceRegressionTask": "values",
+    "SequenceTaggingTask": "probs",
+}
+
+
+class ExportedModel(nn.Module):
+    """What the ONNX graph computes: the task's network, then its prediction (softmax for classes and tags)."""
+
+    def __init__(self, net: nn.Module, output: str, per_step: bool) -> None:
+        super().__init__()
+        self.net, self.output, self.per_step = net, output, per_step
+
+    def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
+        scores = self.net(inputs, lengths)
+        if self.output == "values":
+            return scores
+        probs = torch.softmax(scores, dim=-1)
+        if self.per_step:  # padded steps carry no prediction
+            steps = torch.arange(probs.shape[1], device=probs.device)
+            probs = probs * (steps.unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1).to(probs.dtype)
+        return probs
+
+
+@dataclass
+class ExportReport:
+    path: Path
+    inputs: str
+    output: str
+    max_abs_diff: float | None  # onnxruntime vs PyTorch on the verification batch; None: not verified
+
+
+@contextlib.contextmanager
+def unpacked(module: nn.Module) -> Iterator[None]:
+    """Every :class:`RecurrentEncoder` in ``module`` runs without packing inside the block."""
+    encoders = [m for m in module.modules() if isinstance(m, RecurrentEncoder)]
+    for encoder in encoders:
+        if encoder.impl != "fused":
+            raise ValueError(
+                "export needs impl=fused encoders (the custom cells' TorchScript loops do not trace); "
+                "retrain with model.net.encoder.impl=fused"
+            )
+    previous = [encoder.pack_sequences for encoder in encoders]
+    try:
+        for encoder in encoders:
+            encoder.pack_sequences = False
+        yield
+    finally:
+        for encoder, value in zip(encoders, previous):
+            encoder.pack_sequences = value
+
+
+def example_batch(net: nn.Module, batch_size: int, length: int, seed: int) -> tuple[Tensor, Tensor]:
+    """A random ragged batch ``net`` accepts: token ids for an embedding front-end, features otherwise."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, length + 1, (batch_size,), generator=g)
+    lengths[0] = length  # the longest sequence fills the padded length
+    embedding = next((m for m in net.modules() if isinstance(m, nn.Embedding)), None)
+    if embedding is not None:
+        padding = embedding.padding_idx if embedding.padding_idx is not None else 0
+        inputs = torch.randint(0, embedding.num_embeddings, (batch_size, length), generator=g)
+        inputs[torch.arange(length).unsqueeze(0) >= lengths.unsqueeze(1)] = padding
+    else:
+        encoder = next(m for m in net.modules() if isinstance(m, RecurrentEncoder))
+        inputs = torch.randn(batch_size, length, encoder.input_size, generator=g)
+    return inputs, lengths
+
+
+def _require_onnx() -> None:
+    missing = [name for name in ("onnx", "onnxscript") if not _importable(name)]
+    if missing:
+        raise ModuleNotFoundError(
+            f"ONNX export needs {' and '.join(missing)}; install them with: pip install 'seqmodels[export]'"
+        )
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def export_onnx(checkpoint: dict[str, Any], path: str | os.PathLike, verify: bool = True,
+                opset: int | None = None) -> ExportReport:
+    """Writes the checkpoint's network to ``path`` as ONNX; returns what was written and how well it matches."""
+    from seqmodels.predict import _task_name
+
+    task_name = _task_name(checkpoint)
+    if task_name not in EXPORTABLE:
+        raise ValueError(
+            f"{task_name} checkpoints do not export yet; seqmodels-export takes sequence classifiers, regressors "
+            "and taggers (decoding loops stay in PyTorch: use seqmodels-predict or seqmodels-generate)"
+        )
+    _require_onnx()
+    model, _ = build_from_checkpoint(checkpoint, setup_data=False)
+    per_step = task_name == "SequenceTaggingTask"
+    exported = ExportedModel(model.net, EXPORTABLE[task_name], per_step).eval()
+    # Tracing lstm/gru specializes the traced length in some shape annotations (the computation stays dynamic):
+    # an odd length no tag or class count is likely to equal makes those annotations easy to find and relax.
+    inputs, lengths = example_batch(model.net, batch_size=3, length=TRACED_LENGTH, seed=0)
+    batch, steps = torch.export.Dim("N"), torch.export.Dim("L")
+    dynamic = {"inputs": {0: batch, 1: steps}, "lengths": {0: batch}}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with unpacked(exported), warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(exported, (inputs, lengths), str(path), dynamo=True, dynamic_shapes=dynamic,
+                              input_names=["inputs", "lengths"], output_names=[EXPORTABLE[task_name]],
+                              opset_version=opset, external_data=False, verbose=False)
+        except Exception as exc:  # the exporter raises many types; its trace is long and internal
+            if os.environ.get("SEQMODELS_DEBUG"):
+                raise
+            first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            raise ValueError(f"the ONNX exporter could not trace this network ({first[:200]}); "
+                             "set SEQMODELS_DEBUG=1 for its trace") from exc
+    _relax_length_annotations(path)
+    kind = "token ids (N, L) int64" if inputs.dim() == 2 else f"features (N, L, {inputs.shape[-1]}) float32"
+    shape = "(N, L, T)" if per_step else "(N, K)"
+    report = ExportReport(path, f"inputs: {kind}, lengths: (N,) int64", f"{EXPORTABLE[task_name]}: {shape}", None)
+    if verify and _importable("onnxruntime"):
+        report.max_abs_diff = verify_onnx(path, exported)
+    return report
+
+
+def _relax_length_annotations(path: Path) -> None:
+    """Outputs declare a symbolic length ``L`` where the trace wrote the traced one; intermediate shape
+    annotations are dropped (onnxruntime infers them)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for output in model.graph.output:
+        dims = output.type.tensor_type.shape.dim
+        if len(dims) >= 2 and dims[1].dim_value == TRACED_LENGTH:
+            dims[1].dim_param = "L"
+    del model.graph.value_info[:]
+    onnx.save_model(model, str(path))
+
+
+def verify_onnx(path: Path, exported: ExportedModel) -> float:
+    """Largest absolute difference between onnxruntime and the packed PyTorch model on a fresh ragged batch of
+    another size than the one traced."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    inputs, lengths = example_batch(exported.net, batch_size=5, length=19, seed=1)
+    (got,) = session.run(None, {"inputs": inputs.numpy(), "lengths": lengths.numpy()})
+    with torch.no_grad():
+        expected = exported(inputs, lengths)  # packed: the reference computation
+    return float((torch.from_numpy(got) - expected).abs().max())
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="export")
+def main(cfg: DictConfig) -> None:
+    try:
+        checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
+        output = cfg.get("output_file") or str(Path(cfg.ckpt_path).with_suffix(".onnx"))
+        report = export_onnx(checkpoint, output, verify=cfg.verify, opset=cfg.get("opset"))
+    except USER_ERRORS as exc:
+        if os.environ.get("SEQMODELS_DEBUG"):
+            raise
+        print(f"seqmodels-export: error: {describe_error(exc)}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+    check = ("not verified (onnxruntime missing or verify=false)" if report.max_abs_diff is None
+             else f"onnxruntime matches PyTorch within {report.max_abs_diff:.2g}")
+    print(f"wrote {report.path}: {report.inputs} -> {report.output}; {check}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
