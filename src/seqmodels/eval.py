@@ -39,6 +39,11 @@ def load_checkpoint(path: str | os.PathLike, weights_only: bool = True) -> dict[
     return checkpoint
 
 
+def task_name(checkpoint: dict[str, Any]) -> str:
+    """The class name of the checkpoint's task (``"ForecastingTask"``, ``"SequenceTaggingTask"``, ...)."""
+    return str(checkpoint[CHECKPOINT_KEY]["config"]["model"].get("_target_", "")).rsplit(".", 1)[-1]
+
+
 def build_from_checkpoint(
     checkpoint: dict[str, Any], data_overrides: DictConfig | None = None, setup_data: bool = True
 ) -> tuple[L.LightningModule, L.LightningDataModule]:

@@ -15,7 +15,6 @@ ragged batch of another size (``verify=true``, the default). Needs the ``export`
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sys
 import warnings
@@ -30,11 +29,9 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from seqmodels.config import config_dir, describe_error
-from seqmodels.eval import build_from_checkpoint, load_checkpoint
+from seqmodels.eval import build_from_checkpoint, load_checkpoint, task_name
 from seqmodels.nn.recurrent import RecurrentEncoder
 from seqmodels.train import USER_ERRORS
-
-log = logging.getLogger(__name__)
 
 TRACED_LENGTH = 13
 EXPORTABLE = {
@@ -123,18 +120,16 @@ def _importable(name: str) -> bool:
 def export_onnx(checkpoint: dict[str, Any], path: str | os.PathLike, verify: bool = True,
                 opset: int | None = None) -> ExportReport:
     """Writes the checkpoint's network to ``path`` as ONNX; returns what was written and how well it matches."""
-    from seqmodels.predict import _task_name
-
-    task_name = _task_name(checkpoint)
-    if task_name not in EXPORTABLE:
+    task = task_name(checkpoint)
+    if task not in EXPORTABLE:
         raise ValueError(
-            f"{task_name} checkpoints do not export yet; seqmodels-export takes sequence classifiers, regressors "
+            f"{task} checkpoints do not export yet; seqmodels-export takes sequence classifiers, regressors "
             "and taggers (decoding loops stay in PyTorch: use seqmodels-predict or seqmodels-generate)"
         )
     _require_onnx()
     model, _ = build_from_checkpoint(checkpoint, setup_data=False)
-    per_step = task_name == "SequenceTaggingTask"
-    exported = ExportedModel(model.net, EXPORTABLE[task_name], per_step).eval()
+    per_step = task == "SequenceTaggingTask"
+    exported = ExportedModel(model.net, EXPORTABLE[task], per_step).eval()
     # Tracing lstm/gru specializes the traced length in some shape annotations (the computation stays dynamic):
     # an odd length no tag or class count is likely to equal makes those annotations easy to find and relax.
     inputs, lengths = example_batch(model.net, batch_size=3, length=TRACED_LENGTH, seed=0)
@@ -146,7 +141,7 @@ def export_onnx(checkpoint: dict[str, Any], path: str | os.PathLike, verify: boo
         warnings.simplefilter("ignore")
         try:
             torch.onnx.export(exported, (inputs, lengths), str(path), dynamo=True, dynamic_shapes=dynamic,
-                              input_names=["inputs", "lengths"], output_names=[EXPORTABLE[task_name]],
+                              input_names=["inputs", "lengths"], output_names=[EXPORTABLE[task]],
                               opset_version=opset, external_data=False, verbose=False)
         except Exception as exc:  # the exporter raises many types; its trace is long and internal
             if os.environ.get("SEQMODELS_DEBUG"):
@@ -157,7 +152,7 @@ def export_onnx(checkpoint: dict[str, Any], path: str | os.PathLike, verify: boo
     _relax_length_annotations(path)
     kind = "token ids (N, L) int64" if inputs.dim() == 2 else f"features (N, L, {inputs.shape[-1]}) float32"
     shape = "(N, L, T)" if per_step else "(N, K)"
-    report = ExportReport(path, f"inputs: {kind}, lengths: (N,) int64", f"{EXPORTABLE[task_name]}: {shape}", None)
+    report = ExportReport(path, f"inputs: {kind}, lengths: (N,) int64", f"{EXPORTABLE[task]}: {shape}", None)
     if verify and _importable("onnxruntime"):
         report.max_abs_diff = verify_onnx(path, exported)
     return report

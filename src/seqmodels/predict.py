@@ -29,10 +29,9 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from seqmodels.callbacks import CHECKPOINT_KEY
 from seqmodels.config import config_dir, describe_error
 from seqmodels.data.collate import pad_collate
-from seqmodels.eval import build_from_checkpoint, load_checkpoint
+from seqmodels.eval import build_from_checkpoint, load_checkpoint, task_name
 from seqmodels.train import USER_ERRORS
 
 
@@ -49,10 +48,6 @@ def read_inputs(cfg: DictConfig) -> list[str]:
     if not inputs:
         raise ValueError(f"{path} holds no inputs (one per line)")
     return inputs
-
-
-def _task_name(checkpoint: dict[str, Any]) -> str:
-    return str(checkpoint[CHECKPOINT_KEY]["config"]["model"].get("_target_", "")).rsplit(".", 1)[-1]
 
 
 def _device(cfg: DictConfig) -> torch.device:
@@ -105,7 +100,7 @@ def write_forecasts(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -
 
     if checkpoint is None:
         checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
-    if _task_name(checkpoint) != "ForecastingTask":
+    if task_name(checkpoint) != "ForecastingTask":
         return False
     if cfg.get("input") is not None:
         raise ValueError("a forecaster reads series, not text: pass input_file=/path/to/series.csv (or nothing)")
@@ -187,7 +182,7 @@ def transcribe_audio(
 
     if checkpoint is None:
         checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
-    if _task_name(checkpoint) != "CTCTask":
+    if task_name(checkpoint) != "CTCTask":
         return None
     if cfg.beam_size < 1 or not 1 <= cfg.n_best <= cfg.beam_size:
         raise ValueError(f"need beam_size >= 1 and 1 <= n_best <= beam_size, got {cfg.beam_size}, {cfg.n_best}")
@@ -212,7 +207,7 @@ def label_texts(
     sentence (words separated by spaces), its tags, one per word. None for other checkpoints."""
     if checkpoint is None:
         checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
-    task = _task_name(checkpoint)
+    task = task_name(checkpoint)
     if task not in ("SequenceClassificationTask", "SequenceTaggingTask"):
         return None
     model, datamodule = build_from_checkpoint(checkpoint, setup_data=False)
