@@ -203,3 +203,6 @@ def test_unpacked_forward_matches_packing(cell, bidirectional, batch_first):
         torch.testing.assert_close(state, packed_state, atol=1e-5, rtol=1e-5)
         valid = (torch.arange(11).unsqueeze(0) < lengths.unsqueeze(1))
         assert (out if batch_first else out.transpose(0, 1))[~valid].abs().max() == 0
+    encoder.pack_sequences = False
+    with pytest.raises(ValueError, match="exceeds the padded length"):
+        encoder(x, lengths + 1)

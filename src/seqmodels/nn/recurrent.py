@@ -236,8 +236,11 @@ class RecurrentEncoder(nn.Module):
                 "set input_size to the data's channels"
             )
         if lengths is not None and not self.pack_sequences and self.impl == "fused" and not self.probe_states:
-            # No packing and no data-dependent checks: traces for export (see unpacked_forward).
-            return unpacked_forward(self.rnn, input, as_lengths(lengths, input.device), hx)
+            lengths = as_lengths(lengths, input.device)
+            if not torch.compiler.is_exporting():  # a traced graph cannot branch on the lengths' values
+                batch, steps = (input.shape[0], input.shape[1]) if self.batch_first else (input.shape[1], input.shape[0])
+                check_lengths(lengths.cpu(), steps, batch)
+            return unpacked_forward(self.rnn, input, lengths, hx)
         if lengths is not None:
             batch_dim, time_dim = (0, 1) if self.batch_first else (1, 0)
             total_length = input.shape[time_dim]
@@ -285,7 +288,6 @@ class RecurrentEncoder(nn.Module):
             if getattr(self.rnn, name, False):
                 parts.append(f"{name}={getattr(self.rnn, name)!r}")
         return ", ".join(parts)
-
 
 
 def _reverse_within(x: Tensor, lengths: Tensor) -> Tensor:

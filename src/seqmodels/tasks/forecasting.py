@@ -254,8 +254,8 @@ class ForecastingTask(SequenceTask):
         if manual and self._direct_step:
             loss.backward()
             if self.gradient_clip_val:
-                params = [p for group in optimizer.param_groups for p in group["params"]]  # type: ignore[union-attr]
-                torch.nn.utils.clip_grad_norm_(params, self.gradient_clip_val)
+                weights = [p for group in optimizer.param_groups for p in group["params"]]  # type: ignore[union-attr]
+                torch.nn.utils.clip_grad_norm_(weights, self.gradient_clip_val)
             # The loop's progress callbacks around the step: they count global_step.
             optimizer._on_before_step()  # type: ignore[union-attr]
             optimizer.optimizer.step()  # type: ignore[union-attr]
