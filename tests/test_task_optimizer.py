@@ -56,3 +56,21 @@ def test_the_fused_optimizer_trains_like_torch_s_default():
             optimizer.step()
         results.append(torch.cat([p.detach().flatten() for p in task.parameters()]))
     assert torch.allclose(results[0], results[1], atol=1e-5)
+
+
+def test_a_resumed_run_keeps_this_run_s_fused_choice():
+    # The saved parameter groups say fused=True; resumed under a gradient scaler, the optimizer must not fuse.
+    task = _task(functools.partial(torch.optim.AdamW, lr=0.01, fused=True))
+    saved = task.configure_optimizers().state_dict()
+    assert saved["param_groups"][0]["fused"] is True
+    checkpoint = {"optimizer_states": [saved]}
+    task._trainer = SimpleNamespace(precision_plugin=SimpleNamespace(scaler=object()))
+    task.on_load_checkpoint(checkpoint)
+    optimizer = task.configure_optimizers()
+    optimizer.load_state_dict(checkpoint["optimizer_states"][0])
+    assert not optimizer.param_groups[0]["fused"]
+    # Without a scaler the fused flag stays.
+    task._trainer = None
+    checkpoint = {"optimizer_states": [saved]}
+    task.on_load_checkpoint(checkpoint)
+    assert checkpoint["optimizer_states"][0]["param_groups"][0]["fused"] is True

@@ -102,9 +102,7 @@ class SequenceTask(L.LightningModule):
         unfused = functools.partial(
             factory.func, *factory.args, **{k: v for k, v in factory.keywords.items() if k != "fused"}
         )
-        precision = self._trainer.precision_plugin if self._trainer is not None else None
-        accepts = "fused" in inspect.signature(factory.func).parameters
-        if not accepts or getattr(precision, "scaler", None) is not None:
+        if not self._fused_allowed():
             return unfused(params=params)
         try:
             return factory(params=params)
@@ -112,6 +110,24 @@ class SequenceTask(L.LightningModule):
             if "fused" not in str(error):
                 raise
             return unfused(params=params)
+
+    def _fused_allowed(self) -> bool:
+        """The config asks for a fused optimizer, its class has one, and no gradient scaler is in the way."""
+        factory = self.optimizer_factory
+        if not isinstance(factory, functools.partial) or not factory.keywords.get("fused"):
+            return False
+        precision = self._trainer.precision_plugin if self._trainer is not None else None
+        scaled = getattr(precision, "scaler", None) is not None
+        return "fused" in inspect.signature(factory.func).parameters and not scaled
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # An optimizer's saved parameter groups carry its "fused" flag, which loading would restore over this
+        # run's choice (a run resumed under 16-mixed precision, say): the choice of build_optimizer wins.
+        fused = True if self._fused_allowed() else None
+        for state in checkpoint.get("optimizer_states", []):
+            for group in state.get("param_groups", []):
+                if "fused" in group:
+                    group["fused"] = fused
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         # A SequenceBatch moves its own tensors; Lightning's generic walk deep-copies the dataclass every step.
