@@ -15,6 +15,7 @@ ragged batch of another size (``verify=true``, the default). Needs the ``export`
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import warnings
@@ -137,6 +138,10 @@ def export_onnx(checkpoint: dict[str, Any], path: str | os.PathLike, verify: boo
     dynamic = {"inputs": {0: batch, 1: steps}, "lengths": {0: batch}}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # The exporter logs a warning per torchvision operator it cannot register; seqmodels uses none of them.
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)
     with unpacked(exported), warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
         warnings.simplefilter("ignore")
         try:
@@ -149,6 +154,8 @@ def export_onnx(checkpoint: dict[str, Any], path: str | os.PathLike, verify: boo
             first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
             raise ValueError(f"the ONNX exporter could not trace this network ({first[:200]}); "
                              "set SEQMODELS_DEBUG=1 for its trace") from exc
+        finally:
+            registration.setLevel(level)
     _relax_length_annotations(path)
     kind = "token ids (N, L) int64" if inputs.dim() == 2 else f"features (N, L, {inputs.shape[-1]}) float32"
     shape = "(N, L, T)" if per_step else "(N, K)"
