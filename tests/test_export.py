@@ -1,4 +1,5 @@
-"""seqmodels-export: checkpoints of sequence classifiers and taggers as ONNX graphs with a lengths input."""
+"""seqmodels-export: checkpoints of sequence classifiers and taggers as ONNX graphs with a lengths input
+(forecasters: tests/test_forecasting_runs.py)."""
 
 from __future__ import annotations
 
@@ -53,10 +54,10 @@ def test_exported_graph_takes_any_batch_and_length_and_matches_the_packed_model(
 def test_export_names_what_it_cannot_do(tmp_path, monkeypatch):
     import seqmodels.export as export
 
-    forecaster = {CHECKPOINT_KEY: {"config": {"model": {"_target_": "seqmodels.tasks.ForecastingTask"}}},
+    translator = {CHECKPOINT_KEY: {"config": {"model": {"_target_": "seqmodels.tasks.Seq2SeqTask"}}},
                   "state_dict": {}}
-    with pytest.raises(ValueError, match="ForecastingTask checkpoints do not export yet"):
-        export_onnx(forecaster, tmp_path / "f.onnx")
+    with pytest.raises(ValueError, match="Seq2SeqTask checkpoints do not export yet"):
+        export_onnx(translator, tmp_path / "t.onnx")
     classifier = {CHECKPOINT_KEY: {"config": {"model": {"_target_": "seqmodels.tasks.SequenceClassificationTask"}}},
                   "state_dict": {}}
     monkeypatch.setattr(export, "_importable", lambda name: name != "onnxscript")

@@ -284,3 +284,39 @@ def test_two_process_ddp_scores_every_test_window_once(tmp_path, compose_train):
     assert math.isfinite(float(result.stdout.split("test/mase:")[1].split()[0]))
     # Values already reduced by the metrics are logged as such: no "use sync_dist=True" advice.
     assert "sync_dist=True" not in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model,output", [("forecasting", "quantile"), ("forecasting_seq2seq", "gaussian")])
+def test_forecasters_export_to_onnx_with_outputs_on_the_original_scale(compose_train, tmp_path, model, output):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    import json
+
+    import onnx
+
+    from seqmodels.eval import build_from_checkpoint, load_checkpoint
+    from seqmodels.export import export_onnx
+
+    # Monthly airline data: calendar features make a known-future input; the log transform is undone in the graph.
+    metrics = train(compose_train("experiment=airline", f"model={model}", f"model/forecasting_output={output}",
+                                  "model.net.encoder.hidden_size=8", "model.plot_every_n_epochs=0",
+                                  "trainer.max_epochs=2", "trainer.gradient_clip_val=null"))
+    checkpoint = load_checkpoint(metrics["_best_model_path"])
+    report = export_onnx(checkpoint, tmp_path / "forecaster.onnx")
+    assert report.inputs == "inputs: (N, 24, 3) float32, future: (N, 12, 2) float32"
+    assert report.output == "point, lower, upper: (N, 12, 1)" and report.max_abs_diff < 1e-3  # passengers: 100s
+    metadata = {p.key: p.value for p in onnx.load(str(report.path)).metadata_props}
+    assert json.loads(metadata["seqmodels.lookback"]) == 24 and metadata["seqmodels.transform"] == "log"
+    assert len(json.loads(metadata["seqmodels.channel_mean"])) == 1  # the target; calendar features are unscaled
+
+    # The forecast past the end of the series, from the file alone, equals seqmodels-predict's.
+    task, datamodule = build_from_checkpoint(checkpoint, setup_data=False)
+    task.eval()
+    _, batch, _ = datamodule.last_windows()
+    expected = task.forecast(batch.inputs, batch.future)
+    session = onnxruntime.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
+    feeds = {"inputs": batch.inputs.numpy(), **({"future": batch.future.numpy()} if batch.future is not None else {})}
+    point, lower, upper = session.run(None, feeds)
+    for name, got in (("point", point), ("lower", lower), ("upper", upper)):
+        torch.testing.assert_close(torch.from_numpy(got), expected[name], atol=1e-3, rtol=1e-5)

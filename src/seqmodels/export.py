@@ -7,8 +7,12 @@ Sequence classifiers, regressors and taggers export with two inputs, ``inputs`` 
 (N, L, C) features (float32) and ``lengths`` (N,) int64, and dynamic N and L. Padded batches run without
 packing (:func:`seqmodels.nn.recurrent.unpacked_forward`), with the same results as the packed PyTorch model.
 Outputs: ``probs`` (N, K) for a classifier, ``values`` (N, K) for a regressor, ``probs`` (N, L, T) for a tagger
-(rows beyond each length are 0). With onnxruntime installed the file is checked against PyTorch on a fresh
-ragged batch of another size (``verify=true``, the default). Needs the ``export`` extra:
+(rows beyond each length are 0). Forecasters take ``inputs`` (N, lookback, C_in), the channels the
+datamodule builds (scaled targets and covariates, then calendar features; the scaler is in the file's
+metadata), and ``future`` (N, H, F) when they use known-future features, and give ``point`` (and ``lower``,
+``upper`` for probabilistic outputs), (N, H, C) on the original scale. With onnxruntime installed, the file
+is checked against PyTorch on a fresh batch of another size (``verify=true``, the default). Needs the
+``export`` extra:
 ``pip install 'seqmodels[export]'`` (onnx, onnxscript, onnxruntime).
 """
 
@@ -122,32 +126,110 @@ def export_onnx(checkpoint: dict[str, Any], path: str | os.PathLike, verify: boo
                 opset: int | None = None) -> ExportReport:
     """Writes the checkpoint's network to ``path`` as ONNX; returns what was written and how well it matches."""
     task = task_name(checkpoint)
-    if task not in EXPORTABLE:
+    if task not in EXPORTABLE and task != "ForecastingTask":
         raise ValueError(
-            f"{task} checkpoints do not export yet; seqmodels-export takes sequence classifiers, regressors "
-            "and taggers (decoding loops stay in PyTorch: use seqmodels-predict or seqmodels-generate)"
+            f"{task} checkpoints do not export yet; seqmodels-export takes sequence classifiers, regressors, "
+            "taggers and forecasters (decoding loops stay in PyTorch: use seqmodels-predict or seqmodels-generate)"
         )
     _require_onnx()
-    model, _ = build_from_checkpoint(checkpoint, setup_data=False)
+    model, datamodule = build_from_checkpoint(checkpoint, setup_data=False)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if task == "ForecastingTask":
+        return _export_forecaster(model, datamodule, path, verify, opset)
     per_step = task == "SequenceTaggingTask"
     exported = ExportedModel(model.net, EXPORTABLE[task], per_step).eval()
     # Tracing lstm/gru specializes the traced length in some shape annotations (the computation stays dynamic):
     # an odd length no tag or class count is likely to equal makes those annotations easy to find and relax.
     inputs, lengths = example_batch(model.net, batch_size=3, length=TRACED_LENGTH, seed=0)
     batch, steps = torch.export.Dim("N"), torch.export.Dim("L")
-    dynamic = {"inputs": {0: batch, 1: steps}, "lengths": {0: batch}}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with unpacked(exported):
+        _trace(exported, (inputs, lengths), ({0: batch, 1: steps}, {0: batch}), ["inputs", "lengths"],
+               [EXPORTABLE[task]], path, opset)
+    _relax_length_annotations(path)
+    kind = "token ids (N, L) int64" if inputs.dim() == 2 else f"features (N, L, {inputs.shape[-1]}) float32"
+    shape = "(N, L, T)" if per_step else "(N, K)"
+    report = ExportReport(path, f"inputs: {kind}, lengths: (N,) int64", f"{EXPORTABLE[task]}: {shape}", None)
+    if verify and _importable("onnxruntime"):
+        # A fresh ragged batch of another size than the one traced, against the packed PyTorch model.
+        inputs, lengths = example_batch(exported.net, batch_size=5, length=19, seed=1)
+        report.max_abs_diff = verify_onnx(path, exported, {"inputs": inputs, "lengths": lengths})
+    return report
+
+
+class ExportedForecaster(nn.Module):
+    """A forecaster's network and its output on the original scale: ``point`` and, for probabilistic outputs,
+    the interval's ``lower`` and ``upper`` bounds, each (N, H, C)."""
+
+    def __init__(self, task: nn.Module) -> None:
+        super().__init__()
+        self.net = task.net
+        self.register_buffer("mean", task.target_mean.detach().clone())
+        self.register_buffer("std", task.target_std.detach().clone())
+        self.log_transform = bool(task.target_log)  # fixed at export: the graph cannot branch on a buffer
+
+    def _original(self, scaled: Tensor) -> Tensor:
+        values = scaled * self.std + self.mean
+        return torch.exp(values) if self.log_transform else values
+
+    def forward(self, inputs: Tensor, future: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor, Tensor]:
+        params = self.net(inputs, future)
+        point = self._original(self.net.output.point(params))
+        interval = self.net.output.interval(params)
+        if interval is None:
+            return point
+        return point, self._original(interval[0]), self._original(interval[1])
+
+
+def _export_forecaster(model: nn.Module, datamodule: Any, path: Path, verify: bool,
+                       opset: int | None) -> ExportReport:
+    """Inputs ``inputs`` (N, lookback, C_in) as the datamodule builds them (scaled channels, then calendar
+    features) and, with known-future features, ``future`` (N, H, F); the scaler and channel layout go into the
+    file's metadata."""
+    exported = ExportedForecaster(model).eval()
+    net = model.net
+    lookback, horizon = datamodule.lookback, net.horizon
+    g = torch.Generator().manual_seed(0)
+
+    def batch(n: int) -> dict[str, Tensor]:
+        feeds = {"inputs": torch.randn(n, lookback, net.encoder.input_size, generator=g)}
+        if net.future_size:
+            feeds["future"] = torch.randn(n, horizon, net.future_size, generator=g)
+        return feeds
+
+    example = batch(3)
+    dim = torch.export.Dim("N")
+    outputs = ["point"] if net.output.interval(torch.zeros(1, 1, 1, net.output.num_params)) is None else \
+        ["point", "lower", "upper"]
+    _trace(exported, tuple(example.values()), tuple({0: dim} for _ in example), list(example), outputs, path, opset)
+    state = datamodule.state_dict()
+    _write_metadata(path, {
+        "seqmodels.lookback": lookback, "seqmodels.horizon": horizon,
+        "seqmodels.target_names": datamodule.target_names,
+        "seqmodels.input_channels": "targets, past covariates, future covariates (scaled: (x - mean) / std), "
+                                    "then sin/cos calendar features",
+        "seqmodels.channel_mean": state["mean"], "seqmodels.channel_std": state["std"],
+        "seqmodels.transform": state["transform"], "seqmodels.calendar": state["calendar_names"],
+    })
+    future = f", future: (N, {horizon}, {net.future_size}) float32" if net.future_size else ""
+    report = ExportReport(path, f"inputs: (N, {lookback}, {net.encoder.input_size}) float32{future}",
+                          f"{', '.join(outputs)}: (N, {horizon}, {net.num_targets})", None)
+    if verify and _importable("onnxruntime"):
+        report.max_abs_diff = verify_onnx(path, exported, batch(5))
+    return report
+
+
+def _trace(module: nn.Module, args: tuple[Tensor, ...], dynamic: tuple[dict[int, Any], ...],
+           input_names: list[str], output_names: list[str], path: Path, opset: int | None) -> None:
     # The exporter logs a warning per torchvision operator it cannot register; seqmodels uses none of them.
     registration = logging.getLogger("torch.onnx._internal.exporter._registration")
     level = registration.level
     registration.setLevel(logging.ERROR)
-    with unpacked(exported), warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
         warnings.simplefilter("ignore")
         try:
-            torch.onnx.export(exported, (inputs, lengths), str(path), dynamo=True, dynamic_shapes=dynamic,
-                              input_names=["inputs", "lengths"], output_names=[EXPORTABLE[task]],
-                              opset_version=opset, external_data=False, verbose=False)
+            torch.onnx.export(module, args, str(path), dynamo=True, dynamic_shapes=dynamic, input_names=input_names,
+                              output_names=output_names, opset_version=opset, external_data=False, verbose=False)
         except Exception as exc:  # the exporter raises many types; its trace is long and internal
             if os.environ.get("SEQMODELS_DEBUG"):
                 raise
@@ -156,13 +238,17 @@ def export_onnx(checkpoint: dict[str, Any], path: str | os.PathLike, verify: boo
                              "set SEQMODELS_DEBUG=1 for its trace") from exc
         finally:
             registration.setLevel(level)
-    _relax_length_annotations(path)
-    kind = "token ids (N, L) int64" if inputs.dim() == 2 else f"features (N, L, {inputs.shape[-1]}) float32"
-    shape = "(N, L, T)" if per_step else "(N, K)"
-    report = ExportReport(path, f"inputs: {kind}, lengths: (N,) int64", f"{EXPORTABLE[task]}: {shape}", None)
-    if verify and _importable("onnxruntime"):
-        report.max_abs_diff = verify_onnx(path, exported)
-    return report
+
+
+def _write_metadata(path: Path, values: dict[str, Any]) -> None:
+    import json
+
+    import onnx
+
+    model = onnx.load(str(path))
+    for key, value in values.items():
+        model.metadata_props.add(key=key, value=value if isinstance(value, str) else json.dumps(value))
+    onnx.save_model(model, str(path))
 
 
 def _relax_length_annotations(path: Path) -> None:
@@ -179,17 +265,16 @@ def _relax_length_annotations(path: Path) -> None:
     onnx.save_model(model, str(path))
 
 
-def verify_onnx(path: Path, exported: ExportedModel) -> float:
-    """Largest absolute difference between onnxruntime and the packed PyTorch model on a fresh ragged batch of
-    another size than the one traced."""
+def verify_onnx(path: Path, module: nn.Module, feeds: dict[str, Tensor]) -> float:
+    """Largest absolute difference between onnxruntime's outputs and ``module``'s (PyTorch) on ``feeds``."""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    inputs, lengths = example_batch(exported.net, batch_size=5, length=19, seed=1)
-    (got,) = session.run(None, {"inputs": inputs.numpy(), "lengths": lengths.numpy()})
+    got = session.run(None, {name: value.numpy() for name, value in feeds.items()})
     with torch.no_grad():
-        expected = exported(inputs, lengths)  # packed: the reference computation
-    return float((torch.from_numpy(got) - expected).abs().max())
+        expected = module(*feeds.values())
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    return max(float((torch.from_numpy(g) - e).abs().max()) for g, e in zip(got, expected))
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="export")
