@@ -137,19 +137,26 @@ def export_onnx(checkpoint: dict[str, Any], path: str | os.PathLike, verify: boo
     path.parent.mkdir(parents=True, exist_ok=True)
     if task == "ForecastingTask":
         return _export_forecaster(model, datamodule, path, verify, opset)
-    per_step = task == "SequenceTaggingTask"
-    exported = ExportedModel(model.net, EXPORTABLE[task], per_step).eval()
+    return export_sequence_net(model.net, EXPORTABLE[task], task == "SequenceTaggingTask", path, verify, opset)
+
+
+def export_sequence_net(net: nn.Module, output: str, per_step: bool, path: str | os.PathLike, verify: bool = True,
+                        opset: int | None = None) -> ExportReport:
+    """A ``net(inputs, lengths)`` (a :class:`~seqmodels.nn.ManyToOneNet`, :class:`~seqmodels.nn.SequenceTaggerNet`
+    or alike) to ONNX: ``output`` is ``"probs"`` (softmax) or ``"values"``; ``per_step`` for (N, L, T) outputs."""
+    path = Path(path)
+    exported = ExportedModel(net, output, per_step).eval()
     # Tracing lstm/gru specializes the traced length in some shape annotations (the computation stays dynamic):
     # an odd length no tag or class count is likely to equal makes those annotations easy to find and relax.
-    inputs, lengths = example_batch(model.net, batch_size=3, length=TRACED_LENGTH, seed=0)
+    inputs, lengths = example_batch(net, batch_size=3, length=TRACED_LENGTH, seed=0)
     batch, steps = torch.export.Dim("N"), torch.export.Dim("L")
     with unpacked(exported):
-        _trace(exported, (inputs, lengths), ({0: batch, 1: steps}, {0: batch}), ["inputs", "lengths"],
-               [EXPORTABLE[task]], path, opset)
+        trace_to_onnx(exported, (inputs, lengths), ({0: batch, 1: steps}, {0: batch}), ["inputs", "lengths"],
+                      [output], path, opset)
     _relax_length_annotations(path)
     kind = "token ids (N, L) int64" if inputs.dim() == 2 else f"features (N, L, {inputs.shape[-1]}) float32"
     shape = "(N, L, T)" if per_step else "(N, K)"
-    report = ExportReport(path, f"inputs: {kind}, lengths: (N,) int64", f"{EXPORTABLE[task]}: {shape}", None)
+    report = ExportReport(path, f"inputs: {kind}, lengths: (N,) int64", f"{output}: {shape}", None)
     if verify and _importable("onnxruntime"):
         # A fresh ragged batch of another size than the one traced, against the packed PyTorch model.
         inputs, lengths = example_batch(exported.net, batch_size=5, length=19, seed=1)
@@ -201,7 +208,7 @@ def _export_forecaster(model: nn.Module, datamodule: Any, path: Path, verify: bo
     dim = torch.export.Dim("N")
     outputs = ["point"] if net.output.interval(torch.zeros(1, 1, 1, net.output.num_params)) is None else \
         ["point", "lower", "upper"]
-    _trace(exported, tuple(example.values()), tuple({0: dim} for _ in example), list(example), outputs, path, opset)
+    trace_to_onnx(exported, tuple(example.values()), tuple({0: dim} for _ in example), list(example), outputs, path, opset)
     state = datamodule.state_dict()
     _write_metadata(path, {
         "seqmodels.lookback": lookback, "seqmodels.horizon": horizon,
@@ -219,8 +226,10 @@ def _export_forecaster(model: nn.Module, datamodule: Any, path: Path, verify: bo
     return report
 
 
-def _trace(module: nn.Module, args: tuple[Tensor, ...], dynamic: tuple[dict[int, Any], ...],
-           input_names: list[str], output_names: list[str], path: Path, opset: int | None) -> None:
+def trace_to_onnx(module: nn.Module, args: tuple[Tensor, ...], dynamic: tuple[dict[int, Any], ...],
+                  input_names: list[str], output_names: list[str], path: Path, opset: int | None = None) -> None:
+    """``torch.onnx.export`` (dynamo) of ``module`` on ``args`` with the ``dynamic`` dimensions of each input, into
+    one file; a failure becomes a one-line ValueError."""
     # The exporter logs a warning per torchvision operator it cannot register; seqmodels uses none of them.
     registration = logging.getLogger("torch.onnx._internal.exporter._registration")
     level = registration.level
