@@ -171,21 +171,16 @@ class ExportedForecaster(nn.Module):
     def __init__(self, task: nn.Module) -> None:
         super().__init__()
         self.net = task.net
-        self.register_buffer("mean", task.target_mean.detach().clone())
-        self.register_buffer("std", task.target_std.detach().clone())
-        self.log_transform = bool(task.target_log)  # fixed at export: the graph cannot branch on a buffer
-
-    def _original(self, scaled: Tensor) -> Tensor:
-        values = scaled * self.std + self.mean
-        return torch.exp(values) if self.log_transform else values
+        # Read once, here: the task's own scaler property branches on a buffer, which a traced graph cannot do.
+        self.scaler = task.scaler
 
     def forward(self, inputs: Tensor, future: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor, Tensor]:
         params = self.net(inputs, future)
-        point = self._original(self.net.output.point(params))
+        point = self.scaler.inverse(self.net.output.point(params))
         interval = self.net.output.interval(params)
         if interval is None:
             return point
-        return point, self._original(interval[0]), self._original(interval[1])
+        return point, self.scaler.inverse(interval[0]), self.scaler.inverse(interval[1])
 
 
 def _export_forecaster(model: nn.Module, datamodule: Any, path: Path, verify: bool,
@@ -205,10 +200,12 @@ def _export_forecaster(model: nn.Module, datamodule: Any, path: Path, verify: bo
         return feeds
 
     example = batch(3)
+    with torch.no_grad():
+        probabilistic = isinstance(exported(*example.values()), tuple)
+    outputs = ["point", "lower", "upper"] if probabilistic else ["point"]
     dim = torch.export.Dim("N")
-    outputs = ["point"] if net.output.interval(torch.zeros(1, 1, 1, net.output.num_params)) is None else \
-        ["point", "lower", "upper"]
-    trace_to_onnx(exported, tuple(example.values()), tuple({0: dim} for _ in example), list(example), outputs, path, opset)
+    trace_to_onnx(exported, tuple(example.values()), tuple({0: dim} for _ in example), list(example), outputs,
+                  path, opset)
     state = datamodule.state_dict()
     _write_metadata(path, {
         "seqmodels.lookback": lookback, "seqmodels.horizon": horizon,

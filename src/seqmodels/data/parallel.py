@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.resources
-import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,9 +22,7 @@ import torch
 from torch import Tensor
 
 from seqmodels.data.datamodule import MissingDataFileError, SequenceDataModule, SequenceDataset
-from seqmodels.data.text import CharTokenizer, Vocabulary, make_tokenizer, tokenizer_from_dict
-
-log = logging.getLogger(__name__)
+from seqmodels.data.text import CharTokenizer, Vocabulary, check_new_input, make_tokenizer, tokenizer_from_dict
 
 
 class ParallelDataModule(SequenceDataModule):
@@ -91,11 +88,7 @@ class ParallelDataModule(SequenceDataModule):
         if self.source_vocab is None:
             self.setup()
         tokens = self.source_tokenizer(text)
-        if not tokens:
-            raise ValueError(f"input {text!r} has no tokens to translate")
-        unknown = self.source_vocab.unknown(tokens)  # type: ignore[union-attr]
-        if unknown:
-            log.warning("input tokens not in the source vocabulary, read as <unk>: %s", " ".join(map(repr, unknown)))
+        check_new_input(self.source_vocab, tokens, text, "translate")  # type: ignore[arg-type]
         return self.encode_source(tokens)
 
     def target_tokens(self, ids: Sequence[int] | Tensor) -> list[str]:

@@ -13,7 +13,6 @@ model could predict it.
 from __future__ import annotations
 
 import importlib.resources
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,9 @@ import torch
 from torch import Tensor
 
 from seqmodels.data.datamodule import MissingDataFileError, SequenceDataModule, SequenceDataset
-from seqmodels.data.text import Vocabulary
+from seqmodels.data.text import Vocabulary, check_new_input
 
 IGNORE_INDEX = -100
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -150,14 +148,8 @@ class CoNLLTaggingDataModule(SequenceDataModule):
         if self.vocab is None:
             self.setup()
         assert self.vocab is not None
-        words = text.split()
-        if not words:
-            raise ValueError(f"input {text!r} has no tokens to tag")
-        if self.lowercase:
-            words = [w.lower() for w in words]
-        unknown = self.vocab.unknown(words)
-        if unknown:
-            log.warning("input words not in the vocabulary, read as <unk>: %s", " ".join(map(repr, unknown)))
+        words = [w.lower() for w in text.split()] if self.lowercase else text.split()
+        check_new_input(self.vocab, words, text, "tag")
         return torch.tensor(self.vocab.encode(words), dtype=torch.long)
 
     def build(self) -> None:

@@ -200,6 +200,16 @@ class Vocabulary:
         return f"Vocabulary(size={len(self)})"
 
 
+def check_new_input(vocab: Vocabulary, tokens: Sequence[str], text: str, action: str) -> None:
+    """A user's input at prediction time: an error when it has no tokens, a warning naming the tokens that
+    ``vocab`` lacks (they are read as ``<unk>``)."""
+    if not tokens:
+        raise ValueError(f"input {text!r} has no tokens to {action}")
+    unknown = vocab.unknown(tokens)
+    if unknown:
+        log.warning("input tokens not in the vocabulary, read as <unk>: %s", " ".join(map(repr, unknown)))
+
+
 # ---------------------------------------------------------------------------------------------- files
 @dataclass(frozen=True)
 class TextRow:
@@ -351,11 +361,7 @@ class TextClassificationDataModule(SequenceDataModule):
             self.setup()
         assert self.vocab is not None
         tokens = self.tokenize(text)
-        if not tokens:
-            raise ValueError(f"input {text!r} has no tokens to classify")
-        unknown = self.vocab.unknown(tokens)
-        if unknown:
-            log.warning("input tokens not in the vocabulary, read as <unk>: %s", " ".join(map(repr, unknown)))
+        check_new_input(self.vocab, tokens, text, "classify")
         return torch.tensor(self.vocab.encode(tokens), dtype=torch.int64)
 
     def _encode(self, text: str) -> Tensor:
