@@ -44,6 +44,14 @@ def task_name(checkpoint: dict[str, Any]) -> str:
     return str(checkpoint[CHECKPOINT_KEY]["config"]["model"].get("_target_", "")).rsplit(".", 1)[-1]
 
 
+def requested_device(cfg: DictConfig) -> torch.device:
+    """``cfg.device`` (default cpu), refused in one line when it names CUDA on a machine without it."""
+    device = torch.device(cfg.get("device", "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device=cuda but no CUDA device is available; use device=cpu")
+    return device
+
+
 def build_from_checkpoint(
     checkpoint: dict[str, Any], data_overrides: DictConfig | None = None, setup_data: bool = True
 ) -> tuple[L.LightningModule, L.LightningDataModule]:

@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig
 
 from seqmodels.config import config_dir, describe_error
-from seqmodels.eval import build_from_checkpoint, load_checkpoint
+from seqmodels.eval import build_from_checkpoint, load_checkpoint, requested_device
 from seqmodels.train import USER_ERRORS
 
 
@@ -32,9 +32,7 @@ def generate(cfg: DictConfig) -> list[str]:
         raise ValueError(f"{cfg.ckpt_path} holds a {type(net).__name__}, which does not generate; use a language model checkpoint")
     if cfg.num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {cfg.num_samples}")
-    device = torch.device(cfg.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device=cuda but no CUDA device is available; use device=cpu")
+    device = requested_device(cfg)
     net.to(device).eval()
 
     ids = datamodule.encode_prompt(str(cfg.prompt))

@@ -31,7 +31,7 @@ from omegaconf import DictConfig
 
 from seqmodels.config import config_dir, describe_error
 from seqmodels.data.collate import pad_collate
-from seqmodels.eval import build_from_checkpoint, load_checkpoint, task_name
+from seqmodels.eval import build_from_checkpoint, load_checkpoint, requested_device, task_name
 from seqmodels.train import USER_ERRORS
 
 
@@ -50,13 +50,6 @@ def read_inputs(cfg: DictConfig) -> list[str]:
     return inputs
 
 
-def _device(cfg: DictConfig) -> torch.device:
-    device = torch.device(cfg.get("device", "cpu"))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device=cuda but no CUDA device is available; use device=cpu")
-    return device
-
-
 def predict(
     cfg: DictConfig, checkpoint: dict[str, Any] | None = None
 ) -> list[tuple[str, list[tuple[str, float]]]]:
@@ -71,7 +64,7 @@ def predict(
         )
     if cfg.beam_size < 1 or not 1 <= cfg.n_best <= cfg.beam_size:
         raise ValueError(f"need beam_size >= 1 and 1 <= n_best <= beam_size, got {cfg.beam_size}, {cfg.n_best}")
-    device = _device(cfg)
+    device = requested_device(cfg)
     model.to(device).eval()
     inputs = read_inputs(cfg)
     results: list[tuple[str, list[tuple[str, float]]]] = []
@@ -188,7 +181,7 @@ def transcribe_audio(
         raise ValueError(f"need beam_size >= 1 and 1 <= n_best <= beam_size, got {cfg.beam_size}, {cfg.n_best}")
     paths = audio_paths(cfg)
     model, datamodule = build_from_checkpoint(checkpoint, setup_data=False)
-    device = _device(cfg)
+    device = requested_device(cfg)
     model.to(device).eval()
     results: list[tuple[str, list[tuple[str, float]]]] = []
     with torch.no_grad():
@@ -222,7 +215,7 @@ def label_texts(
     num_classes = 0 if tagger else len(datamodule.class_names)  # type: ignore[attr-defined]
     if not tagger and not 1 <= cfg.n_best <= num_classes:
         raise ValueError(f"n_best must be in [1, {num_classes}] (the classes), got {cfg.n_best}")
-    device = _device(cfg)
+    device = requested_device(cfg)
     model.to(device).eval()
     inputs = read_inputs(cfg)
     results: list[tuple[str, list[tuple[str, float]]]] = []
