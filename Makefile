@@ -1,6 +1,8 @@
 # Two entry points do all set-up on a fresh machine:
 #   make train   creates .venv if absent, installs seqmodels with pinned versions, trains the default experiment
-#   make test    same set-up, then runs the test suite
+#   make test    same set-up, then the lint gate (ruff) and the test suite, in parallel on every core
+#   make test-isa  reruns the tests that assert learned figures under three CPU kernel choices
+#   make lint    ruff check and ruff format --check
 #   make espeak  installs espeak-ng (Debian package) for the spoken_digits data; never fatal (make test runs it)
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,8 +11,11 @@ STAMP := $(VENV)/.seqmodels-installed
 BIN := $(VENV)/bin
 ARGS ?=
 PYTEST_ARGS ?=
+# One pytest worker per core, one torch thread per worker: 2 workers on 2 cores beat 1 worker with 2 threads.
+PYTEST_WORKERS ?= auto
+TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: install train test clean espeak
+.PHONY: install train test test-isa lint clean espeak
 
 install: $(STAMP)
 
@@ -23,8 +28,26 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 train: $(STAMP)
 	$(BIN)/seqmodels-train $(ARGS)
 
-test: $(STAMP) espeak
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: lint espeak
+	$(TEST_ENV) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# A chaotic training run lands elsewhere when torch, oneDNN or MKL pick other kernels (another CPU does that).
+# The tests marked `learns` must pass under each choice these builds can be forced to make: ATen's vector ISA
+# (ATEN_CPU_CAPABILITY), oneDNN's (ONEDNN_MAX_CPU_ISA, used by the RNN kernels) and MKL's (MKL_ENABLE_INSTRUCTIONS,
+# which changes MKL's kernels on Intel CPUs; on AMD CPUs MKL already takes its AVX2 path).
+ISA_SETTINGS := default \
+	"ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2" \
+	"ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTRUCTIONS=SSE4_2"
+test-isa: $(STAMP) espeak
+	@for setting in $(ISA_SETTINGS); do \
+		vars=$$([ "$$setting" = default ] || echo "$$setting"); \
+		echo "== $$setting: torch uses $$(env $$vars $(BIN)/python -c 'import torch; print(torch.backends.cpu.get_cpu_capability())')"; \
+		env $$vars $(TEST_ENV) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m learns -q $(PYTEST_ARGS) || exit 1; \
+	done
 
 # espeak-ng synthesises the spoken_digits data. Installed with apt-get when missing (sudo unless root); where that
 # cannot be done, the tests that need it are skipped.

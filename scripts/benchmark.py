@@ -19,6 +19,7 @@ Prints a table and writes benchmarks/results.json.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -93,13 +94,23 @@ def seqmodels_throughput(hidden: int, inputs, targets, batch_size: int, steps: i
     dataset = SequenceDataset(list(inputs), targets)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=pad_collate)
     encoder = RecurrentEncoder("lstm", input_size=inputs.shape[-1], hidden_size=hidden, batch_first=True)
-    task = SequenceClassificationTask(ManyToOneNet(encoder, num_outputs=int(targets.max()) + 1),
-                                      num_classes=int(targets.max()) + 1,
-                                      optimizer=lambda params: torch.optim.AdamW(params, lr=1e-3))
+    task = SequenceClassificationTask(
+        ManyToOneNet(encoder, num_outputs=int(targets.max()) + 1),
+        num_classes=int(targets.max()) + 1,
+        optimizer=lambda params: torch.optim.AdamW(params, lr=1e-3),
+    )
     timer, timed_loader = _StepTimer(warmup), _TimedLoader(loader)
-    trainer = L.Trainer(max_steps=steps + warmup, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
-                        gradient_clip_val=1.0, limit_val_batches=0)
+    trainer = L.Trainer(
+        max_steps=steps + warmup,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+        gradient_clip_val=1.0,
+        limit_val_batches=0,
+    )
     trainer.fit(task, train_dataloaders=timed_loader)
     elapsed = timer.end - timer.start
     # Lightning fetches one batch ahead: batch k + 1 is loaded during the timed step k.
@@ -114,8 +125,9 @@ def plain_throughput(hidden: int, inputs, targets, batch_size: int, steps: int, 
     head = nn.Linear(hidden, int(targets.max()) + 1)
     params = [*lstm.parameters(), *head.parameters()]
     optimizer = torch.optim.AdamW(params, lr=1e-3)
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(inputs, targets), batch_size=batch_size,
-                                         shuffle=True)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(inputs, targets), batch_size=batch_size, shuffle=True
+    )
     step, start = 0, 0.0
     while step < steps + warmup:
         for x, y in loader:
@@ -190,8 +202,10 @@ def variable_length_figures(n: int, high: int, hidden: int, batch_size: int) -> 
         return n / (time.perf_counter() - start)
 
     bucketed = torch.utils.data.DataLoader(
-        dataset, batch_sampler=BucketBatchSampler(torch.tensor(lengths), batch_size, shuffle=True, seed=0),
-        collate_fn=pad_collate)
+        dataset,
+        batch_sampler=BucketBatchSampler(torch.tensor(lengths), batch_size, shuffle=True, seed=0),
+        collate_fn=pad_collate,
+    )
     random_batches = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=pad_collate)
 
     def padded_to_global_max():
@@ -205,14 +219,19 @@ def variable_length_figures(n: int, high: int, hidden: int, batch_size: int) -> 
     # Identical per-sequence losses, however the sequences are batched (padding never leaks in).
     net.eval()
     with torch.no_grad():
+
         def losses(loader) -> torch.Tensor:  # per sequence, in dataset order
             return torch.cat([F.cross_entropy(net(b.inputs, b.lengths), b.targets, reduction="none") for b in loader])
 
         batched = losses(torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=pad_collate))
         alone = losses(torch.utils.data.DataLoader(dataset, batch_size=1, collate_fn=pad_collate))
     max_diff = float((batched - alone).abs().max())
-    return {"bucketed_packed_seq_per_s": packed_rate, "padded_global_max_seq_per_s": naive_rate,
-            "speedup": packed_rate / naive_rate, "max_loss_difference": max_diff}
+    return {
+        "bucketed_packed_seq_per_s": packed_rate,
+        "padded_global_max_seq_per_s": naive_rate,
+        "speedup": packed_rate / naive_rate,
+        "max_loss_difference": max_diff,
+    }
 
 
 # ------------------------------------------------------------------------------------- 4. generation
@@ -233,8 +252,16 @@ def generation_rates(hidden: int, lengths: list[int]) -> dict[int, float]:
 def startup_seconds() -> float:
     env = {**os.environ}
     env.setdefault("SEQMODELS_LOG_DIR", str(ROOT / "logs" / "benchmark_startup"))
-    command = [sys.executable, "-m", "seqmodels.train", "+trainer.max_steps=1", "test=false", "logger=none",
-               "~callbacks.rich_progress_bar", "+trainer.enable_progress_bar=false"]
+    command = [
+        sys.executable,
+        "-m",
+        "seqmodels.train",
+        "+trainer.max_steps=1",
+        "test=false",
+        "logger=none",
+        "~callbacks.rich_progress_bar",
+        "+trainer.enable_progress_bar=false",
+    ]
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, env=env, cwd=ROOT)
     return time.perf_counter() - start
@@ -252,14 +279,21 @@ def main() -> None:
     overhead_repeats = 1 if smoke else 2 * args.repeats + 1
     load = os.getloadavg()[0]
     results: dict = {
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-                    "load_average_at_start": load},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "load_average_at_start": load,
+        },
         "smoke": smoke,
     }
     if load > 0.5 and not smoke:
-        print(f"warning: load average {load:.1f} at start: other processes share the CPU, so ratios are unreliable",
-              file=sys.stderr)
+        print(
+            f"warning: load average {load:.1f} at start: other processes share the CPU, so ratios are unreliable",
+            file=sys.stderr,
+        )
     rows: list[tuple[str, str, str]] = []
 
     # 1 and 5: the two loops alternate (which goes first alternates too), so a slow spell of a shared machine
@@ -271,8 +305,8 @@ def main() -> None:
         batch = 32
         pairs = []
         for repeat in range(overhead_repeats):
-            run_seqmodels = lambda: seqmodels_throughput(hidden, inputs, targets, batch, steps, warmup)  # noqa: E731
-            run_plain = lambda: plain_throughput(hidden, inputs, targets, batch, steps, warmup)  # noqa: E731
+            run_seqmodels = functools.partial(seqmodels_throughput, hidden, inputs, targets, batch, steps, warmup)
+            run_plain = functools.partial(plain_throughput, hidden, inputs, targets, batch, steps, warmup)
             if repeat % 2:
                 plain = run_plain()
                 (rate, wait) = run_seqmodels()
@@ -282,12 +316,22 @@ def main() -> None:
             pairs.append((rate, plain, wait))
         ratio = statistics.median(r / p for r, p, _ in pairs)
         rate, plain = statistics.median(r for r, _, _ in pairs), statistics.median(p for _, p, _ in pairs)
-        overhead[hidden] = {"seqmodels_samples_per_s": rate, "plain_samples_per_s": plain, "ratio": ratio,
-                            "ratio_range": [min(r / p for r, p, _ in pairs), max(r / p for r, p, _ in pairs)],
-                            "data_wait_share": statistics.median(w for _, _, w in pairs)}
-        rows.append((f"1. framework overhead, LSTM hidden {hidden}", f"{ratio:.2f}x of plain PyTorch "
-                     f"({rate:,.0f} vs {plain:,.0f} samples/s; pairs {overhead[hidden]['ratio_range'][0]:.2f}-"
-                     f"{overhead[hidden]['ratio_range'][1]:.2f})", ">= 0.95"))
+        overhead[hidden] = {
+            "seqmodels_samples_per_s": rate,
+            "plain_samples_per_s": plain,
+            "ratio": ratio,
+            "ratio_range": [min(r / p for r, p, _ in pairs), max(r / p for r, p, _ in pairs)],
+            "data_wait_share": statistics.median(w for _, _, w in pairs),
+        }
+        rows.append(
+            (
+                f"1. framework overhead, LSTM hidden {hidden}",
+                f"{ratio:.2f}x of plain PyTorch "
+                f"({rate:,.0f} vs {plain:,.0f} samples/s; pairs {overhead[hidden]['ratio_range'][0]:.2f}-"
+                f"{overhead[hidden]['ratio_range'][1]:.2f})",
+                ">= 0.95",
+            )
+        )
     results["framework_overhead"] = overhead
 
     # 2
@@ -295,23 +339,38 @@ def main() -> None:
     peak = matmul_peak(256 if smoke else 2048, 3 if smoke else 10)
     achieved = lstm_gflops(hidden, batch, length, repeats)
     results["compute_efficiency"] = {"lstm_gflops": achieved, "matmul_peak_gflops": peak, "share": achieved / peak}
-    rows.append((f"2. LSTM training step, hidden {hidden}, batch {batch}, length {length}",
-                 f"{100 * achieved / peak:.0f}% of matmul peak ({achieved:.1f} of {peak:.1f} GFLOP/s)", ">= 55%"))
+    rows.append(
+        (
+            f"2. LSTM training step, hidden {hidden}, batch {batch}, length {length}",
+            f"{100 * achieved / peak:.0f}% of matmul peak ({achieved:.1f} of {peak:.1f} GFLOP/s)",
+            ">= 55%",
+        )
+    )
 
     # 3
     variable = variable_length_figures(256 if smoke else 2048, 200 if smoke else 1000, 32 if smoke else 64, 32)
     results["variable_lengths"] = variable
-    rows.append(("3. long-tailed lengths: bucketing + packing vs padding to the maximum",
-                 f"{variable['speedup']:.1f}x ({variable['bucketed_packed_seq_per_s']:,.0f} vs "
-                 f"{variable['padded_global_max_seq_per_s']:,.0f} seq/s); loss diff {variable['max_loss_difference']:.1e}",
-                 ">= 1.5x, same losses"))
+    rows.append(
+        (
+            "3. long-tailed lengths: bucketing + packing vs padding to the maximum",
+            f"{variable['speedup']:.1f}x ({variable['bucketed_packed_seq_per_s']:,.0f} vs "
+            f"{variable['padded_global_max_seq_per_s']:,.0f} seq/s); loss diff {variable['max_loss_difference']:.1e}",
+            ">= 1.5x, same losses",
+        )
+    )
 
     # 4
     gen = generation_rates(64 if smoke else 256, [20, 40, 80] if smoke else [100, 500, 1000])
     results["generation_tokens_per_s"] = gen
     first, last = min(gen), max(gen)
-    rows.append(("4. generation with carried state", ", ".join(f"{n}: {r:,.0f} tok/s" for n, r in gen.items()) +
-                 f" (per-token cost x{gen[first] / gen[last]:.2f} from {first} to {last})", "linear (flat tok/s)"))
+    rows.append(
+        (
+            "4. generation with carried state",
+            ", ".join(f"{n}: {r:,.0f} tok/s" for n, r in gen.items())
+            + f" (per-token cost x{gen[first] / gen[last]:.2f} from {first} to {last})",
+            "linear (flat tok/s)",
+        )
+    )
 
     # 5
     share = max(v["data_wait_share"] for v in overhead.values())
@@ -322,11 +381,15 @@ def main() -> None:
     # 6
     seconds = startup_seconds()
     results["startup_seconds"] = seconds
-    rows.append(("6. start-up: seqmodels-train, one step of the default experiment", f"{seconds:.1f} s end to end", "-"))
+    rows.append(
+        ("6. start-up: seqmodels-train, one step of the default experiment", f"{seconds:.1f} s end to end", "-")
+    )
 
     width = max(len(r[0]) for r in rows)
-    print(f"\nseqmodels benchmark ({results['machine']['cpus']} CPUs, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}{', smoke sizes' if smoke else ''})")
+    print(
+        f"\nseqmodels benchmark ({results['machine']['cpus']} CPUs, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}{', smoke sizes' if smoke else ''})"
+    )
     for name, value, target in rows:
         print(f"{name:<{width}}  {value}   [target {target}]")
     output = Path(args.output)

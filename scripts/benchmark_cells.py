@@ -72,8 +72,11 @@ def benchmark(cell: str, hidden: int, args: argparse.Namespace) -> None:
     print(f"  {'':8s} {'train ms':>9s} {'ratio':>6s} {'infer ms':>9s} {'ratio':>6s}")
     for name in contenders:
         train, infer = median[name]["train"], median[name]["infer"]
-        print(f"  {name:8s} {train:9.1f} {train / median['fused']['train']:6.2f} "
-              f"{infer:9.1f} {infer / median['fused']['infer']:6.2f}", flush=True)
+        print(
+            f"  {name:8s} {train:9.1f} {train / median['fused']['train']:6.2f} "
+            f"{infer:9.1f} {infer / median['fused']['infer']:6.2f}",
+            flush=True,
+        )
 
 
 def main() -> None:

@@ -17,9 +17,9 @@ import time
 
 import torch
 
+from seqmodels.checkpoint import build_from_checkpoint, load_checkpoint
 from seqmodels.config import compose_run_config
 from seqmodels.data.music import MODES, in_scale_fraction
-from seqmodels.eval import build_from_checkpoint, load_checkpoint
 from seqmodels.train import train
 
 QUIET = ["~callbacks.rich_progress_bar", "+trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
@@ -33,8 +33,11 @@ def run(overrides: list[str]) -> tuple[dict, float]:
 
 def digits() -> None:
     metrics, seconds = run(["experiment=digits_captioning"])
-    print(f"digit captioning: test caption exact match {100 * metrics['test/exact']:.1f}%, token accuracy "
-          f"{100 * metrics['test/acc']:.1f}% ({seconds:.0f} s)", flush=True)
+    print(
+        f"digit captioning: test caption exact match {100 * metrics['test/exact']:.1f}%, token accuracy "
+        f"{100 * metrics['test/acc']:.1f}% ({seconds:.0f} s)",
+        flush=True,
+    )
 
 
 @torch.no_grad()
@@ -50,7 +53,7 @@ def scale_fractions(metrics: dict, conditioned: bool, samples: int) -> dict[str,
         else:
             prompt = torch.full((samples, 1), vocab.bos_id)
             tokens, lengths = net.generate(prompt, 64, temperature=1.0, eos_id=vocab.eos_id, generator=generator)
-        melodies = [vocab.decode(row[: int(n)]) for row, n in zip(tokens, lengths)]
+        melodies = [vocab.decode(row[: int(n)]) for row, n in zip(tokens, lengths, strict=True)]
         fractions[mode] = sum(in_scale_fraction(m, mode) for m in melodies) / len(melodies)
     return fractions
 
@@ -63,8 +66,10 @@ def music(samples: int) -> None:
     for name, metrics, conditioned_model in (("mode-conditioned", conditioned, True), ("unconditioned", plain, False)):
         fractions = scale_fractions(metrics, conditioned_model, samples)
         nll = metrics["test/loss"]
-        print(f"{name:<16} {nll:14.3f} {math.exp(nll):11.2f} {100 * fractions['major']:10.1f}% "
-              f"{100 * fractions['minor']:10.1f}%")
+        print(
+            f"{name:<16} {nll:14.3f} {math.exp(nll):11.2f} {100 * fractions['major']:10.1f}% "
+            f"{100 * fractions['minor']:10.1f}%"
+        )
     print(f"(in-scale: share of notes of {samples} melodies sampled per requested mode that lie in its scale)")
 
 

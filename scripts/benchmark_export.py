@@ -59,10 +59,14 @@ def main() -> None:
         options.intra_op_num_threads = options.inter_op_num_threads = args.threads
         session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    print(f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {args.threads} thread(s); "
-          f"bi-LSTM 2 x {args.hidden}, attention pooling")
-    print(f"export: {export_seconds:.1f} s, {size_kb:.0f} KiB; onnxruntime vs PyTorch max |diff| "
-          f"{report.max_abs_diff:.1e}")
+    print(
+        f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {args.threads} thread(s); "
+        f"bi-LSTM 2 x {args.hidden}, attention pooling"
+    )
+    print(
+        f"export: {export_seconds:.1f} s, {size_kb:.0f} KiB; onnxruntime vs PyTorch max |diff| "
+        f"{report.max_abs_diff:.1e}"
+    )
 
     g = torch.Generator().manual_seed(1)
 
@@ -77,8 +81,7 @@ def main() -> None:
 
     one = torch.randint(1, 5000, (1, 50), generator=g)
     ours, ort = run_both(one, torch.tensor([50]), 200)
-    print(f"one sequence of 50 tokens: PyTorch {ours * 1e3:.2f} ms, onnxruntime {ort * 1e3:.2f} ms "
-          f"({ours / ort:.2f}x)")
+    print(f"one sequence of 50 tokens: PyTorch {ours * 1e3:.2f} ms, onnxruntime {ort * 1e3:.2f} ms ({ours / ort:.2f}x)")
 
     torch_rates, ort_rates = [], []
     for _ in range(20):
@@ -89,8 +92,10 @@ def main() -> None:
         torch_rates.append(64 / ours)
         ort_rates.append(64 / ort)
     ours, ort = statistics.median(torch_rates), statistics.median(ort_rates)
-    print(f"batches of 64, lengths 10-200: PyTorch {ours:,.0f} sequences/s, onnxruntime {ort:,.0f} sequences/s "
-          f"({ort / ours:.2f}x)")
+    print(
+        f"batches of 64, lengths 10-200: PyTorch {ours:,.0f} sequences/s, onnxruntime {ort:,.0f} sequences/s "
+        f"({ort / ours:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -32,19 +32,41 @@ from seqmodels.data.forecasting import ForecastingDataModule
 from seqmodels.train import train
 
 EVAL_BATCH = 512  # validation windows per batch, in both trainers (all 389 origins at once)
-QUIET = ["~callbacks.rich_progress_bar", "+trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-         "trainer.accelerator=cpu"]
+QUIET = [
+    "~callbacks.rich_progress_bar",
+    "+trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "trainer.accelerator=cpu",
+]
 SINE = [
     "experiment=sunspots",  # a forecasting recipe whose data and model are then replaced below
-    "data.source=sine", "data.lookback=24", "data.horizon=12", "data.val_size=400", "data.test_size=0",
-    "data.seasonal_period=50", "data.batch_size=32", "data.calendar=null",
+    "data.source=sine",
+    "data.lookback=24",
+    "data.horizon=12",
+    "data.val_size=400",
+    "data.test_size=0",
+    "data.seasonal_period=50",
+    "data.batch_size=32",
+    "data.calendar=null",
     f"data.eval_batch_size={EVAL_BATCH}",
-    "model/encoder=lstm", "model.net.encoder.hidden_size=64", "model.net.encoder.num_layers=1",
-    "model/forecasting_output=mae", "model.net.window_norm=none", "model.net.dropout=0.0",
-    "model.net.head_hidden_size=null", "model.optimizer.lr=0.001",
-    "model.plot_every_n_epochs=0", "trainer.max_epochs=5", "trainer.min_epochs=5", "trainer.gradient_clip_val=null",
+    "model/encoder=lstm",
+    "model.net.encoder.hidden_size=64",
+    "model.net.encoder.num_layers=1",
+    "model/forecasting_output=mae",
+    "model.net.window_norm=none",
+    "model.net.dropout=0.0",
+    "model.net.head_hidden_size=null",
+    "model.optimizer.lr=0.001",
+    "model.plot_every_n_epochs=0",
+    "trainer.max_epochs=5",
+    "trainer.min_epochs=5",
+    "trainer.gradient_clip_val=null",
     "model.gradient_clip_val=null",
-    "callbacks=none", "logger=none", "+trainer.enable_checkpointing=false", "test=false", "seed=0",
+    "callbacks=none",
+    "logger=none",
+    "+trainer.enable_checkpointing=false",
+    "test=false",
+    "seed=0",
 ]
 EPOCHS = 5
 
@@ -74,8 +96,17 @@ class PlainLoop:
     """The same model and data in a hand-written loop: the floor any framework overhead is measured against."""
 
     def __init__(self, fused: bool) -> None:
-        data = ForecastingDataModule(source="sine", lookback=24, horizon=12, val_size=400, test_size=0,
-                                     seasonal_period=50, calendar=None, batch_size=32, seed=0)
+        data = ForecastingDataModule(
+            source="sine",
+            lookback=24,
+            horizon=12,
+            val_size=400,
+            test_size=0,
+            seasonal_period=50,
+            calendar=None,
+            batch_size=32,
+            seed=0,
+        )
         data.setup()
         self.train_x, self.train_y = data.train_set.tensors["inputs"], data.train_set.tensors["targets"][..., 0]
         self.val_x, self.val_actual = data.val_set.tensors["inputs"], data.val_set.tensors["actual"][..., 0]
@@ -161,28 +192,37 @@ def main() -> None:
         for name in names:
             maes[name].append(mae[name])
             seconds[name].extend(run_seconds[name])
-        print(f"fit {repeat + 1}: " + ", ".join(
-            f"{name} MAE {mae[name]:.4f} {statistics.mean(w for w, _ in run_seconds[name]):.3f} s/epoch"
-            for name in names), flush=True)
+        print(
+            f"fit {repeat + 1}: "
+            + ", ".join(
+                f"{name} MAE {mae[name]:.4f} {statistics.mean(w for w, _ in run_seconds[name]):.3f} s/epoch"
+                for name in names
+            ),
+            flush=True,
+        )
 
     def ratios(name: str, index: int) -> list[float]:  # per paired epoch
-        return [ours[index] / theirs[index] for ours, theirs in zip(seconds["seqmodels"], seconds[name])]
+        return [ours[index] / theirs[index] for ours, theirs in zip(seconds["seqmodels"], seconds[name], strict=True)]
 
     def row(label: str, name: str, note: str = "") -> str:
         wall = statistics.median(w for w, _ in seconds[name])
         cpu = statistics.median(c for _, c in seconds[name])
-        return f"  {label:<26} MAE {statistics.median(maes[name]):.4f}{note:<20} {wall:.3f} s/epoch wall, {cpu:.3f} s CPU"
+        return (
+            f"  {label:<26} MAE {statistics.median(maes[name]):.4f}{note:<20} {wall:.3f} s/epoch wall, {cpu:.3f} s CPU"
+        )
 
     def ratio_text(name: str) -> str:
         wall, cpu = ratios(name, 0), ratios(name, 1)
-        return (f"{statistics.median(wall):.2f}x wall (quartiles {_quartiles(wall)}), "
-                f"{statistics.median(cpu):.2f}x CPU")
+        return f"{statistics.median(wall):.2f}x wall (quartiles {_quartiles(wall)}), {statistics.median(cpu):.2f}x CPU"
 
     print(
         f"\nsine, 389 validation origins ({len(seconds['seqmodels'])} paired epochs from {args.repeats} fits):\n"
-        + row("seqmodels-train", "seqmodels", " (target <= 0.104)") + "\n"
-        + row("plain PyTorch, Adam", "plain") + "\n"
-        + row("plain PyTorch, fused Adam", "plain_fused") + "\n"
+        + row("seqmodels-train", "seqmodels", " (target <= 0.104)")
+        + "\n"
+        + row("plain PyTorch, Adam", "plain")
+        + "\n"
+        + row("plain PyTorch, fused Adam", "plain_fused")
+        + "\n"
         + f"  seqmodels / plain loop:       {ratio_text('plain')}; target <= 1.2x\n"
         + f"  seqmodels / plain fused loop: {ratio_text('plain_fused')} (the framework alone)"
     )
@@ -191,7 +231,8 @@ def main() -> None:
     for experiment in ("co2", "airline"):
         m = real_data(experiment)
         print(
-            f"{experiment} test: MASE {m['test/mase']:.3f} (target < 1; seasonal naive {m['test/seasonal_naive_mase']:.3f}, "
+            f"{experiment} test: MASE {m['test/mase']:.3f} "
+            f"(target < 1; seasonal naive {m['test/seasonal_naive_mase']:.3f}, "
             f"naive {m['test/naive_mase']:.3f})  MAE {m['test/mae']:.3f} (seasonal naive "
             f"{m['test/seasonal_naive_mae']:.3f})",
             flush=True,

@@ -16,11 +16,10 @@ import argparse
 import time
 
 import torch
-
 from benchmark_timing import TrainingTimer
 
+from seqmodels.checkpoint import build_from_checkpoint, load_checkpoint
 from seqmodels.config import compose_run_config
-from seqmodels.eval import build_from_checkpoint, load_checkpoint
 from seqmodels.train import train
 
 
@@ -36,7 +35,7 @@ def edit_distance(a: list[str], b: list[str]) -> int:
 
 def score(predictions: list[list[str]], references: list[list[list[str]]]) -> tuple[float, float]:
     wrong_words, errors, length = 0, 0, 0
-    for predicted, refs in zip(predictions, references):
+    for predicted, refs in zip(predictions, references, strict=True):
         distance, closest = min((edit_distance(predicted, ref), ref) for ref in refs)
         wrong_words += distance > 0
         errors += distance
@@ -62,8 +61,14 @@ def main() -> None:
     parser.add_argument("--max-words", type=int, default=None, help="a sample of CMUdict (quick runs)")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. model.net.hidden_size=512")
     args = parser.parse_args()
-    overrides = ["experiment=cmudict_g2p", "~callbacks.rich_progress_bar", "+trainer.enable_progress_bar=false",
-                 "trainer.enable_model_summary=false", "model.test_beam_size=1", *args.overrides]
+    overrides = [
+        "experiment=cmudict_g2p",
+        "~callbacks.rich_progress_bar",
+        "+trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "model.test_beam_size=1",
+        *args.overrides,
+    ]
     if args.epochs is not None:
         overrides.append(f"trainer.max_epochs={args.epochs}")
     if args.max_words is not None:
@@ -79,8 +84,10 @@ def main() -> None:
 
     model, datamodule = build_from_checkpoint(load_checkpoint(metrics["_best_model_path"]))
     references = datamodule.references["test"]
-    print(f"\nCMUdict: {len(datamodule.train_set):,} train / {len(datamodule.val_set):,} val / "
-          f"{len(references):,} test words; {len(datamodule.target_vocab) - 4} phonemes")
+    print(
+        f"\nCMUdict: {len(datamodule.train_set):,} train / {len(datamodule.val_set):,} val / "
+        f"{len(references):,} test words; {len(datamodule.target_vocab) - 4} phonemes"
+    )
     print(f"training: {timer.summary()}, {total / 60:.1f} min in all with test")
     device = torch.device(device_name)
     for beam in (1, 5):
@@ -88,8 +95,11 @@ def main() -> None:
         predictions = decode_test(model, datamodule, beam, device)
         wer, per = score(predictions, references)
         label = "greedy" if beam == 1 else f"beam {beam}"
-        print(f"{label:>8}: test WER {100 * wer:.1f}%  PER {100 * per:.2f}%  "
-              f"(decoding {time.perf_counter() - start:.0f} s)", flush=True)
+        print(
+            f"{label:>8}: test WER {100 * wer:.1f}%  PER {100 * per:.2f}%  "
+            f"(decoding {time.perf_counter() - start:.0f} s)",
+            flush=True,
+        )
     print("targets: WER <= 28%, PER <= 7% (published encoder-decoder LSTM: 28.6% / 7.6%)")
 
 

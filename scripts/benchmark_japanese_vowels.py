@@ -20,8 +20,14 @@ from seqmodels.train import train
 
 def run(seed: int, overrides: list[str]) -> tuple[float, float]:
     cfg = compose_run_config(
-        ["experiment=japanese_vowels", f"seed={seed}", "~callbacks.rich_progress_bar",
-         "+trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", *overrides]
+        [
+            "experiment=japanese_vowels",
+            f"seed={seed}",
+            "~callbacks.rich_progress_bar",
+            "+trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+            *overrides,
+        ]
     )
     start = time.perf_counter()
     metrics = train(cfg)

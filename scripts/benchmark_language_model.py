@@ -41,11 +41,20 @@ class TrainEpochTimer(L.Callback):
 
 def train_and_measure(args: argparse.Namespace) -> None:
     overrides = [
-        "experiment=char_lm", f"data.path={args.path}", f"data.pattern={args.pattern}", f"data.bptt={args.bptt}",
-        f"data.batch_size={args.batch_size}", "data.eval_batch_size=1", f"trainer.max_epochs={args.epochs}",
-        f"model.net.hidden_size={args.hidden}", f"model.net.num_layers={args.layers}",
-        "~callbacks.rich_progress_bar", "~callbacks.early_stopping", "+trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false", "callbacks.generation_samples.max_new_tokens=100",
+        "experiment=char_lm",
+        f"data.path={args.path}",
+        f"data.pattern={args.pattern}",
+        f"data.bptt={args.bptt}",
+        f"data.batch_size={args.batch_size}",
+        "data.eval_batch_size=1",
+        f"trainer.max_epochs={args.epochs}",
+        f"model.net.hidden_size={args.hidden}",
+        f"model.net.num_layers={args.layers}",
+        "~callbacks.rich_progress_bar",
+        "~callbacks.early_stopping",
+        "+trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "callbacks.generation_samples.max_new_tokens=100",
         *args.overrides,
     ]
     cfg = compose_run_config(overrides)
@@ -53,17 +62,25 @@ def train_and_measure(args: argparse.Namespace) -> None:
     metrics = train(cfg, extra_callbacks=[timer])
     datamodule = instantiate_datamodule(cfg.data)
     train_tokens = datamodule.num_tokens("train") * args.epochs
-    print(f"corpus: {args.path} ({args.pattern}); vocabulary {len(datamodule.vocab)} characters; "
-          f"train {datamodule.num_tokens('train'):,} / test {datamodule.num_tokens('test'):,} tokens")
-    print(f"test bits per character: {metrics['test/bpc']:.3f}  (val {metrics.get('val/bpc', float('nan')):.3f}, "
-          f"test perplexity {metrics['test/ppl']:.2f}) after {args.epochs} epochs")
-    print(f"training throughput: {train_tokens / timer.seconds:,.0f} tokens/s "
-          f"({timer.seconds / args.epochs:.1f} s per epoch, {torch.get_num_threads()} threads)")
+    print(
+        f"corpus: {args.path} ({args.pattern}); vocabulary {len(datamodule.vocab)} characters; "
+        f"train {datamodule.num_tokens('train'):,} / test {datamodule.num_tokens('test'):,} tokens"
+    )
+    print(
+        f"test bits per character: {metrics['test/bpc']:.3f}  (val {metrics.get('val/bpc', float('nan')):.3f}, "
+        f"test perplexity {metrics['test/ppl']:.2f}) after {args.epochs} epochs"
+    )
+    print(
+        f"training throughput: {train_tokens / timer.seconds:,.0f} tokens/s "
+        f"({timer.seconds / args.epochs:.1f} s per epoch, {torch.get_num_threads()} threads)"
+    )
 
 
 def generation_cost(args: argparse.Namespace) -> None:
     torch.manual_seed(0)
-    lm = RecurrentLanguageModel(vocab_size=100, embedding_dim=64, hidden_size=args.hidden, num_layers=args.layers).eval()
+    lm = RecurrentLanguageModel(
+        vocab_size=100, embedding_dim=64, hidden_size=args.hidden, num_layers=args.layers
+    ).eval()
     prompt = torch.randint(1, 100, (1, 10))
 
     @torch.no_grad()
@@ -72,7 +89,7 @@ def generation_cost(args: argparse.Namespace) -> None:
         for _ in range(n):
             logits, _ = lm(sequence)
             sequence = torch.cat([sequence, logits[:, -1].argmax(-1, keepdim=True)], 1)
-        return sequence[:, prompt.shape[1]:]
+        return sequence[:, prompt.shape[1] :]
 
     print(f"\ngeneration (hidden {args.hidden}, {args.layers} layers, greedy, batch 1):")
     print(f"{'new tokens':>10} {'carried tok/s':>14} {'re-run tok/s':>13} {'speed-up':>9} {'carried ms/token':>17}")

@@ -18,13 +18,12 @@ from collections import defaultdict
 
 import hydra
 import torch
+from benchmark_timing import TrainingTimer
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
-from benchmark_timing import TrainingTimer
-
+from seqmodels.checkpoint import build_from_checkpoint, load_checkpoint
 from seqmodels.config import compose_run_config
 from seqmodels.data.speech import EspeakNotFoundError
-from seqmodels.eval import build_from_checkpoint, load_checkpoint
 from seqmodels.nn.ctc import ctc_greedy_decode, ctc_prefix_beam_search
 from seqmodels.train import train
 
@@ -64,9 +63,15 @@ def main() -> None:
     parser.add_argument("--rtf-utterances", type=int, default=200, help="test utterances timed for the RTF")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. data.num_train=3000")
     args = parser.parse_args()
-    overrides = ["experiment=spoken_digits", "~callbacks.rich_progress_bar", "+trainer.enable_progress_bar=false",
-                 "trainer.enable_model_summary=false", "model.test_beam_size=1", f"trainer.max_epochs={args.epochs}",
-                 *args.overrides]
+    overrides = [
+        "experiment=spoken_digits",
+        "~callbacks.rich_progress_bar",
+        "+trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "model.test_beam_size=1",
+        f"trainer.max_epochs={args.epochs}",
+        *args.overrides,
+    ]
     cfg = compose_run_config(overrides)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
 
@@ -88,8 +93,10 @@ def main() -> None:
     references = datamodule.texts["test"]
     voices = [item["voice"] for item in datamodule.plan("test")]
     sizes = {name: len(getattr(datamodule, f"{name}_set")) for name in ("train", "val", "test")}
-    print(f"\nspoken digits: {sizes['train']:,} train / {sizes['val']:,} val / {sizes['test']:,} test utterances; "
-          f"train voices {', '.join(datamodule.voices['train'])}")
+    print(
+        f"\nspoken digits: {sizes['train']:,} train / {sizes['val']:,} val / {sizes['test']:,} test utterances; "
+        f"train voices {', '.join(datamodule.voices['train'])}"
+    )
     print(f"held-out test voices: {', '.join(datamodule.voices['test'])}")
     print(f"synthesis (espeak-ng, cached): {synthesis:.0f} s")
     print(f"training: {timer.summary()}, {total / 60:.1f} min in all with data and test", flush=True)
@@ -99,11 +106,14 @@ def main() -> None:
         hypotheses = transcribe(model, datamodule, beam)
         cer, wer = error_rates(hypotheses, references)
         label = "greedy" if beam == 1 else f"beam {beam}"
-        print(f"{label:>8}: test CER {100 * cer:.2f}%  WER {100 * wer:.2f}%  "
-              f"(decoding {time.perf_counter() - start:.1f} s)", flush=True)
+        print(
+            f"{label:>8}: test CER {100 * cer:.2f}%  WER {100 * wer:.2f}%  "
+            f"(decoding {time.perf_counter() - start:.1f} s)",
+            flush=True,
+        )
         if beam == 1:
             by_voice: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
-            for voice, hyp, ref in zip(voices, hypotheses, references):
+            for voice, hyp, ref in zip(voices, hypotheses, references, strict=True):
                 by_voice[voice][0].append(hyp)
                 by_voice[voice][1].append(ref)
             for voice, (hyps, refs) in sorted(by_voice.items()):
@@ -116,8 +126,10 @@ def main() -> None:
     for beam in (1, args.beam):
         rtf = real_time_factor(model, datamodule, waveforms, beam)
         label = "greedy" if beam == 1 else f"beam {beam}"
-        print(f"real-time factor, CPU, 1 thread, {label}: {rtf:.4f} ({len(waveforms)} utterances, {seconds:.0f} s "
-              "of audio, features + network + decoding)")
+        print(
+            f"real-time factor, CPU, 1 thread, {label}: {rtf:.4f} ({len(waveforms)} utterances, {seconds:.0f} s "
+            "of audio, features + network + decoding)"
+        )
     print("targets: test CER < 5% on held-out voices; real-time factor well under 0.1")
 
 

@@ -39,5 +39,7 @@ class TrainingTimer(L.Callback):
 
     def summary(self) -> str:
         per_epoch = self.seconds / max(self.epochs, 1)
-        return (f"{self.epochs} epochs, {self.seconds / 60:.1f} min training ({per_epoch:.0f} s/epoch), "
-                f"{self.validation_seconds / 60:.1f} min validating")
+        return (
+            f"{self.epochs} epochs, {self.seconds / 60:.1f} min training ({per_epoch:.0f} s/epoch), "
+            f"{self.validation_seconds / 60:.1f} min validating"
+        )

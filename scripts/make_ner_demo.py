@@ -13,13 +13,60 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-PEOPLE = ["Anna Weber", "John", "Maria Lopez", "Chen Wei", "Olga", "Ravi Patel", "Sara", "Tom Becker",
-          "Lena", "Pablo Ortiz", "Yuki Tanaka", "Omar", "Grace Kim", "Ivan Petrov", "Nora", "Ali Hassan",
-          "Jordan", "Paris Hilton", "Ford", "Morgan Lee"]
-PLACES = ["Berlin", "New York", "Lagos", "Lima", "Osaka", "Cairo", "Oslo", "Cape Town", "Quito", "Jordan",
-          "Paris", "Buenos Aires", "Hanoi", "Perth", "Madrid", "Kyoto"]
-ORGS = ["Acme Corp", "the United Nations", "Globex", "Ford Motor Company", "Initech", "Red Cross",
-        "Morgan Stanley", "Umbrella Ltd", "the World Bank", "Siemens", "Hooli", "Stark Industries"]
+PEOPLE = [
+    "Anna Weber",
+    "John",
+    "Maria Lopez",
+    "Chen Wei",
+    "Olga",
+    "Ravi Patel",
+    "Sara",
+    "Tom Becker",
+    "Lena",
+    "Pablo Ortiz",
+    "Yuki Tanaka",
+    "Omar",
+    "Grace Kim",
+    "Ivan Petrov",
+    "Nora",
+    "Ali Hassan",
+    "Jordan",
+    "Paris Hilton",
+    "Ford",
+    "Morgan Lee",
+]
+PLACES = [
+    "Berlin",
+    "New York",
+    "Lagos",
+    "Lima",
+    "Osaka",
+    "Cairo",
+    "Oslo",
+    "Cape Town",
+    "Quito",
+    "Jordan",
+    "Paris",
+    "Buenos Aires",
+    "Hanoi",
+    "Perth",
+    "Madrid",
+    "Kyoto",
+]
+ORGS = [
+    "Acme Corp",
+    "the United Nations",
+    "Globex",
+    "Ford Motor Company",
+    "Initech",
+    "Red Cross",
+    "Morgan Stanley",
+    "Umbrella Ltd",
+    "the World Bank",
+    "Siemens",
+    "Hooli",
+    "Stark Industries",
+]
 TEMPLATES = [
     "{PER} flew to {LOC} on Monday .",
     "{PER} works for {ORG} in {LOC} .",

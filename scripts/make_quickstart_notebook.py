@@ -21,21 +21,23 @@ cells = [
         "STEPS = int(os.environ.get('QUICKSTART_STEPS', 400))\n"
         "torch.manual_seed(0)"
     ),
-    new_markdown_cell("## 1. Plain PyTorch\nVariable-length sequences are padded; `lengths` tells the encoder where each one ends."),
+    new_markdown_cell(
+        "## 1. Plain PyTorch\nVariable-length sequences are padded; `lengths` tells the encoder where each one ends."
+    ),
     new_code_cell(
         "def parity_batch(n, max_len=8, gen=None):\n"
         "    lengths = torch.randint(2, max_len + 1, (n,), generator=gen)\n"
-        "    seqs = [torch.randint(0, 2, (int(l), 1), generator=gen).float() for l in lengths]\n"
+        "    seqs = [torch.randint(0, 2, (int(n), 1), generator=gen).float() for n in lengths]\n"
         "    targets = torch.stack([s.sum().long() % 2 for s in seqs])\n"
         "    return pad_sequence(seqs, batch_first=True), lengths, targets\n\n"
         "encoder = RecurrentEncoder(cell='gru', input_size=1, hidden_size=32, batch_first=True)\n"
         "net = ManyToOneNet(encoder, num_outputs=2, pooling='last')\n"
         "optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)\n"
         "gen = torch.Generator().manual_seed(1)\n"
-        "for step in range(STEPS):\n"
+        "for _ in range(STEPS):\n"
         "    inputs, lengths, targets = parity_batch(64, gen=gen)\n"
         "    loss = torch.nn.functional.cross_entropy(net(inputs, lengths), targets)\n"
-        "    optimizer.zero_grad(); loss.backward(); optimizer.step()\n\n"
+        "    optimizer.zero_grad()\n    loss.backward()\n    optimizer.step()\n\n"
         "inputs, lengths, targets = parity_batch(1000, gen=torch.Generator().manual_seed(2))\n"
         "with torch.no_grad():\n"
         "    accuracy = (net(inputs, lengths).argmax(-1) == targets).float().mean().item()\n"
@@ -70,7 +72,9 @@ cells = [
     new_markdown_cell("Runs log to TensorBoard: `tensorboard --logdir <out>/tensorboard`."),
 ]
 
-notebook = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+notebook = new_notebook(
+    cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+)
 path = Path(__file__).resolve().parents[1] / "notebooks" / "quickstart.ipynb"
 nbformat.write(notebook, path)
 print(f"wrote {path}")

@@ -18,9 +18,7 @@ import io
 import random
 from pathlib import Path
 
-DEFAULT_OUT = (
-    Path(__file__).resolve().parents[1] / "src" / "seqmodels" / "data" / "resources" / "reviews_tiny.csv"
-)
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "src" / "seqmodels" / "data" / "resources" / "reviews_tiny.csv"
 
 PRODUCTS = [
     "phone",
@@ -150,9 +148,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--label-noise", type=float, default=0.0, help="fraction of labels flipped at random")
     args = parser.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        to_csv(generate(args.rows, args.seed, args.label_noise)), encoding="utf-8", newline=""
-    )
+    args.out.write_text(to_csv(generate(args.rows, args.seed, args.label_noise)), encoding="utf-8", newline="")
     print(f"wrote {args.rows} reviews to {args.out}")
     return args.out
 

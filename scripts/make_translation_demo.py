@@ -10,10 +10,52 @@ from __future__ import annotations
 
 from pathlib import Path
 
-EN_ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
-EN_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-FR_ONES = "zéro un deux trois quatre cinq six sept huit neuf dix onze douze treize quatorze quinze seize dix-sept dix-huit dix-neuf".split()
-FR_TENS = "_ _ vingt trente quarante cinquante soixante _ quatre-vingt _".split()
+EN_ONES = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
+EN_TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+FR_ONES = [
+    "zéro",
+    "un",
+    "deux",
+    "trois",
+    "quatre",
+    "cinq",
+    "six",
+    "sept",
+    "huit",
+    "neuf",
+    "dix",
+    "onze",
+    "douze",
+    "treize",
+    "quatorze",
+    "quinze",
+    "seize",
+    "dix-sept",
+    "dix-huit",
+    "dix-neuf",
+]
+FR_TENS = ["_", "_", "vingt", "trente", "quarante", "cinquante", "soixante", "_", "quatre-vingt", "_"]
 
 
 def english(n: int) -> str:
@@ -51,10 +93,10 @@ def french(n: int) -> str:
     parts = []
     thousands, n = divmod(n, 1000)
     if thousands:
-        parts += (["mille"] if thousands == 1 else [FR_ONES[thousands], "mille"])
+        parts += ["mille"] if thousands == 1 else [FR_ONES[thousands], "mille"]
     hundreds, n = divmod(n, 100)
     if hundreds:
-        parts += (["cent"] if hundreds == 1 else [FR_ONES[hundreds], "cents" if n == 0 else "cent"])
+        parts += ["cent"] if hundreds == 1 else [FR_ONES[hundreds], "cents" if n == 0 else "cent"]
     if n or not parts:
         parts.append(french_below_100(n))
     return " ".join(parts)

@@ -72,7 +72,9 @@ def test_cells_take_unbatched_input():
         cell(torch.randn(2, 4))
 
 
-STACKS = [(cell, bidirectional, layers) for cell in TORCH_MODULES for bidirectional in (False, True) for layers in (1, 2)]
+STACKS = [
+    (cell, bidirectional, layers) for cell in TORCH_MODULES for bidirectional in (False, True) for layers in (1, 2)
+]
 
 
 @pytest.mark.parametrize("cell,bidirectional,num_layers", STACKS)
@@ -189,8 +191,9 @@ def test_layer_norm_lstm_trains_through_the_encoder():
 def test_regularisers_are_random_in_training_and_deterministic_in_eval(option, cell):
     torch.manual_seed(0)
     plain = RecurrentEncoder(cell, input_size=3, hidden_size=6, num_layers=2, batch_first=True, impl="custom")
-    regularised = RecurrentEncoder(cell, input_size=3, hidden_size=6, num_layers=2, batch_first=True, impl="custom",
-                                   **{option: 0.5})
+    regularised = RecurrentEncoder(
+        cell, input_size=3, hidden_size=6, num_layers=2, batch_first=True, impl="custom", **{option: 0.5}
+    )
     regularised.load_state_dict(plain.state_dict())
     x = torch.randn(4, 8, 3)
     first, second = regularised(x)[0], regularised(x)[0]
@@ -315,10 +318,19 @@ def test_custom_cells_train_from_the_config_tree(compose_train):
     from seqmodels.train import train
 
     cfg = compose_train(
-        "experiment=adding_problem", "data.length=10", "data.num_train=64", "data.num_val=32", "data.num_test=32",
-        "data.batch_size=32", "trainer.max_epochs=1", "model.net.encoder.hidden_size=8",
-        "model.net.encoder.impl=custom", "model.net.encoder.layer_norm=true", "model.net.encoder.zoneout=0.1",
-        "model.net.encoder.recurrent_dropout=0.1", "model.net.encoder.forget_bias=2.0",
+        "experiment=adding_problem",
+        "data.length=10",
+        "data.num_train=64",
+        "data.num_val=32",
+        "data.num_test=32",
+        "data.batch_size=32",
+        "trainer.max_epochs=1",
+        "model.net.encoder.hidden_size=8",
+        "model.net.encoder.impl=custom",
+        "model.net.encoder.layer_norm=true",
+        "model.net.encoder.zoneout=0.1",
+        "model.net.encoder.recurrent_dropout=0.1",
+        "model.net.encoder.forget_bias=2.0",
     )
     metrics = train(cfg)
     assert metrics["test/mse"] == metrics["test/mse"]  # a number, not NaN

@@ -69,9 +69,7 @@ def test_seeded_epochs_reproducible_and_different():
 def test_shards_by_rank_disjointly_and_completely():
     lengths = _lengths(640)  # 40 batches of 16: divides among 2 and 4 ranks
     for world in (2, 4):
-        shards = [
-            list(BucketBatchSampler(lengths, 16, seed=1, num_replicas=world, rank=r)) for r in range(world)
-        ]
+        shards = [list(BucketBatchSampler(lengths, 16, seed=1, num_replicas=world, rank=r)) for r in range(world)]
         flat = [set(_flat(s)) for s in shards]
         assert all(len(s) == 40 // world for s in shards)
         for i in range(world):
@@ -87,9 +85,7 @@ def test_uneven_shards_have_equal_length():
     batches = [list(s) for s in shards]
     assert [len(b) for b in batches] == [21, 21]
     assert set(_flat(batches[0])) | set(_flat(batches[1])) == set(range(650))
-    dropped = [
-        list(BucketBatchSampler(lengths, 16, drop_last=True, num_replicas=2, rank=r)) for r in range(2)
-    ]
+    dropped = [list(BucketBatchSampler(lengths, 16, drop_last=True, num_replicas=2, rank=r)) for r in range(2)]
     assert [len(b) for b in dropped] == [20, 20]
     assert not set(_flat(dropped[0])) & set(_flat(dropped[1]))
 

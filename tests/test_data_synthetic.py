@@ -13,7 +13,7 @@ def _check_adding_items(dataset):
         assert len(marked) == 2 and markers.sum() == 2
         assert marked[0] < length // 2 <= marked[1] < length
         assert torch.isclose(y, values[marked].sum())
-        assert 0 <= values.min() and values.max() < 1
+        assert values.min() >= 0 and values.max() < 1
 
 
 def test_adding_problem_targets_are_marked_sums_and_baseline_mse():
@@ -34,9 +34,7 @@ def test_adding_problem_variable_length():
     lengths = dm.train_set.lengths
     assert lengths.min() >= 15 and lengths.max() <= 30 and len(set(lengths.tolist())) > 5
     _check_adding_items(dm.train_set)
-    dm = AddingProblemDataModule(
-        length=30, variable_length=True, min_length=4, num_train=400, num_val=1, num_test=1
-    )
+    dm = AddingProblemDataModule(length=30, variable_length=True, min_length=4, num_train=400, num_val=1, num_test=1)
     dm.setup()
     assert dm.train_set.lengths.min() >= 4 and dm.train_set.lengths.min() < 15
     with pytest.raises(ValueError, match="min_length"):

@@ -163,9 +163,7 @@ def test_bundled_demo_set_and_seeded_carving():
 
 
 def test_bundled_csv_is_regenerated_byte_for_byte(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        "make_reviews_csv", REPO / "scripts" / "make_reviews_csv.py"
-    )
+    spec = importlib.util.spec_from_file_location("make_reviews_csv", REPO / "scripts" / "make_reviews_csv.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     out = module.main(["--out", str(tmp_path / "reviews.csv")])

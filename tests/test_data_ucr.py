@@ -34,11 +34,7 @@ def test_read_ts_japanese_vowels():
     assert len(series) == len(labels) == 270
     assert all(s.dtype == torch.float32 and s.shape[1] == 12 for s in series)
     assert meta["class_labels"] == [str(i) for i in range(1, 10)]
-    assert (
-        meta["dimensions"] == 12
-        and meta["equal_length"] is False
-        and meta["problem_name"] == "JapaneseVowels"
-    )
+    assert meta["dimensions"] == 12 and meta["equal_length"] is False and meta["problem_name"] == "JapaneseVowels"
 
 
 def test_read_ts_small_file(tmp_path):
@@ -109,9 +105,7 @@ def test_standardization_uses_train_part_only(vowels):
     # the statistics are those of the raw train part (not of all of TRAIN, not of TEST)
     raw, labels, _ = read_ts(JV / "JapaneseVowels_TRAIN.ts")
     val_rows = {tuple(x[0].tolist()) for x in vowels.val_set.inputs}
-    raw_train = torch.cat(
-        [x for x in raw if tuple(((x[0] - vowels.mean) / vowels.std).tolist()) not in val_rows]
-    )
+    raw_train = torch.cat([x for x in raw if tuple(((x[0] - vowels.mean) / vowels.std).tolist()) not in val_rows])
     assert raw_train.shape[0] == train.shape[0]
     assert torch.allclose(vowels.mean, raw_train.mean(0), atol=1e-5)
     assert not torch.allclose(vowels.mean, torch.cat(raw).mean(0), atol=1e-5)

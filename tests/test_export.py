@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from seqmodels.callbacks import CHECKPOINT_KEY
-from seqmodels.eval import build_from_checkpoint, load_checkpoint
+from seqmodels.checkpoint import build_from_checkpoint, load_checkpoint
 from seqmodels.train import train
 
 onnxruntime = pytest.importorskip("onnxruntime")
@@ -54,12 +54,13 @@ def test_exported_graph_takes_any_batch_and_length_and_matches_the_packed_model(
 def test_export_names_what_it_cannot_do(tmp_path, monkeypatch):
     import seqmodels.export as export
 
-    translator = {CHECKPOINT_KEY: {"config": {"model": {"_target_": "seqmodels.tasks.Seq2SeqTask"}}},
-                  "state_dict": {}}
+    translator = {CHECKPOINT_KEY: {"config": {"model": {"_target_": "seqmodels.tasks.Seq2SeqTask"}}}, "state_dict": {}}
     with pytest.raises(ValueError, match="Seq2SeqTask checkpoints do not export yet"):
         export_onnx(translator, tmp_path / "t.onnx")
-    classifier = {CHECKPOINT_KEY: {"config": {"model": {"_target_": "seqmodels.tasks.SequenceClassificationTask"}}},
-                  "state_dict": {}}
+    classifier = {
+        CHECKPOINT_KEY: {"config": {"model": {"_target_": "seqmodels.tasks.SequenceClassificationTask"}}},
+        "state_dict": {},
+    }
     monkeypatch.setattr(export, "_importable", lambda name: name != "onnxscript")
     with pytest.raises(ModuleNotFoundError, match=r"pip install 'seqmodels\[export\]'"):
         export_onnx(classifier, tmp_path / "c.onnx")
@@ -70,6 +71,5 @@ def test_custom_cells_are_refused_before_tracing():
     from seqmodels.nn import ManyToOneNet, RecurrentEncoder
 
     net = ManyToOneNet(RecurrentEncoder("lstm", 3, 8, batch_first=True, impl="custom", layer_norm=True), 2)
-    with pytest.raises(ValueError, match="impl=fused"):
-        with unpacked(net):
-            pass
+    with pytest.raises(ValueError, match="impl=fused"), unpacked(net):
+        pass

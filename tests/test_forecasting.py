@@ -11,7 +11,14 @@ import torch
 
 from seqmodels.data.forecasting import ForecastingDataModule, TargetScaler
 from seqmodels.data.timeseries_sources import calendar_features, future_times, load_builtin, parse_time
-from seqmodels.nn import DirectForecaster, GaussianOutput, PointOutput, QuantileOutput, RecurrentEncoder, Seq2SeqForecaster
+from seqmodels.nn import (
+    DirectForecaster,
+    GaussianOutput,
+    PointOutput,
+    QuantileOutput,
+    RecurrentEncoder,
+    Seq2SeqForecaster,
+)
 from seqmodels.tasks.forecasting import ForecastMetrics
 
 
@@ -27,8 +34,18 @@ def ramp_csv(tmp_path: Path, n: int = 100, jump_after: int | None = None) -> Pat
 
 
 def ramp_module(path: Path, **kwargs) -> ForecastingDataModule:
-    options = dict(source="csv", path=path, time_column="time", target_columns="value", lookback=8, horizon=5,
-                   val_size=20, test_size=20, calendar=None, batch_size=16)
+    options = dict(
+        source="csv",
+        path=path,
+        time_column="time",
+        target_columns="value",
+        lookback=8,
+        horizon=5,
+        val_size=20,
+        test_size=20,
+        calendar=None,
+        batch_size=16,
+    )
     options.update(kwargs)
     dm = ForecastingDataModule(**options)
     dm.setup()
@@ -61,8 +78,16 @@ def test_scaler_statistics_come_from_the_training_part_only(tmp_path):
     plain = ramp_module(ramp_csv(tmp_path, jump_after=None))
     assert torch.equal(dm.mean, plain.mean) and torch.equal(dm.std, plain.std)
     # ...and a checkpoint's statistics replace a refit.
-    restored = ForecastingDataModule(source="csv", path=tmp_path / "ramp.csv", time_column="time", lookback=8,
-                                     horizon=5, val_size=20, test_size=20, calendar=None)
+    restored = ForecastingDataModule(
+        source="csv",
+        path=tmp_path / "ramp.csv",
+        time_column="time",
+        lookback=8,
+        horizon=5,
+        val_size=20,
+        test_size=20,
+        calendar=None,
+    )
     restored.load_state_dict({"mean": [5.0], "std": [2.0], "calendar_names": [], "transform": "none"})
     restored.setup()
     assert restored.target_scaler().mean.item() == 5.0
@@ -81,8 +106,9 @@ def test_inverse_scaling_round_trips(tmp_path, transform):
 def test_baselines_and_mase_scale(tmp_path):
     period = 4
     rows = [f"{t},{[1.0, 5.0, 2.0, 8.0][t % period] + 0.5 * t}" for t in range(80)]  # season + trend
-    dm = ramp_module(write_csv(tmp_path / "s.csv", rows), seasonal_period=period, lookback=6, horizon=6,
-                     val_size=16, test_size=16)
+    dm = ramp_module(
+        write_csv(tmp_path / "s.csv", rows), seasonal_period=period, lookback=6, horizon=6, val_size=16, test_size=16
+    )
     batch = next(iter(dm.val_dataloader()))
     origin = batch.origin
     values = torch.tensor([[1.0, 5.0, 2.0, 8.0][t % period] + 0.5 * t for t in range(80)])
@@ -95,12 +121,26 @@ def test_baselines_and_mase_scale(tmp_path):
 
 def test_a_panel_of_series_with_covariates_and_calendar(tmp_path):
     days = np.arange(np.datetime64("2024-01-01"), np.datetime64("2024-03-01"))
-    rows = [f"{d},{store},{10 + i % 7 + s},{i % 5},{i % 2}"
-            for s, store in enumerate(("a", "b")) for i, d in enumerate(days)]
+    rows = [
+        f"{d},{store},{10 + i % 7 + s},{i % 5},{i % 2}"
+        for s, store in enumerate(("a", "b"))
+        for i, d in enumerate(days)
+    ]
     path = write_csv(tmp_path / "panel.csv", rows, header="date,store,sales,temp,promo")
-    dm = ForecastingDataModule(source="csv", path=path, time_column="date", target_columns=["sales"],
-                               past_covariates=["temp"], future_covariates=["promo"], series_column="store",
-                               lookback=14, horizon=7, val_size=7, test_size=7, seasonal_period=7)
+    dm = ForecastingDataModule(
+        source="csv",
+        path=path,
+        time_column="date",
+        target_columns=["sales"],
+        past_covariates=["temp"],
+        future_covariates=["promo"],
+        series_column="store",
+        lookback=14,
+        horizon=7,
+        val_size=7,
+        test_size=7,
+        seasonal_period=7,
+    )
     dm.setup()
     # targets, temp, promo, then sin/cos of day of year and of day of week
     assert dm.dims() == {"input_size": 7, "num_targets": 1, "future_size": 5, "lookback": 14, "horizon": 7}
@@ -128,8 +168,9 @@ def test_nan_in_an_input_column_is_a_clear_error(tmp_path):
     path = write_csv(tmp_path / "gaps.csv", rows, header="time,value,temp")
     with pytest.raises(ValueError, match=r"column 'value' has 1 missing values \(first at row 32\)"):
         ramp_module(path)
-    only_temp = write_csv(tmp_path / "g2.csv", [f"{t},{t},{t if t != 41 else ''}" for t in range(100)],
-                          header="time,value,temp")
+    only_temp = write_csv(
+        tmp_path / "g2.csv", [f"{t},{t},{t if t != 41 else ''}" for t in range(100)], header="time,value,temp"
+    )
     with pytest.raises(ValueError, match=r"column 'temp' has 1 missing values"):
         ramp_module(only_temp, past_covariates=["temp"])
     assert ramp_module(path, missing="interpolate").train_set.tensors["inputs"].isfinite().all()
@@ -208,7 +249,12 @@ def test_gaussian_interval_and_loss():
 
 
 @pytest.mark.parametrize("network", ["direct", "seq2seq"])
+@pytest.mark.learns
 def test_a_horizon_longer_than_the_lookback_trains(network):
+    """A horizon longer than the lookback trains: the loss falls to under half its first value.
+
+    Catches: targets misaligned with the horizon, a head or decoder that cannot reach later steps.
+    """
     torch.manual_seed(0)
     lookback, horizon = 6, 20
     t = torch.arange(400.0)

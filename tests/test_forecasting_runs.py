@@ -16,8 +16,12 @@ from seqmodels.train import train
 
 # A small airline run: 2 epochs of a tiny GRU, quantile interval, plots every epoch.
 AIRLINE_SMALL = [
-    "experiment=airline", "model.net.encoder.hidden_size=8", "trainer.max_epochs=2",
-    "model/forecasting_output=quantile", "model.plot_every_n_epochs=1", "model.num_plots=2",
+    "experiment=airline",
+    "model.net.encoder.hidden_size=8",
+    "trainer.max_epochs=2",
+    "model/forecasting_output=quantile",
+    "model.plot_every_n_epochs=1",
+    "model.num_plots=2",
 ]
 
 
@@ -34,9 +38,16 @@ def airline_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("airline_run")
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=[*AIRLINE_SMALL, "~callbacks.rich_progress_bar",
-                                          "+trainer.enable_progress_bar=false", "trainer.accelerator=cpu"],
-                      return_hydra_config=True)
+        cfg = compose(
+            "train",
+            overrides=[
+                *AIRLINE_SMALL,
+                "~callbacks.rich_progress_bar",
+                "+trainer.enable_progress_bar=false",
+                "trainer.accelerator=cpu",
+            ],
+            return_hydra_config=True,
+        )
     with open_dict(cfg):
         cfg.paths.output_dir = cfg.hydra.runtime.output_dir = str(out)
         cfg.hydra.job.num = 0
@@ -69,8 +80,11 @@ def test_checkpoint_carries_the_scaler_and_eval_reproduces_the_test_metrics(airl
     ckpt = torch.load(metrics["_best_model_path"], map_location="cpu", weights_only=True)
     assert ckpt["state_dict"]["target_log"].item() is True  # data.transform=log travels with the weights
     assert ckpt["ForecastingDataModule"]["mean"] is not None
-    evaluated = evaluate(compose_eval(f"ckpt_path={metrics['_best_model_path']}", "trainer.accelerator=cpu",
-                                      "+trainer.enable_progress_bar=false"))
+    evaluated = evaluate(
+        compose_eval(
+            f"ckpt_path={metrics['_best_model_path']}", "trainer.accelerator=cpu", "+trainer.enable_progress_bar=false"
+        )
+    )
     assert evaluated["test/mae"] == pytest.approx(metrics["test/mae"], rel=1e-5)
     assert evaluated["test/mase"] == pytest.approx(metrics["test/mase"], rel=1e-5)
 
@@ -78,8 +92,15 @@ def test_checkpoint_carries_the_scaler_and_eval_reproduces_the_test_metrics(airl
 def test_predict_writes_the_next_horizon_as_csv(airline_run, tmp_path):
     _, metrics = airline_run
     out = tmp_path / "forecast.csv"
-    cfg = OmegaConf.create({"ckpt_path": metrics["_best_model_path"], "input": None, "input_file": None,
-                            "output_file": str(out), "weights_only": True})
+    cfg = OmegaConf.create(
+        {
+            "ckpt_path": metrics["_best_model_path"],
+            "input": None,
+            "input_file": None,
+            "output_file": str(out),
+            "weights_only": True,
+        }
+    )
     assert write_forecasts(cfg)
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 12
@@ -90,8 +111,11 @@ def test_predict_writes_the_next_horizon_as_csv(airline_run, tmp_path):
         assert 200 < float(row["forecast"]) < 1500  # passengers (thousands), back on the original scale
     # A file of one's own: the last lookback rows of it are the history.
     series = tmp_path / "air.csv"
-    series.write_text("Date,Passengers\n" + "".join(f"2000-{m:02d},{300 + 10 * m}\n" for m in range(1, 13))
-                      + "".join(f"2001-{m:02d},{420 + 10 * m}\n" for m in range(1, 13)))
+    series.write_text(
+        "Date,Passengers\n"
+        + "".join(f"2000-{m:02d},{300 + 10 * m}\n" for m in range(1, 13))
+        + "".join(f"2001-{m:02d},{420 + 10 * m}\n" for m in range(1, 13))
+    )
     cfg.input_file = str(series)
     assert write_forecasts(cfg)
     assert next(csv.DictReader(out.open()))["time"] == "2002-01-01"
@@ -103,12 +127,35 @@ def test_predict_writes_the_next_horizon_as_csv(airline_run, tmp_path):
 def test_backtest_writes_the_historical_forecasts_that_eval_scores(airline_run, compose_eval, tmp_path, capsys):
     _, metrics = airline_run
     out = tmp_path / "backtest.csv"
-    cfg = OmegaConf.create({"ckpt_path": metrics["_best_model_path"], "input": None, "input_file": None,
-                            "output_file": str(out), "weights_only": True, "backtest": "test", "batch_size": 7})
+    cfg = OmegaConf.create(
+        {
+            "ckpt_path": metrics["_best_model_path"],
+            "input": None,
+            "input_file": None,
+            "output_file": str(out),
+            "weights_only": True,
+            "backtest": "test",
+            "batch_size": 7,
+        }
+    )
     assert write_forecasts(cfg)
     rows = list(csv.DictReader(out.open()))
-    assert list(rows[0]) == ["series", "origin", "time", "step", "target", "actual", "forecast", "lower", "upper",
-                             "q0.1", "q0.5", "q0.9", "naive", "seasonal_naive"]
+    assert list(rows[0]) == [
+        "series",
+        "origin",
+        "time",
+        "step",
+        "target",
+        "actual",
+        "forecast",
+        "lower",
+        "upper",
+        "q0.1",
+        "q0.5",
+        "q0.9",
+        "naive",
+        "seasonal_naive",
+    ]
     horizon = 12
     assert len(rows) % horizon == 0 and rows[0]["step"] == "1" and rows[horizon - 1]["step"] == str(horizon)
     # Origins roll one month at a time through the last months of 1960, and every target is an observed month.
@@ -123,15 +170,22 @@ def test_backtest_writes_the_historical_forecasts_that_eval_scores(airline_run, 
     # Averaged over the file, the errors are the test metrics seqmodels-eval reports for the same checkpoint.
     mae = sum(abs(float(r["forecast"]) - float(r["actual"])) for r in rows) / len(rows)
     seasonal = sum(abs(float(r["seasonal_naive"]) - float(r["actual"])) for r in rows) / len(rows)
-    evaluated = evaluate(compose_eval(f"ckpt_path={metrics['_best_model_path']}", "trainer.accelerator=cpu",
-                                      "+trainer.enable_progress_bar=false"))
+    evaluated = evaluate(
+        compose_eval(
+            f"ckpt_path={metrics['_best_model_path']}", "trainer.accelerator=cpu", "+trainer.enable_progress_bar=false"
+        )
+    )
     assert mae == pytest.approx(evaluated["test/mae"], rel=1e-4)
     assert seasonal == pytest.approx(evaluated["test/seasonal_naive_mae"], rel=1e-4)
     assert f"MASE {evaluated['test/mase']:.3f}" in capsys.readouterr().err
     # A file of one's own, split as in training: the last 24 months are the test part, 13 origins of 12 months.
     series = tmp_path / "air.csv"
-    series.write_text("Date,Passengers\n" + "".join(
-        f"{2000 + k // 12}-{k % 12 + 1:02d},{300 + 2 * k + 40 * math.sin(k * math.pi / 6):.1f}\n" for k in range(96)))
+    series.write_text(
+        "Date,Passengers\n"
+        + "".join(
+            f"{2000 + k // 12}-{k % 12 + 1:02d},{300 + 2 * k + 40 * math.sin(k * math.pi / 6):.1f}\n" for k in range(96)
+        )
+    )
     cfg.input_file, cfg.backtest = str(series), "test"
     assert write_forecasts(cfg)
     rows = list(csv.DictReader(out.open()))
@@ -147,27 +201,44 @@ def test_predict_cli_prints_one_line_errors(tmp_path, airline_run):
 
     _, metrics = airline_run
     result = subprocess.run(
-        [sys.executable, "-m", "seqmodels.predict", f"ckpt_path={metrics['_best_model_path']}",
-         f"input_file={tmp_path / 'nope.csv'}"],
-        capture_output=True, text=True, env={"OMP_NUM_THREADS": "1", "PATH": ""}, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "seqmodels.predict",
+            f"ckpt_path={metrics['_best_model_path']}",
+            f"input_file={tmp_path / 'nope.csv'}",
+        ],
+        capture_output=True,
+        text=True,
+        env={"OMP_NUM_THREADS": "1", "PATH": ""},
+        cwd=tmp_path,
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("seqmodels-predict: error: series file not found")
 
 
 SINE_TINY = [
-    "experiment=sunspots", "data.source=sine", "+data.sine_length=300", "data.lookback=12", "data.horizon=6",
-    "data.val_size=60", "data.test_size=60", "data.seasonal_period=50", "data.calendar=null",
-    "model.net.encoder.hidden_size=8", "model.plot_every_n_epochs=0", "model/forecasting_output=mae",
-    "trainer.max_epochs=2", "+trainer.enable_checkpointing=false",
+    "experiment=sunspots",
+    "data.source=sine",
+    "+data.sine_length=300",
+    "data.lookback=12",
+    "data.horizon=6",
+    "data.val_size=60",
+    "data.test_size=60",
+    "data.seasonal_period=50",
+    "data.calendar=null",
+    "model.net.encoder.hidden_size=8",
+    "model.plot_every_n_epochs=0",
+    "model/forecasting_output=mae",
+    "trainer.max_epochs=2",
+    "+trainer.enable_checkpointing=false",
 ]
 
 
 def _final_weights(compose_train, *overrides: str, callbacks=()) -> tuple[dict[str, torch.Tensor], object, object]:
     """Fits SINE_TINY with ``overrides``; returns the final weights, the task and the trainer."""
-    from hydra.utils import instantiate
-
     import lightning as L
+    from hydra.utils import instantiate
 
     from seqmodels.config import instantiate_datamodule, resolve_with_datamodule
 
@@ -183,9 +254,12 @@ def _final_weights(compose_train, *overrides: str, callbacks=()) -> tuple[dict[s
 
 def test_the_task_s_own_optimizer_step_matches_lightning_s(compose_train):
     # Lightning clips (automatic step) vs the task clips (manual step): the same training, to float precision.
-    auto, auto_model, _ = _final_weights(compose_train, "trainer.gradient_clip_val=0.05", "model.gradient_clip_val=null")
-    manual, manual_model, trainer = _final_weights(compose_train, "trainer.gradient_clip_val=null",
-                                                   "model.gradient_clip_val=0.05")
+    auto, auto_model, _ = _final_weights(
+        compose_train, "trainer.gradient_clip_val=0.05", "model.gradient_clip_val=null"
+    )
+    manual, manual_model, trainer = _final_weights(
+        compose_train, "trainer.gradient_clip_val=null", "model.gradient_clip_val=0.05"
+    )
     assert auto_model.automatic_optimization and not manual_model.automatic_optimization
     assert trainer.global_step == 2 * math.ceil(len(trainer.datamodule.train_set) / 32)
     for key in auto:
@@ -226,8 +300,13 @@ def test_the_direct_step_matches_lightning_s_and_yields_to_callbacks_on_its_hook
 
 def test_scheduled_sampling_decays_teacher_forcing(compose_train):
     _, model, trainer = _final_weights(
-        compose_train, "model=forecasting_seq2seq", "model.teacher_forcing_end=0.0", "model.teacher_forcing_epochs=4",
-        "model.net.encoder.hidden_size=8", "model.plot_every_n_epochs=0", "trainer.max_epochs=3",
+        compose_train,
+        "model=forecasting_seq2seq",
+        "model.teacher_forcing_end=0.0",
+        "model.teacher_forcing_epochs=4",
+        "model.net.encoder.hidden_size=8",
+        "model.plot_every_n_epochs=0",
+        "trainer.max_epochs=3",
         "trainer.gradient_clip_val=null",
     )
     assert model.net.teacher_forcing == pytest.approx(0.5)  # epochs 0, 1, 2 -> 1.0, 0.75, 0.5
@@ -237,8 +316,15 @@ def test_scheduled_sampling_decays_teacher_forcing(compose_train):
 @pytest.mark.parametrize("model", ["forecasting", "forecasting_seq2seq"])
 @pytest.mark.parametrize("output", ["mae", "mse", "gaussian", "quantile"])
 def test_every_network_and_output_runs_end_to_end(compose_train, model, output):
-    cfg = compose_train("experiment=co2", f"model={model}", f"model/forecasting_output={output}", "debug=fdr",
-                        "model.net.encoder.hidden_size=8", "data.lookback=30", "data.horizon=40")
+    cfg = compose_train(
+        "experiment=co2",
+        f"model={model}",
+        f"model/forecasting_output={output}",
+        "debug=fdr",
+        "model.net.encoder.hidden_size=8",
+        "data.lookback=30",
+        "data.horizon=40",
+    )
     metrics = train(cfg)
     assert all(math.isfinite(metrics[f"test/{name}"]) for name in ("loss", "mae", "mase")), metrics
     assert ("test/coverage" in metrics) == (output in ("gaussian", "quantile"))
@@ -246,8 +332,11 @@ def test_every_network_and_output_runs_end_to_end(compose_train, model, output):
 
 @pytest.mark.parametrize("clip_by", ["task", "trainer"])
 def test_learning_rate_schedules_step_in_both_optimizer_paths(compose_train, clip_by):
-    clip = ["trainer.gradient_clip_val=null", "model.gradient_clip_val=1.0"] if clip_by == "task" else \
-        ["trainer.gradient_clip_val=1.0"]
+    clip = (
+        ["trainer.gradient_clip_val=null", "model.gradient_clip_val=1.0"]
+        if clip_by == "task"
+        else ["trainer.gradient_clip_val=1.0"]
+    )
     _, model, trainer = _final_weights(compose_train, "model/scheduler=cosine", "trainer.max_epochs=3", *clip)
     assert model.automatic_optimization == (clip_by == "trainer")
     # Cosine over 3 epochs, stepped after each: lr_0 * (1 + cos(pi)) / 2 = 0 at the end.
@@ -272,10 +361,24 @@ def test_two_process_ddp_scores_every_test_window_once(tmp_path, compose_train):
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "seqmodels.train", "experiment=airline", "trainer=ddp_sim", "trainer.max_epochs=1",
-         "model.net.encoder.hidden_size=8", "model.plot_every_n_epochs=0", "~callbacks.rich_progress_bar",
-         "+trainer.enable_progress_bar=false", f"paths.output_dir={tmp_path / 'run'}"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "seqmodels.train",
+            "experiment=airline",
+            "trainer=ddp_sim",
+            "trainer.max_epochs=1",
+            "model.net.encoder.hidden_size=8",
+            "model.plot_every_n_epochs=0",
+            "~callbacks.rich_progress_bar",
+            "+trainer.enable_progress_bar=false",
+            f"paths.output_dir={tmp_path / 'run'}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "MEMBER: 2/2" in result.stderr or "world_size: 2" in result.stderr, result.stderr[-2000:]
@@ -295,13 +398,21 @@ def test_forecasters_export_to_onnx_with_outputs_on_the_original_scale(compose_t
 
     import onnx
 
-    from seqmodels.eval import build_from_checkpoint, load_checkpoint
+    from seqmodels.checkpoint import build_from_checkpoint, load_checkpoint
     from seqmodels.export import export_onnx
 
     # Monthly airline data: calendar features make a known-future input; the log transform is undone in the graph.
-    metrics = train(compose_train("experiment=airline", f"model={model}", f"model/forecasting_output={output}",
-                                  "model.net.encoder.hidden_size=8", "model.plot_every_n_epochs=0",
-                                  "trainer.max_epochs=2", "trainer.gradient_clip_val=null"))
+    metrics = train(
+        compose_train(
+            "experiment=airline",
+            f"model={model}",
+            f"model/forecasting_output={output}",
+            "model.net.encoder.hidden_size=8",
+            "model.plot_every_n_epochs=0",
+            "trainer.max_epochs=2",
+            "trainer.gradient_clip_val=null",
+        )
+    )
     checkpoint = load_checkpoint(metrics["_best_model_path"])
     report = export_onnx(checkpoint, tmp_path / "forecaster.onnx")
     assert report.inputs == "inputs: (N, 24, 3) float32, future: (N, 12, 2) float32"

@@ -61,7 +61,9 @@ def _reference_state_grads(encoder, x, lengths, loss_of_outputs):
             for direction in range(directions):
                 sfx = f"_l{layer}" + ("_reverse" if direction else "")
                 cell = cell_type(layer_input.shape[-1], encoder.hidden_size)
-                cell.load_state_dict({k: getattr(rnn, k + sfx) for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")})
+                cell.load_state_dict(
+                    {k: getattr(rnn, k + sfx) for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+                )
                 order = range(length - 1, -1, -1) if direction else range(length)
                 state, hs = None, [None] * length
                 for t in order:
@@ -75,7 +77,7 @@ def _reference_state_grads(encoder, x, lengths, loss_of_outputs):
         loss = loss + loss_of_outputs(layer_input, length)
     loss.backward()
     steps = x.shape[1]
-    for name, n, t, h in states:
+    for name, _, t, h in states:
         grads.setdefault(name, torch.zeros(steps))[t] += h.grad.square().sum()
     return {name: g.sqrt() for name, g in grads.items()}
 
@@ -84,8 +86,9 @@ def _reference_state_grads(encoder, x, lengths, loss_of_outputs):
 @pytest.mark.parametrize("impl", ["fused", "custom"])
 def test_state_gradients_match_autograd_on_padded_bidirectional_stacks(cell, impl):
     torch.manual_seed(0)
-    encoder = RecurrentEncoder(cell, input_size=3, hidden_size=4, num_layers=2, bidirectional=True, batch_first=True,
-                               init="torch", impl=impl)
+    encoder = RecurrentEncoder(
+        cell, input_size=3, hidden_size=4, num_layers=2, bidirectional=True, batch_first=True, init="torch", impl=impl
+    )
     x, lengths = torch.randn(3, 7, 3), torch.tensor([7, 4, 6])
     weights = torch.randn(8)
 
@@ -156,8 +159,13 @@ def test_gradient_flow_logs_state_gradients_and_clipping(compose_train, tmp_path
     tags = events.Tags()
     assert {"state_grad/net.encoder/layer0", "state_grad_heatmap/net.encoder/layer1"} <= set(tags["images"])
     scalars = set(tags["scalars"])
-    assert {"grad_norm/total_before_clip", "grad_norm/clipped_fraction", "grad_norm/layer/net.encoder.rnn.l1",
-            "grad_norm/param/net.encoder.rnn.weight_hh_l0", "state_grad/net.encoder/layer0/first_over_last"} <= scalars
+    assert {
+        "grad_norm/total_before_clip",
+        "grad_norm/clipped_fraction",
+        "grad_norm/layer/net.encoder.rnn.l1",
+        "grad_norm/param/net.encoder.rnn.weight_hh_l0",
+        "state_grad/net.encoder/layer0/first_over_last",
+    } <= scalars
     after = [e.value for e in events.Scalars("grad_norm/total_after_clip")]
     before = [e.value for e in events.Scalars("grad_norm/total_before_clip")]
     assert [e.step for e in events.Scalars("grad_norm/total_after_clip")] == [0, 2, 4]
@@ -194,9 +202,16 @@ def _fit_with_nan_batch(guard):
     x, y = torch.randn(16, 3), torch.randn(16)
     x[9] = float("nan")  # batch 2 of 4
     model = _Linear()
-    trainer = L.Trainer(max_epochs=1, callbacks=[guard], logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0,
-                        accelerator="cpu")
+    trainer = L.Trainer(
+        max_epochs=1,
+        callbacks=[guard],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        gradient_clip_val=1.0,
+        accelerator="cpu",
+    )
     trainer.fit(model, DataLoader(TensorDataset(x, y), batch_size=4))
     return model, trainer
 
@@ -228,8 +243,15 @@ class _NaNLossLinear(_Linear):
 
 def test_guard_catches_a_nan_loss_with_finite_gradients():
     model = _NaNLossLinear()
-    trainer = L.Trainer(max_epochs=1, callbacks=[NonFiniteGuard(action="raise")], logger=False, accelerator="cpu",
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        max_epochs=1,
+        callbacks=[NonFiniteGuard(action="raise")],
+        logger=False,
+        accelerator="cpu",
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     with pytest.raises(NonFiniteError, match=r"non-finite loss \(nan\) at training step 1 .*every gradient is finite"):
         trainer.fit(model, DataLoader(TensorDataset(torch.randn(12, 3), torch.randn(12)), batch_size=4))
 

@@ -34,11 +34,16 @@ def test_vocabulary_specials_come_first_and_build_from_train_only(tmp_path):
     assert (vocab.bos_id, vocab.eos_id) == (2, 3)
     assert vocab.unknown(["a", "z", "z"]) == ["z"]
     with pytest.raises(ValueError, match="no <bos> token"):
-        Vocabulary.build([["a"]]).bos_id
+        _ = Vocabulary.build([["a"]]).bos_id
 
     # "z" occurs only in the last (test) part of the stream: it reads as <unk>.
-    dm = TextCorpusDataModule(path=_write(tmp_path / "t.txt", "ab" * 500 + "z" * 50), batch_size=2, bptt=8,
-                              val_fraction=0.05, test_fraction=0.05)
+    dm = TextCorpusDataModule(
+        path=_write(tmp_path / "t.txt", "ab" * 500 + "z" * 50),
+        batch_size=2,
+        bptt=8,
+        val_fraction=0.05,
+        test_fraction=0.05,
+    )
     dm.setup()
     assert "z" not in dm.vocab
     assert (dm.streams["test"] == dm.vocab.unk_id).any()
@@ -97,8 +102,13 @@ def test_bad_corpus_gives_a_clear_error(tmp_path, content, kwargs, expected):
 
 
 def test_text_shorter_than_one_window_warns_and_still_yields_a_window(tmp_path, caplog):
-    dm = TextCorpusDataModule(path=_write(tmp_path / "t.txt", "short text, " * 10), batch_size=2, bptt=128,
-                              val_fraction=0.1, test_fraction=0.1)
+    dm = TextCorpusDataModule(
+        path=_write(tmp_path / "t.txt", "short text, " * 10),
+        batch_size=2,
+        bptt=128,
+        val_fraction=0.1,
+        test_fraction=0.1,
+    )
     with caplog.at_level("WARNING"):
         dm.setup()
     assert "not more than one window" in caplog.text
@@ -117,7 +127,11 @@ def test_state_carry_equals_one_pass(cell):
     second, state = lm(tokens[:, 5:], state=state)
     assert full.shape == (3, 12, 11)
     torch.testing.assert_close(torch.cat([first, second], 1), full, atol=1e-6, rtol=1e-5)
-    for a, b in zip(state if isinstance(state, tuple) else [state], full_state if isinstance(full_state, tuple) else [full_state]):
+    for a, b in zip(
+        state if isinstance(state, tuple) else [state],
+        full_state if isinstance(full_state, tuple) else [full_state],
+        strict=True,
+    ):
         assert a.shape == (2, 3, 8)
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
 
@@ -186,8 +200,9 @@ def test_regularisers_are_inactive_in_eval_mode():
     torch.manual_seed(0)
     kwargs = dict(vocab_size=13, embedding_dim=6, hidden_size=8, num_layers=2)
     plain = RecurrentLanguageModel(**kwargs)
-    regularised = RecurrentLanguageModel(**kwargs, dropout=0.3, embedding_dropout=0.2, input_dropout=0.2,
-                                         layer_dropout=0.3, weight_drop=0.5)
+    regularised = RecurrentLanguageModel(
+        **kwargs, dropout=0.3, embedding_dropout=0.2, input_dropout=0.2, layer_dropout=0.3, weight_drop=0.5
+    )
     state = {k.replace(".module.", "."): v for k, v in regularised.state_dict().items()}
     plain.load_state_dict(state)
     tokens = torch.randint(1, 13, (2, 9))
@@ -201,7 +216,9 @@ def test_filter_logits_top_k_and_top_p():
     assert torch.isinf(filter_logits(logits, top_k=2)).tolist() == [[False, False, True, True]]
     assert torch.isinf(filter_logits(logits, top_p=0.7)).tolist() == [[False, False, True, True]]
     assert torch.isinf(filter_logits(logits, top_p=0.1)).tolist() == [[False, True, True, True]]
-    samples = torch.stack([sample_next(logits, top_k=2, generator=torch.Generator().manual_seed(i)) for i in range(200)])
+    samples = torch.stack(
+        [sample_next(logits, top_k=2, generator=torch.Generator().manual_seed(i)) for i in range(200)]
+    )
     assert set(samples.flatten().tolist()) == {0, 1}
 
 
@@ -260,8 +277,15 @@ def _fit(datamodule, vocab_size: int, epochs: int, carry_state: bool = True, lr:
     L.seed_everything(seed)
     net = RecurrentLanguageModel(vocab_size=vocab_size, embedding_dim=16, hidden_size=32, num_layers=1, cell="lstm")
     task = LanguageModelTask(net, optimizer=lambda params: torch.optim.Adam(params, lr=lr), carry_state=carry_state)
-    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0)
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        gradient_clip_val=1.0,
+    )
     trainer.fit(task, datamodule=datamodule)
     return float(trainer.callback_metrics["val/loss"]), trainer
 
@@ -284,7 +308,12 @@ def _key_streams(num_streams: int, windows: int, bptt: int, seed: int) -> torch.
     return rows
 
 
+@pytest.mark.learns
 def test_truncated_bptt_learns_a_dependency_across_windows_only_with_state_carry():
+    """A token that depends on one from the previous window is learned only when the state is carried.
+
+    Catches: state not carried (or reset) between truncated-BPTT windows, streams out of order.
+    """
     bptt = 6
     dm = _Streams(_key_streams(16, 40, bptt, seed=0), _key_streams(16, 10, bptt, seed=1), bptt)
     with_carry, trainer = _fit(dm, vocab_size=5, epochs=25, carry_state=True)
@@ -294,14 +323,29 @@ def test_truncated_bptt_learns_a_dependency_across_windows_only_with_state_carry
     assert trainer.lightning_module._carried["val"] is not None
 
 
+@pytest.mark.learns
 def test_language_model_drives_a_deterministic_grammar_to_near_zero_loss(tmp_path, compose_train):
+    """A language model learns a deterministic corpus to a test loss < 0.05 nats per token.
+
+    Catches: shifted inputs/targets, padding counted in the loss, a broken vocabulary or stream split.
+    """
     sentences = ["the cat sat on the mat.", "a dog ran to the park.", "my bird sang all day."]
     path = _write(tmp_path / "grammar.txt", "\n".join(sentences * 120) + "\n")
     cfg = compose_train(
-        "experiment=char_lm", f"data.path={path}", "data.pattern=*.txt", "data.batch_size=8", "data.eval_batch_size=1",
+        "experiment=char_lm",
+        f"data.path={path}",
+        "data.pattern=*.txt",
+        "data.batch_size=8",
+        "data.eval_batch_size=1",
         "data.bptt=32",
-        "model.net.hidden_size=64", "model.net.embedding_dim=16", "model.net.num_layers=1", "model.net.dropout=0",
-        "model.net.layer_dropout=0", "model.optimizer.lr=0.01", "trainer.max_epochs=12", "~callbacks.early_stopping",
+        "model.net.hidden_size=64",
+        "model.net.embedding_dim=16",
+        "model.net.num_layers=1",
+        "model.net.dropout=0",
+        "model.net.layer_dropout=0",
+        "model.optimizer.lr=0.01",
+        "trainer.max_epochs=12",
+        "~callbacks.early_stopping",
         "callbacks.generation_samples.max_new_tokens=30",
     )
     metrics = train(cfg)
@@ -323,13 +367,26 @@ def test_language_model_drives_a_deterministic_grammar_to_near_zero_loss(tmp_pat
     # A fresh process generates from the checkpoint alone: the corpus is gone.
     path.unlink()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    args = [sys.executable, "-m", "seqmodels.generate", f"ckpt_path={metrics['_best_model_path']}",
-            "prompt='the cat'", "max_new_tokens=20", "temperature=0"]
+    args = [
+        sys.executable,
+        "-m",
+        "seqmodels.generate",
+        f"ckpt_path={metrics['_best_model_path']}",
+        "prompt='the cat'",
+        "max_new_tokens=20",
+        "temperature=0",
+    ]
     result = subprocess.run(args, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("the cat sat on the mat."), result.stdout
 
-    unknown = subprocess.run(args[:-3] + ["prompt='the cat Q'", "max_new_tokens=5"], capture_output=True,
-                             text=True, env=env, cwd=tmp_path, timeout=120)
+    unknown = subprocess.run(
+        args[:-3] + ["prompt='the cat Q'", "max_new_tokens=5"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert unknown.returncode == 0 and "read as <unk>: 'Q'" in unknown.stderr
     assert unknown.stdout.startswith("the cat <unk>")

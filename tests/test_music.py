@@ -7,8 +7,7 @@ from fractions import Fraction
 import pytest
 import torch
 
-from seqmodels.data import BachChoralesDataModule, Vocabulary
-from seqmodels.data import music
+from seqmodels.data import BachChoralesDataModule, Vocabulary, music
 from seqmodels.data.music import note_token, parse_token
 
 
@@ -25,8 +24,14 @@ def test_note_tokens_round_trip():
 
 @pytest.fixture(scope="module")
 def chorales(tmp_path_factory):
-    dm = BachChoralesDataModule(max_chorales=10, cache_dir=tmp_path_factory.mktemp("cache"), batch_size=4,
-                                val_fraction=0.2, test_fraction=0.2, seed=0)
+    dm = BachChoralesDataModule(
+        max_chorales=10,
+        cache_dir=tmp_path_factory.mktemp("cache"),
+        batch_size=4,
+        val_fraction=0.2,
+        test_fraction=0.2,
+        seed=0,
+    )
     dm.setup()
     return dm
 
@@ -43,7 +48,7 @@ def test_chorales_become_bos_eos_sequences_with_a_train_only_vocabulary(chorales
     batch = next(iter(chorales.train_dataloader()))
     assert batch.targets.shape == batch.inputs.shape
     short = int(batch.lengths.argmin())
-    assert (batch.targets[short, batch.lengths[short]:] == -100).all()
+    assert (batch.targets[short, batch.lengths[short] :] == -100).all()
     assert chorales.dims()["char_level"] == 0
 
 
@@ -52,8 +57,9 @@ def test_parsed_melodies_are_cached(chorales, monkeypatch):
         raise AssertionError("parsed again despite the cache")
 
     monkeypatch.setattr(music, "parse_chorales", fail)
-    again = BachChoralesDataModule(max_chorales=10, cache_dir=chorales.cache_dir, val_fraction=0.2,
-                                   test_fraction=0.2, seed=0)
+    again = BachChoralesDataModule(
+        max_chorales=10, cache_dir=chorales.cache_dir, val_fraction=0.2, test_fraction=0.2, seed=0
+    )
     again.setup()
     assert again.vocab == chorales.vocab
 
@@ -93,8 +99,16 @@ def test_transposition_to_c_and_scale_membership():
 
 
 def test_mode_condition_rides_with_each_chorale(chorales):
-    dm = BachChoralesDataModule(max_chorales=10, cache_dir=chorales.cache_dir, val_fraction=0.2, test_fraction=0.2,
-                                seed=0, transpose=True, condition="mode", batch_size=4)
+    dm = BachChoralesDataModule(
+        max_chorales=10,
+        cache_dir=chorales.cache_dir,
+        val_fraction=0.2,
+        test_fraction=0.2,
+        seed=0,
+        transpose=True,
+        condition="mode",
+        batch_size=4,
+    )
     dm.setup()
     inputs, targets, mode = dm.train_set[0]
     assert mode.item() in (0, 1) and inputs[0] == dm.vocab.bos_id

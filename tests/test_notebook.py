@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import statistics
 from pathlib import Path
 
 import nbformat
@@ -13,10 +13,17 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "quickstart.ipynb
 
 
 @pytest.mark.slow
+@pytest.mark.learns
 def test_quickstart_notebook_runs(monkeypatch):
+    """The quickstart notebook runs top to bottom and its plain-torch model learns (held-out accuracy > 0.9).
+
+    Catches: a notebook broken by an API change, a model that does not learn from it.
+    """
     monkeypatch.setenv("QUICKSTART_STEPS", "200")
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+    ).execute()
     outputs = "".join(
         out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
     )
@@ -29,23 +36,51 @@ VANISHING = Path(__file__).resolve().parents[1] / "notebooks" / "vanishing_gradi
 
 
 @pytest.mark.slow
-def test_vanishing_gradients_notebook_runs(monkeypatch):
+@pytest.mark.learns
+def test_vanishing_gradients_notebook_tells_the_same_story_over_seeds(monkeypatch):
+    """The tanh RNN never solves the adding problem at T=30 while the LSTM does, and the gradient reaching t=0
+    after training is orders of magnitude larger in the LSTM, read as medians over 8 seeds.
+
+    Any one run is chaotic (another CPU's rounding lands elsewhere: one seed's tanh RNN can keep its gradient),
+    so no single seed is asserted. Catches: a broken LSTM cell or gating (it stops solving), a state-gradient
+    probe that no longer measures dL/dh_t (the gap between the cells collapses), a tanh RNN that is not one.
+    Measured on one machine under three ISA settings: LSTM solves 7 of 8 seeds, median ratios ~0.25 vs ~1e-4.
+    """
     monkeypatch.setenv("VANISHING_STEPS", "300")
     monkeypatch.setenv("VANISHING_LENGTH", "30")
+    monkeypatch.setenv("VANISHING_SEEDS", "8")
     nb = nbformat.read(VANISHING, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(VANISHING.parent)}}).execute()
+    client = NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(VANISHING.parent)}}
+    )
+    client.execute()
     outputs = "".join(
         out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
     )
-    figures = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
-               if "image/png" in out.get("data", {})]
+    figures = [
+        out
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if "image/png" in out.get("data", {})
+    ]
     assert len(figures) == 1, outputs
 
-    def number(prefix: str) -> float:
-        return float(outputs.split(prefix)[1].split()[0])
+    runs: dict[str, list[tuple[float, float, float]]] = {"rnn_tanh": [], "lstm": []}
+    for line in outputs.splitlines():
+        if line.startswith("seed "):
+            words = line.split()
+            runs[words[2].rstrip(":")].append((float(words[5]), float(words[9]), float(words[11])))
+    assert all(len(results) == 8 for results in runs.values()), outputs
+    mse = {cell: [r[0] for r in results] for cell, results in runs.items()}
+    at_init = {cell: [r[1] for r in results] for cell, results in runs.items()}
+    trained = {cell: [r[2] for r in results] for cell, results in runs.items()}
 
-    # After training, the gradient reaching t = 0 has all but vanished in the tanh RNN, not in the LSTM.
-    rnn_ratio = number("rnn_tanh trained: ||dL/dh_0|| / ||dL/dh_T-1|| =")
-    lstm_ratio = number("lstm trained: ||dL/dh_0|| / ||dL/dh_T-1|| =")
-    assert lstm_ratio > 1000 * rnn_ratio, outputs
-    assert number("lstm: test MSE") < 0.5 * number("rnn_tanh: test MSE"), outputs
+    # At initialisation (no training trajectory yet) both gradients decay towards t = 0, neither vanishes.
+    assert all(1e-3 < r < 1 for cell in at_init for r in at_init[cell]), outputs
+    # The tanh RNN stays at the 0.167 baseline in every seed; the LSTM solves most of them.
+    assert min(mse["rnn_tanh"]) > 0.15, outputs
+    assert sum(m < 0.05 for m in mse["lstm"]) >= 5, outputs
+    # Solving needs the learning signal to reach t = 0: every LSTM seed that solved kept it.
+    assert all(r > 1e-2 for m, r in zip(mse["lstm"], trained["lstm"], strict=True) if m < 0.05), outputs
+    assert statistics.median(trained["lstm"]) > 100 * statistics.median(trained["rnn_tanh"]), outputs

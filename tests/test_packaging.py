@@ -19,7 +19,9 @@ def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     (path,) = out.glob("seqmodels-*.whl")
     return path
@@ -36,8 +38,12 @@ def test_wheel_contains_configs_and_package(wheel):
 @pytest.mark.slow
 def test_installed_wheel_trains_with_user_config_dir(wheel, tmp_path):
     site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     user_configs = tmp_path / "my_configs" / "experiment"
     user_configs.mkdir(parents=True)
     (user_configs / "my_parity.yaml").write_text(
@@ -50,9 +56,22 @@ def test_installed_wheel_trains_with_user_config_dir(wheel, tmp_path):
     where = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert where.stdout.strip() == str(site / "seqmodels" / "configs"), where.stderr
     result = subprocess.run(
-        [sys.executable, "-m", "seqmodels.train", "--config-dir", str(tmp_path / "my_configs"),
-         "experiment=my_parity", "debug=fdr", "~callbacks.rich_progress_bar", "+trainer.enable_progress_bar=false"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "seqmodels.train",
+            "--config-dir",
+            str(tmp_path / "my_configs"),
+            "experiment=my_parity",
+            "debug=fdr",
+            "~callbacks.rich_progress_bar",
+            "+trainer.enable_progress_bar=false",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "test/acc" in result.stdout

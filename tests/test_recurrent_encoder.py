@@ -28,8 +28,13 @@ CONFIGS = [
 
 def _pair(cell, bidirectional, num_layers, batch_first=True, proj_size=0, input_size=5, hidden_size=7):
     torch.manual_seed(0)
-    kwargs = dict(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers,
-                  bidirectional=bidirectional, batch_first=batch_first)
+    kwargs = dict(
+        input_size=input_size,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        bidirectional=bidirectional,
+        batch_first=batch_first,
+    )
     if proj_size:
         kwargs["proj_size"] = proj_size
     reference = CELL_TO_TORCH[cell](**kwargs)
@@ -95,7 +100,7 @@ def test_padding_never_changes_outputs_or_states(cell, bidirectional, num_layers
     for i, s in enumerate(seqs):
         alone_out, alone_h = encoder(s.unsqueeze(0), torch.tensor([len(s)]))
         torch.testing.assert_close(out[i, : len(s)], alone_out[0], atol=1e-5, rtol=0)
-        assert torch.all(out[i, len(s):] == 0)
+        assert torch.all(out[i, len(s) :] == 0)
         for mine, alone in zip(_states(h), _states(alone_h), strict=True):
             torch.testing.assert_close(mine[:, i], alone[:, 0], atol=1e-5, rtol=0)
 
@@ -170,7 +175,8 @@ def test_nn_imports_without_lightning_or_hydra():
         "import sys, torch, seqmodels.nn as n\n"
         "enc = n.RecurrentEncoder('lstm', input_size=2, hidden_size=3, batch_first=True)\n"
         "n.ManyToOneNet(enc, 2)(torch.randn(1, 4, 2), torch.tensor([3])).sum().backward()\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning', 'hydra', 'omegaconf')]\n"
+        "frameworks = ('lightning', 'pytorch_lightning', 'hydra', 'omegaconf')\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in frameworks]\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -184,8 +190,9 @@ def test_unpacked_forward_matches_packing(cell, bidirectional, batch_first):
     # not; an LSTM's c_n only for the full-length sequences.
     torch.manual_seed(0)
     proj = 3 if cell == "lstm" else 0
-    encoder = RecurrentEncoder(cell, 5, 8, num_layers=2, bidirectional=bidirectional, proj_size=proj,
-                               batch_first=batch_first).eval()
+    encoder = RecurrentEncoder(
+        cell, 5, 8, num_layers=2, bidirectional=bidirectional, proj_size=proj, batch_first=batch_first
+    ).eval()
     lengths = torch.tensor([11, 3, 7, 1, 11, 5])
     x = torch.randn(6, 11, 5) if batch_first else torch.randn(11, 6, 5)
     D = 2 if bidirectional else 1
@@ -201,7 +208,7 @@ def test_unpacked_forward_matches_packing(cell, bidirectional, batch_first):
             torch.testing.assert_close(state[1][:, full], packed_state[1][:, full], atol=1e-5, rtol=1e-5)
             state, packed_state = state[0], packed_state[0]
         torch.testing.assert_close(state, packed_state, atol=1e-5, rtol=1e-5)
-        valid = (torch.arange(11).unsqueeze(0) < lengths.unsqueeze(1))
+        valid = torch.arange(11).unsqueeze(0) < lengths.unsqueeze(1)
         assert (out if batch_first else out.transpose(0, 1))[~valid].abs().max() == 0
     encoder.pack_sequences = False
     with pytest.raises(ValueError, match="exceeds the padded length"):

@@ -31,8 +31,17 @@ def test_attention_weights_sum_to_one_and_skip_padding(kind):
 
 def _model(cell: str = "lstm", attention: str = "additive", seed: int = 0) -> Seq2Seq:
     torch.manual_seed(seed)
-    return Seq2Seq(source_vocab_size=20, target_vocab_size=15, bos_id=2, eos_id=3, embedding_dim=8,
-                   hidden_size=16, cell=cell, attention=attention, encoder_layers=2).eval()
+    return Seq2Seq(
+        source_vocab_size=20,
+        target_vocab_size=15,
+        bos_id=2,
+        eos_id=3,
+        embedding_dim=8,
+        hidden_size=16,
+        cell=cell,
+        attention=attention,
+        encoder_layers=2,
+    ).eval()
 
 
 def _source(n: int = 6, length: int = 7, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,7 +80,7 @@ def test_beam_of_one_is_greedy_and_wider_beams_never_score_worse(cell, attention
     greedy_scores = [hyps[0][1] for hyps in single]
     for beam in (3, 5):
         results = model.beam_search(source, lengths, beam_size=beam, max_len=12, length_penalty=0.0, n_best=3)
-        for hyps, greedy_score in zip(results, greedy_scores):
+        for hyps, greedy_score in zip(results, greedy_scores, strict=True):
             scores = [score for _, score in hyps]
             assert scores == sorted(scores, reverse=True) and len({tuple(t) for t, _ in hyps}) == 3
             assert scores[0] >= greedy_score - 1e-5
@@ -92,10 +101,12 @@ def test_teacher_forcing_below_one_feeds_back_predictions():
 
 @pytest.mark.parametrize(
     "content,expected",
-    [("hello\tbonjour\nno tab here\n", r"pairs.tsv:2: no tab"),
-     ("hello\tbonjour\n\n\t salut\n", r"pairs.tsv:3: empty source side"),
-     ("hello\t \n", r"pairs.tsv:1: empty target side"),
-     ("\n\n", "holds no source<TAB>target")],
+    [
+        ("hello\tbonjour\nno tab here\n", r"pairs.tsv:2: no tab"),
+        ("hello\tbonjour\n\n\t salut\n", r"pairs.tsv:3: empty source side"),
+        ("hello\t \n", r"pairs.tsv:1: empty target side"),
+        ("\n\n", "holds no source<TAB>target"),
+    ],
 )
 def test_bad_tsv_lines_are_reported_with_line_numbers(tmp_path, content, expected):
     (tmp_path / "pairs.tsv").write_text(content)
@@ -106,8 +117,12 @@ def test_bad_tsv_lines_are_reported_with_line_numbers(tmp_path, content, expecte
 def test_parallel_text_vocabularies_come_from_training_pairs(tmp_path):
     (tmp_path / "train.tsv").write_text("a cat\tun chat\nthe dog\tle chien\n" * 5)
     (tmp_path / "test.tsv").write_text("a bird\tun oiseau\n")
-    dm = ParallelTextDataModule(train_path=tmp_path / "train.tsv", val_path=tmp_path / "train.tsv",
-                                test_path=tmp_path / "test.tsv", batch_size=4)
+    dm = ParallelTextDataModule(
+        train_path=tmp_path / "train.tsv",
+        val_path=tmp_path / "train.tsv",
+        test_path=tmp_path / "test.tsv",
+        batch_size=4,
+    )
     dm.setup()
     source, target = dm.test_set[0]
     assert dm.source_vocab.decode(source) == ["a", "<unk>"]
@@ -131,7 +146,12 @@ def test_cmudict_splits_by_word_and_keeps_every_pronunciation():
     assert any(ch.isdigit() for word, prons in stressed.pronunciations() for ch in "".join(prons[0]))
 
 
+@pytest.mark.learns
 def test_reversal_is_learned_and_predict_decodes_from_the_checkpoint(compose_train, tmp_path):
+    """An attention encoder-decoder learns string reversal (exact match > 0.95) and predict decodes from its checkpoint.
+
+    Catches: broken attention masking, teacher forcing, beam search or the checkpoint's vocabularies.
+    """
     cfg = compose_train("experiment=reverse", "trainer.max_epochs=8", "data.num_train=3000")
     metrics = train(cfg)
     assert metrics["test/exact"] > 0.95, metrics
@@ -139,13 +159,25 @@ def test_reversal_is_learned_and_predict_decodes_from_the_checkpoint(compose_tra
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "seqmodels.predict", f"ckpt_path={metrics['_best_model_path']}", "input=abcdef"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "abcdef\tfedcba"
-    missing = subprocess.run([sys.executable, "-m", "seqmodels.predict", "ckpt_path=nope.ckpt", "input=ab"],
-                             capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
-    assert missing.returncode == 1 and missing.stderr.strip().startswith("seqmodels-predict: error: checkpoint not found")
+    missing = subprocess.run(
+        [sys.executable, "-m", "seqmodels.predict", "ckpt_path=nope.ckpt", "input=ab"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert missing.returncode == 1 and missing.stderr.strip().startswith(
+        "seqmodels-predict: error: checkpoint not found"
+    )
 
 
 def test_dates_task_generates_valid_iso_targets():

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from seqmodels.data import DTMFDataModule, MissingDataFileError, SpokenDigitsDataModule, read_wav, write_wav
 from seqmodels.data.speech import dtmf_signal, espeak_available
 from seqmodels.nn import (
-    CTCNet,
     ConvSubsampling,
+    CTCNet,
     FrameStacking,
     LogMelSpectrogram,
     RecurrentEncoder,
@@ -30,13 +30,15 @@ from seqmodels.nn import (
 )
 from seqmodels.train import train
 
-needs_espeak = pytest.mark.skipif(not espeak_available(),
-                                  reason="espeak-ng is not installed (apt-get install espeak-ng)")
+needs_espeak = pytest.mark.skipif(
+    not espeak_available(), reason="espeak-ng is not installed (apt-get install espeak-ng)"
+)
 
 
 # ------------------------------------------------------------------------------------------------ features
-def numpy_log_mel(signal: np.ndarray, sample_rate: int, n_fft: int, win_length: int, hop: int, n_mels: int,
-                  f_min: float, f_max: float) -> tuple[np.ndarray, np.ndarray]:
+def numpy_log_mel(
+    signal: np.ndarray, sample_rate: int, n_fft: int, win_length: int, hop: int, n_mels: int, f_min: float, f_max: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Direct computation: frames, periodic Hann window, |rfft|^2, HTK triangular mel filters, log."""
     frames = 1 + (len(signal) - n_fft) // hop
     window = np.zeros(n_fft)
@@ -59,9 +61,10 @@ def numpy_log_mel(signal: np.ndarray, sample_rate: int, n_fft: int, win_length: 
     return np.log(np.maximum(power @ bank, 1e-10)), edges[1:-1]
 
 
-@pytest.mark.parametrize("sample_rate,frequency,n_fft,win_length,hop", [(16000, 1000.0, 512, 400, 160),
-                                                                        (8000, 697.0, 256, 200, 80),
-                                                                        (16000, 3150.0, 512, 512, 128)])
+@pytest.mark.parametrize(
+    "sample_rate,frequency,n_fft,win_length,hop",
+    [(16000, 1000.0, 512, 400, 160), (8000, 697.0, 256, 200, 80), (16000, 3150.0, 512, 512, 128)],
+)
 def test_log_mel_matches_numpy_and_a_tone_peaks_in_its_mel_bin(sample_rate, frequency, n_fft, win_length, hop):
     t = np.arange(int(0.4 * sample_rate)) / sample_rate
     signal = 0.5 * np.sin(2 * np.pi * frequency * t)
@@ -158,10 +161,20 @@ def test_bad_audio_files_give_one_line_errors(tmp_path):
         read_wav(tmp_path / "notes.wav")
     # A 32-bit float WAV (format tag 3): the standard library reads integer PCM only.
     data = np.zeros(100, dtype="<f4").tobytes()
-    header = (b"RIFF" + (36 + len(data)).to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
-              + (3).to_bytes(2, "little") + (1).to_bytes(2, "little") + (8000).to_bytes(4, "little")
-              + (32000).to_bytes(4, "little") + (4).to_bytes(2, "little") + (32).to_bytes(2, "little")
-              + b"data" + len(data).to_bytes(4, "little"))
+    header = (
+        b"RIFF"
+        + (36 + len(data)).to_bytes(4, "little")
+        + b"WAVEfmt "
+        + (16).to_bytes(4, "little")
+        + (3).to_bytes(2, "little")
+        + (1).to_bytes(2, "little")
+        + (8000).to_bytes(4, "little")
+        + (32000).to_bytes(4, "little")
+        + (4).to_bytes(2, "little")
+        + (32).to_bytes(2, "little")
+        + b"data"
+        + len(data).to_bytes(4, "little")
+    )
     (tmp_path / "float.wav").write_bytes(header + data)
     with pytest.raises(ValueError, match="float.wav as a WAV file"):
         read_wav(tmp_path / "float.wav")
@@ -174,11 +187,17 @@ def test_bad_audio_files_give_one_line_errors(tmp_path):
 ODD_LENGTHS = list(range(1, 40, 2))
 
 
-@pytest.mark.parametrize("module", [FrameStacking(6, factor=2), FrameStacking(6, factor=3, output_size=5),
-                                    ConvSubsampling(6, 8, num_layers=2),
-                                    ConvSubsampling(6, 8, 1, kernel_size=5, stride=3),
-                                    ConvSubsampling(6, 8, 3, kernel_size=4, stride=2)],
-                         ids=["stack2", "stack3", "conv3x2x2", "conv5x3", "conv4x2x3"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        FrameStacking(6, factor=2),
+        FrameStacking(6, factor=3, output_size=5),
+        ConvSubsampling(6, 8, num_layers=2),
+        ConvSubsampling(6, 8, 1, kernel_size=5, stride=3),
+        ConvSubsampling(6, 8, 3, kernel_size=4, stride=2),
+    ],
+    ids=["stack2", "stack3", "conv3x2x2", "conv5x3", "conv4x2x3"],
+)
 def test_subsampled_lengths_are_exact_for_odd_lengths(module):
     torch.manual_seed(0)
     module.eval()
@@ -272,7 +291,7 @@ def test_prefix_beam_search_finds_the_most_probable_labelling_by_brute_force(see
     ranked = sorted(totals.items(), key=lambda item: -item[1])[:3]
     found = ctc_prefix_beam_search(log_probs, beam_size=64, n_best=3)[0]
     assert [tuple(labels) for labels, _ in found] == [labels for labels, _ in ranked]
-    for (_, score), (_, probability) in zip(found, ranked):
+    for (_, score), (_, probability) in zip(found, ranked, strict=True):
         assert score == pytest.approx(math.log(probability), abs=1e-5)
     # ... which is also what torch's CTC loss says of that labelling.
     best = torch.tensor([found[0][0]])
@@ -286,7 +305,7 @@ def test_prefix_beam_search_can_beat_greedy():
     probs = torch.tensor([[0.0, 1.0, 0.0], [0.3, 0.3, 0.4]]).clamp(min=1e-9)
     log_probs = probs.log()
     assert ctc_greedy_decode(log_probs) == [[1, 2]]
-    (labels, score), = ctc_prefix_beam_search(log_probs, beam_size=3)[0]
+    ((labels, score),) = ctc_prefix_beam_search(log_probs, beam_size=3)[0]
     assert labels == [1] and score == pytest.approx(math.log(0.6), abs=1e-6)
 
 
@@ -333,21 +352,31 @@ def test_spoken_digits_are_synthesised_once_with_held_out_voices(tmp_path, monke
     dm.setup()
     plan = {split: dm.plan(split) for split in ("train", "test")}
     assert not {p["voice"] for p in plan["train"]} & {p["voice"] for p in plan["test"]}
-    assert all(text.split() and set(text.split()) <= {"zero", "one", "two", "three", "four", "five", "six",
-                                                         "seven", "eight", "nine"} for text in dm.texts["train"])
+    assert all(
+        text.split()
+        and set(text.split()) <= {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"}
+        for text in dm.texts["train"]
+    )
     features, ids = dm.test_set[0]
     assert features.shape[1] == 40 and features.shape[0] > 20 and dm.decode(ids) == dm.texts["test"][0]
     # The second build reads the cache: espeak-ng is not needed any more.
     monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
     again = SpokenDigitsDataModule(**settings, transcript="digits")
     again.setup()
-    assert again.texts["test"][0] == " ".join(str("zero one two three four five six seven eight nine".split().index(w))
-                                              for w in dm.texts["test"][0].split())
+    assert again.texts["test"][0] == " ".join(
+        str(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"].index(w))
+        for w in dm.texts["test"][0].split()
+    )
     torch.testing.assert_close(again.test_set[0][0], features)
 
 
 # ------------------------------------------------------------------------------------------------ learning
+@pytest.mark.learns
 def test_dtmf_is_learned_and_predict_transcribes_a_wav(compose_train, tmp_path):
+    """A CTC model learns keypad tones (CER < 5%) and predict transcribes a WAV.
+
+    Catches: misaligned CTC lengths, a broken front-end or decoder.
+    """
     cfg = compose_train("experiment=dtmf_ctc", "trainer.max_epochs=8")
     metrics = train(cfg)
     assert metrics["test/cer"] < 0.05, metrics
@@ -363,17 +392,20 @@ def test_dtmf_is_learned_and_predict_transcribes_a_wav(compose_train, tmp_path):
     assert "speech/0" in tags["images"] and any(t.startswith("speech/transcripts") for t in tags["tensors"])
 
     # A clean keypad recording at 16 kHz (the model's data is 8 kHz: the WAV is resampled when read).
-    signal = dtmf_signal("90#5", np.random.default_rng(1), sample_rate=16000, tone_ms=(90, 90), gap_ms=(70, 70),
-                         snr_db=(30, 30))
+    signal = dtmf_signal(
+        "90#5", np.random.default_rng(1), sample_rate=16000, tone_ms=(90, 90), gap_ms=(70, 70), snr_db=(30, 30)
+    )
     wav = write_wav(tmp_path / "keys.wav", signal, 16000)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "seqmodels.predict", f"ckpt_path={metrics['_best_model_path']}"]
-    result = subprocess.run([*command, f"input_file={wav}"], capture_output=True, text=True, env=env, cwd=tmp_path,
-                            timeout=120)
+    result = subprocess.run(
+        [*command, f"input_file={wav}"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "9 0 # 5"
-    missing = subprocess.run([*command, "input_file=missing.wav"], capture_output=True, text=True, env=env,
-                             cwd=tmp_path, timeout=120)
+    missing = subprocess.run(
+        [*command, "input_file=missing.wav"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
     assert missing.returncode == 1
     assert missing.stderr.strip().startswith("seqmodels-predict: error: audio file not found: missing.wav")
 

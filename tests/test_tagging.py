@@ -47,8 +47,9 @@ def test_read_conll_sentences_and_errors(tmp_path):
 def test_unknown_tag_at_test_time_is_a_clear_error(tmp_path):
     (tmp_path / "train.conll").write_text("Anna B-PER\nsings O\n\nBob B-PER\nruns O\n")
     (tmp_path / "test.conll").write_text("Paris B-LOC\nsleeps O\n")
-    dm = CoNLLTaggingDataModule(train_path=tmp_path / "train.conll", val_path=tmp_path / "train.conll",
-                                test_path=tmp_path / "test.conll")
+    dm = CoNLLTaggingDataModule(
+        train_path=tmp_path / "train.conll", val_path=tmp_path / "train.conll", test_path=tmp_path / "test.conll"
+    )
     with pytest.raises(ValueError, match=r"line 1: tag 'B-LOC' never occurs in the training data"):
         dm.setup()
 
@@ -56,8 +57,9 @@ def test_unknown_tag_at_test_time_is_a_clear_error(tmp_path):
 def test_unknown_words_read_as_unk_and_dims_carry_the_tags(tmp_path):
     (tmp_path / "train.conll").write_text("Anna B-PER\nsings O\n\nBob B-PER\nruns O\n")
     (tmp_path / "test.conll").write_text("Zed B-PER\nsings O\n")
-    dm = CoNLLTaggingDataModule(train_path=tmp_path / "train.conll", val_path=tmp_path / "train.conll",
-                                test_path=tmp_path / "test.conll")
+    dm = CoNLLTaggingDataModule(
+        train_path=tmp_path / "train.conll", val_path=tmp_path / "train.conll", test_path=tmp_path / "test.conll"
+    )
     dm.setup()
     inputs, targets = dm.test_set[0]
     assert inputs.tolist() == [dm.vocab.unk_id, dm.vocab.stoi["sings"]]
@@ -78,7 +80,12 @@ def test_tagger_scores_do_not_depend_on_padding():
         SequenceTaggerNet(RecurrentEncoder("gru", input_size=6, hidden_size=5), num_tags=4)
 
 
+@pytest.mark.learns
 def test_ner_experiment_learns_the_demo_corpus_and_its_checkpoint_alone_tags_sentences(compose_train, caplog):
+    """The NER experiment learns its demo corpus (token accuracy > 0.95, entity F1 > 0.85) and its checkpoint tags text.
+
+    Catches: tags misaligned with tokens, padding counted in loss or metrics, a broken bidirectional encoder.
+    """
     from omegaconf import OmegaConf
 
     from seqmodels.predict import label_texts
@@ -90,20 +97,28 @@ def test_ner_experiment_learns_the_demo_corpus_and_its_checkpoint_alone_tags_sen
 
     # seqmodels-predict with the checkpoint alone: one tag per word, as the gold file has them.
     sentences = read_conll(demo_ner_path())[:40]
-    options = {"ckpt_path": metrics["_best_model_path"], "input": None, "n_best": 1, "batch_size": 16,
-               "device": "cpu", "weights_only": True}
+    options = {
+        "ckpt_path": metrics["_best_model_path"],
+        "input": None,
+        "n_best": 1,
+        "batch_size": 16,
+        "device": "cpu",
+        "weights_only": True,
+    }
     path = cfg.paths.output_dir + "/sentences.txt"
     with open(path, "w") as handle:
         handle.write("\n".join(" ".join(s.tokens) for s in sentences) + "\n")
     results = label_texts(OmegaConf.create({**options, "input_file": path}))
     assert [text for text, _ in results] == [" ".join(s.tokens) for s in sentences]
     predicted = [outputs[0][0].split() for _, outputs in results]
-    assert all(len(tags) == len(s.tags) for tags, s in zip(predicted, sentences))
-    correct = sum(p == g for tags, s in zip(predicted, sentences) for p, g in zip(tags, s.tags))
+    assert all(len(tags) == len(s.tags) for tags, s in zip(predicted, sentences, strict=True))
+    correct = sum(
+        p == g for tags, s in zip(predicted, sentences, strict=True) for p, g in zip(tags, s.tags, strict=True)
+    )
     assert correct / sum(len(s.tags) for s in sentences) > 0.9
     # A word the vocabulary lacks is read as <unk>, and said so.
     with caplog.at_level("WARNING"):
-        (text, [(tags, _)]), = label_texts(OmegaConf.create({**options, "input": "Zyxwvut visits Paris"}))
+        ((text, [(tags, _)]),) = label_texts(OmegaConf.create({**options, "input": "Zyxwvut visits Paris"}))
     assert len(tags.split()) == 3 and "'Zyxwvut'" in caplog.text
     with pytest.raises(ValueError, match="set n_best=1"):
         label_texts(OmegaConf.create({**options, "input": "EU rejects", "n_best": 2}))

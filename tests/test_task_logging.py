@@ -35,12 +35,23 @@ def test_epoch_metrics_cover_the_whole_split_and_best_tracks_the_maximum(tmp_pat
     net = ManyToOneNet(RecurrentEncoder("gru", input_size=4, hidden_size=16, batch_first=True), num_outputs=2)
     task = SequenceClassificationTask(net, num_classes=2, optimizer=lambda params: torch.optim.Adam(params, lr=0.02))
     record = RecordValidation()
-    trainer = L.Trainer(max_epochs=4, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[record],
-                        num_sanity_val_steps=1, default_root_dir=tmp_path)
+    trainer = L.Trainer(
+        max_epochs=4,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[record],
+        num_sanity_val_steps=1,
+        default_root_dir=tmp_path,
+    )
     # Batches of unequal size (16, 16, 16, 2): a mean of per-batch means would differ from the split's mean.
-    trainer.fit(task, torch.utils.data.DataLoader(train_set, batch_size=16, shuffle=True, collate_fn=pad_collate),
-                torch.utils.data.DataLoader(val_set, batch_size=16, collate_fn=pad_collate))
+    trainer.fit(
+        task,
+        torch.utils.data.DataLoader(train_set, batch_size=16, shuffle=True, collate_fn=pad_collate),
+        torch.utils.data.DataLoader(val_set, batch_size=16, collate_fn=pad_collate),
+    )
 
     task.eval()
     with torch.no_grad():

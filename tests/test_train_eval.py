@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import subprocess
@@ -41,8 +42,12 @@ def trained_run(tmp_path_factory):
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose(
             "train",
-            overrides=[*PARITY_SHORT, "~callbacks.rich_progress_bar", "+trainer.enable_progress_bar=false",
-                       "trainer.accelerator=cpu"],
+            overrides=[
+                *PARITY_SHORT,
+                "~callbacks.rich_progress_bar",
+                "+trainer.enable_progress_bar=false",
+                "trainer.accelerator=cpu",
+            ],
             return_hydra_config=True,
         )
     with open_dict(cfg):
@@ -54,7 +59,12 @@ def trained_run(tmp_path_factory):
     return cfg, metrics, out
 
 
+@pytest.mark.learns
 def test_training_learns_and_tests_best_checkpoint(trained_run):
+    """The parity experiment learns (test accuracy > 0.95) and the best checkpoint is the one tested.
+
+    Catches: a training loop that does not learn, the wrong checkpoint tested, a mislabelled best score.
+    """
     cfg, metrics, out = trained_run
     assert metrics["test/acc"] > 0.95, metrics
     assert metrics["best/val/acc"] == pytest.approx(metrics["val/acc_best"])
@@ -73,8 +83,9 @@ def test_checkpoint_loads_weights_only_and_carries_config(trained_run):
 
 def test_eval_reproduces_test_metric(trained_run, compose_eval):
     _, metrics, _ = trained_run
-    cfg = compose_eval(f"ckpt_path={metrics['_best_model_path']}", "trainer.accelerator=cpu",
-                       "+trainer.enable_progress_bar=false")
+    cfg = compose_eval(
+        f"ckpt_path={metrics['_best_model_path']}", "trainer.accelerator=cpu", "+trainer.enable_progress_bar=false"
+    )
     evaluated = evaluate(cfg)
     assert evaluated["test/acc"] == pytest.approx(metrics["test/acc"], abs=1e-6)
     assert evaluated["test/loss"] == pytest.approx(metrics["test/loss"], rel=1e-5)
@@ -92,10 +103,8 @@ def test_tensorboard_has_scalars_and_hparams(trained_run):
         acc = EventAccumulator(str(event_file))
         acc.Reload()
         tags |= set(acc.Tags()["scalars"])
-        try:
+        with contextlib.suppress(KeyError):  # an event file without hparams raises KeyError
             plugins |= set(acc.PluginTagToContent("hparams"))
-        except KeyError:  # this event file holds no hparams
-            pass
     assert {"train/loss_step", "val/loss", "val/acc", "val/f1", "val/acc_best", "test/acc", "hp_metric"} <= tags
     assert "_hparams_/session_start_info" in plugins
     texts = set()
@@ -117,8 +126,9 @@ def test_eval_missing_checkpoint_is_one_line_error(compose_eval, tmp_path):
 def _cli(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "SEQMODELS_LOG_DIR": str(cwd / "logs"), "PYTHONWARNINGS": "ignore"}
     env.pop("SEQMODELS_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.mark.parametrize(
@@ -157,8 +167,15 @@ def test_cli_eval_missing_checkpoint(tmp_path):
 @pytest.mark.slow
 def test_cli_multirun_over_three_encoders(tmp_path):
     result = _cli(
-        ["seqmodels.train", "-m", "experiment=parity", "debug=fdr", "model/encoder=rnn,lstm,gru",
-         "~callbacks.rich_progress_bar", "+trainer.enable_progress_bar=false"],
+        [
+            "seqmodels.train",
+            "-m",
+            "experiment=parity",
+            "debug=fdr",
+            "model/encoder=rnn,lstm,gru",
+            "~callbacks.rich_progress_bar",
+            "+trainer.enable_progress_bar=false",
+        ],
         tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -170,9 +187,17 @@ def test_cli_multirun_over_three_encoders(tmp_path):
 @pytest.mark.slow
 def test_cli_ddp_sim_two_processes(tmp_path):
     result = _cli(
-        ["seqmodels.train", "experiment=parity", "trainer=ddp_sim", "trainer.max_epochs=1",
-         "+trainer.limit_train_batches=4", "+trainer.limit_val_batches=2", "+trainer.limit_test_batches=2",
-         "~callbacks.rich_progress_bar", "+trainer.enable_progress_bar=false"],
+        [
+            "seqmodels.train",
+            "experiment=parity",
+            "trainer=ddp_sim",
+            "trainer.max_epochs=1",
+            "+trainer.limit_train_batches=4",
+            "+trainer.limit_val_batches=2",
+            "+trainer.limit_test_batches=2",
+            "~callbacks.rich_progress_bar",
+            "+trainer.enable_progress_bar=false",
+        ],
         tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -213,8 +238,16 @@ def test_missing_data_file_is_one_line_error(compose_train, tmp_path):
 @pytest.mark.slow
 def test_cli_optuna_sweep_returns_best_value(tmp_path):
     result = _cli(
-        ["seqmodels.train", "-m", "hparams_search=optuna", "experiment=parity", "debug=fdr",
-         "hydra.sweeper.n_trials=2", "~callbacks.rich_progress_bar", "+trainer.enable_progress_bar=false"],
+        [
+            "seqmodels.train",
+            "-m",
+            "hparams_search=optuna",
+            "experiment=parity",
+            "debug=fdr",
+            "hydra.sweeper.n_trials=2",
+            "~callbacks.rich_progress_bar",
+            "+trainer.enable_progress_bar=false",
+        ],
         tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -234,13 +267,19 @@ def test_resume_from_last_checkpoint(compose_train, tmp_path):
 
 
 def test_training_without_any_logger(compose_train):
-    cfg = compose_train("experiment=parity", "logger=none", "+trainer.max_steps=2", "test=false",
-                        "data.num_train=64", "data.num_val=16")
+    cfg = compose_train(
+        "experiment=parity", "logger=none", "+trainer.max_steps=2", "test=false", "data.num_train=64", "data.num_val=16"
+    )
     metrics = train(cfg)  # the default LearningRateMonitor must not stop a run that has no logger
     assert "train/loss" in metrics or "train/loss_step" in metrics or "val/loss" in metrics, metrics
 
 
+@pytest.mark.learns
 def test_predict_labels_texts_with_the_text_classifier_checkpoint_alone(compose_train, trained_run):
+    """A text classifier's checkpoint alone labels texts (accuracy > 0.85 on its demo set) with probabilities.
+
+    Catches: a vocabulary or label map not saved with the checkpoint, probabilities that do not sum to one.
+    """
     import csv
 
     from omegaconf import OmegaConf
@@ -250,13 +289,19 @@ def test_predict_labels_texts_with_the_text_classifier_checkpoint_alone(compose_
 
     metrics = train(compose_train("experiment=text_classification", "trainer.max_epochs=4"))
     rows = list(csv.DictReader(demo_reviews_path().open()))[:60]
-    options = {"ckpt_path": metrics["_best_model_path"], "input_file": None, "n_best": 2, "batch_size": 16,
-               "device": "cpu", "weights_only": True}
+    options = {
+        "ckpt_path": metrics["_best_model_path"],
+        "input_file": None,
+        "n_best": 2,
+        "batch_size": 16,
+        "device": "cpu",
+        "weights_only": True,
+    }
     results = [label_texts(OmegaConf.create({**options, "input": row["text"]}))[0] for row in rows]
-    for (text, best), row in zip(results, rows):
+    for (text, best), row in zip(results, rows, strict=True):
         assert text == row["text"] and {label for label, _ in best} == {"negative", "positive"}
         assert best[0][1] >= best[1][1] and sum(p for _, p in best) == pytest.approx(1.0, abs=1e-5)
-    accuracy = sum(best[0][0] == row["label"] for (_, best), row in zip(results, rows)) / len(rows)
+    accuracy = sum(best[0][0] == row["label"] for (_, best), row in zip(results, rows, strict=True)) / len(rows)
     assert accuracy > 0.85, accuracy
     with pytest.raises(ValueError, match=r"n_best must be in \[1, 2\]"):
         label_texts(OmegaConf.create({**options, "input": "fine", "n_best": 3}))

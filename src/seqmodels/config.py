@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import sysconfig
 import tempfile
-import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import hydra
+import torch
 from hydra.errors import InstantiationException
 from lightning.pytorch import Callback, LightningDataModule
 from lightning.pytorch.loggers import Logger
@@ -125,6 +127,27 @@ def instantiate_loggers(logger_cfg: DictConfig | None) -> list[Logger]:
             raise ValueError(f"logger.{name} must be a config with a _target_, got {lg_conf!r}")
         loggers.append(hydra.utils.instantiate(lg_conf))
     return loggers
+
+
+def requested_device(cfg: DictConfig) -> torch.device:
+    """``cfg.device`` (default cpu), refused in one line when it is malformed or names CUDA on a machine without it."""
+    try:
+        device = torch.device(str(cfg.get("device", "cpu")))
+    except RuntimeError:
+        raise ValueError(f"device={cfg.get('device')!r} is not a device; use device=cpu or device=cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device=cuda but no CUDA device is available; use device=cpu")
+    return device
+
+
+def silence_library_noise() -> None:
+    """Hides warnings that a seqmodels user cannot act on; every other warning still shows.
+
+    Lightning 2.6 builds torch's deprecated ``LeafSpec`` internally, so torch warns on every run.
+    """
+    warnings.filterwarnings(
+        "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
+    )
 
 
 _FULL_KEY = re.compile(r"full_key:\s*(\S+)")

@@ -33,8 +33,8 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from seqmodels.config import config_dir, describe_error
-from seqmodels.eval import build_from_checkpoint, load_checkpoint, task_name
+from seqmodels.checkpoint import build_from_checkpoint, load_checkpoint, task_name
+from seqmodels.config import config_dir, describe_error, silence_library_noise
 from seqmodels.nn.recurrent import RecurrentEncoder
 from seqmodels.train import USER_ERRORS
 
@@ -88,7 +88,7 @@ def unpacked(module: nn.Module) -> Iterator[None]:
             encoder.pack_sequences = False
         yield
     finally:
-        for encoder, value in zip(encoders, previous):
+        for encoder, value in zip(encoders, previous, strict=True):
             encoder.pack_sequences = value
 
 
@@ -122,8 +122,9 @@ def _importable(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-def export_onnx(checkpoint: dict[str, Any], path: str | os.PathLike, verify: bool = True,
-                opset: int | None = None) -> ExportReport:
+def export_onnx(
+    checkpoint: dict[str, Any], path: str | os.PathLike, verify: bool = True, opset: int | None = None
+) -> ExportReport:
     """Writes the checkpoint's network to ``path`` as ONNX; returns what was written and how well it matches."""
     task = task_name(checkpoint)
     if task not in EXPORTABLE and task != "ForecastingTask":
@@ -140,8 +141,9 @@ def export_onnx(checkpoint: dict[str, Any], path: str | os.PathLike, verify: boo
     return export_sequence_net(model.net, EXPORTABLE[task], task == "SequenceTaggingTask", path, verify, opset)
 
 
-def export_sequence_net(net: nn.Module, output: str, per_step: bool, path: str | os.PathLike, verify: bool = True,
-                        opset: int | None = None) -> ExportReport:
+def export_sequence_net(
+    net: nn.Module, output: str, per_step: bool, path: str | os.PathLike, verify: bool = True, opset: int | None = None
+) -> ExportReport:
     """A ``net(inputs, lengths)`` (a :class:`~seqmodels.nn.ManyToOneNet`, :class:`~seqmodels.nn.SequenceTaggerNet`
     or alike) to ONNX: ``output`` is ``"probs"`` (softmax) or ``"values"``; ``per_step`` for (N, L, T) outputs."""
     path = Path(path)
@@ -151,8 +153,15 @@ def export_sequence_net(net: nn.Module, output: str, per_step: bool, path: str |
     inputs, lengths = example_batch(net, batch_size=3, length=TRACED_LENGTH, seed=0)
     batch, steps = torch.export.Dim("N"), torch.export.Dim("L")
     with unpacked(exported):
-        trace_to_onnx(exported, (inputs, lengths), ({0: batch, 1: steps}, {0: batch}), ["inputs", "lengths"],
-                      [output], path, opset)
+        trace_to_onnx(
+            exported,
+            (inputs, lengths),
+            ({0: batch, 1: steps}, {0: batch}),
+            ["inputs", "lengths"],
+            [output],
+            path,
+            opset,
+        )
     _relax_length_annotations(path)
     kind = "token ids (N, L) int64" if inputs.dim() == 2 else f"features (N, L, {inputs.shape[-1]}) float32"
     shape = "(N, L, T)" if per_step else "(N, K)"
@@ -183,8 +192,7 @@ class ExportedForecaster(nn.Module):
         return point, self.scaler.inverse(interval[0]), self.scaler.inverse(interval[1])
 
 
-def _export_forecaster(model: nn.Module, datamodule: Any, path: Path, verify: bool,
-                       opset: int | None) -> ExportReport:
+def _export_forecaster(model: nn.Module, datamodule: Any, path: Path, verify: bool, opset: int | None) -> ExportReport:
     """Inputs ``inputs`` (N, lookback, C_in) as the datamodule builds them (scaled channels, then calendar
     features) and, with known-future features, ``future`` (N, H, F); the scaler and channel layout go into the
     file's metadata."""
@@ -204,27 +212,45 @@ def _export_forecaster(model: nn.Module, datamodule: Any, path: Path, verify: bo
         probabilistic = isinstance(exported(*example.values()), tuple)
     outputs = ["point", "lower", "upper"] if probabilistic else ["point"]
     dim = torch.export.Dim("N")
-    trace_to_onnx(exported, tuple(example.values()), tuple({0: dim} for _ in example), list(example), outputs,
-                  path, opset)
+    trace_to_onnx(
+        exported, tuple(example.values()), tuple({0: dim} for _ in example), list(example), outputs, path, opset
+    )
     state = datamodule.state_dict()
-    _write_metadata(path, {
-        "seqmodels.lookback": lookback, "seqmodels.horizon": horizon,
-        "seqmodels.target_names": datamodule.target_names,
-        "seqmodels.input_channels": "targets, past covariates, future covariates (scaled: (x - mean) / std), "
-                                    "then sin/cos calendar features",
-        "seqmodels.channel_mean": state["mean"], "seqmodels.channel_std": state["std"],
-        "seqmodels.transform": state["transform"], "seqmodels.calendar": state["calendar_names"],
-    })
+    _write_metadata(
+        path,
+        {
+            "seqmodels.lookback": lookback,
+            "seqmodels.horizon": horizon,
+            "seqmodels.target_names": datamodule.target_names,
+            "seqmodels.input_channels": "targets, past covariates, future covariates (scaled: (x - mean) / std), "
+            "then sin/cos calendar features",
+            "seqmodels.channel_mean": state["mean"],
+            "seqmodels.channel_std": state["std"],
+            "seqmodels.transform": state["transform"],
+            "seqmodels.calendar": state["calendar_names"],
+        },
+    )
     future = f", future: (N, {horizon}, {net.future_size}) float32" if net.future_size else ""
-    report = ExportReport(path, f"inputs: (N, {lookback}, {net.encoder.input_size}) float32{future}",
-                          f"{', '.join(outputs)}: (N, {horizon}, {net.num_targets})", None)
+    report = ExportReport(
+        path,
+        f"inputs: (N, {lookback}, {net.encoder.input_size}) float32{future}",
+        f"{', '.join(outputs)}: (N, {horizon}, {net.num_targets})",
+        None,
+    )
     if verify and _importable("onnxruntime"):
         report.max_abs_diff = verify_onnx(path, exported, batch(5))
     return report
 
 
-def trace_to_onnx(module: nn.Module, args: tuple[Tensor, ...], dynamic: tuple[dict[int, Any], ...],
-                  input_names: list[str], output_names: list[str], path: Path, opset: int | None = None) -> None:
+def trace_to_onnx(
+    module: nn.Module,
+    args: tuple[Tensor, ...],
+    dynamic: tuple[dict[int, Any], ...],
+    input_names: list[str],
+    output_names: list[str],
+    path: Path,
+    opset: int | None = None,
+) -> None:
     """``torch.onnx.export`` (dynamo) of ``module`` on ``args`` with the ``dynamic`` dimensions of each input, into
     one file; a failure becomes a one-line ValueError."""
     # The exporter logs a warning per torchvision operator it cannot register; seqmodels uses none of them.
@@ -234,14 +260,25 @@ def trace_to_onnx(module: nn.Module, args: tuple[Tensor, ...], dynamic: tuple[di
     with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
         warnings.simplefilter("ignore")
         try:
-            torch.onnx.export(module, args, str(path), dynamo=True, dynamic_shapes=dynamic, input_names=input_names,
-                              output_names=output_names, opset_version=opset, external_data=False, verbose=False)
+            torch.onnx.export(
+                module,
+                args,
+                str(path),
+                dynamo=True,
+                dynamic_shapes=dynamic,
+                input_names=input_names,
+                output_names=output_names,
+                opset_version=opset,
+                external_data=False,
+                verbose=False,
+            )
         except Exception as exc:  # the exporter raises many types; its trace is long and internal
             if os.environ.get("SEQMODELS_DEBUG"):
                 raise
             first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-            raise ValueError(f"the ONNX exporter could not trace this network ({first[:200]}); "
-                             "set SEQMODELS_DEBUG=1 for its trace") from exc
+            raise ValueError(
+                f"the ONNX exporter could not trace this network ({first[:200]}); set SEQMODELS_DEBUG=1 for its trace"
+            ) from exc
         finally:
             registration.setLevel(level)
 
@@ -280,11 +317,12 @@ def verify_onnx(path: Path, module: nn.Module, feeds: dict[str, Tensor]) -> floa
     with torch.no_grad():
         expected = module(*feeds.values())
     expected = expected if isinstance(expected, tuple) else (expected,)
-    return max(float((torch.from_numpy(g) - e).abs().max()) for g, e in zip(got, expected))
+    return max(float((torch.from_numpy(g) - e).abs().max()) for g, e in zip(got, expected, strict=True))
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="export")
 def main(cfg: DictConfig) -> None:
+    silence_library_noise()
     try:
         checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
         output = cfg.get("output_file") or str(Path(cfg.ckpt_path).with_suffix(".onnx"))
@@ -294,8 +332,11 @@ def main(cfg: DictConfig) -> None:
             raise
         print(f"seqmodels-export: error: {describe_error(exc)}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
-    check = ("not verified (onnxruntime missing or verify=false)" if report.max_abs_diff is None
-             else f"onnxruntime matches PyTorch within {report.max_abs_diff:.2g}")
+    check = (
+        "not verified (onnxruntime missing or verify=false)"
+        if report.max_abs_diff is None
+        else f"onnxruntime matches PyTorch within {report.max_abs_diff:.2g}"
+    )
     print(f"wrote {report.path}: {report.inputs} -> {report.output}; {check}", flush=True)
 
 

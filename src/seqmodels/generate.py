@@ -18,8 +18,8 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from seqmodels.config import config_dir, describe_error
-from seqmodels.eval import build_from_checkpoint, load_checkpoint, requested_device
+from seqmodels.checkpoint import build_from_checkpoint, load_checkpoint
+from seqmodels.config import config_dir, describe_error, requested_device, silence_library_noise
 from seqmodels.train import USER_ERRORS
 
 
@@ -29,7 +29,9 @@ def generate(cfg: DictConfig) -> list[str]:
     model, datamodule = build_from_checkpoint(checkpoint, setup_data=False)  # the vocabulary is in the checkpoint
     net = model.net
     if not hasattr(net, "generate") or not hasattr(datamodule, "encode_prompt"):
-        raise ValueError(f"{cfg.ckpt_path} holds a {type(net).__name__}, which does not generate; use a language model checkpoint")
+        raise ValueError(
+            f"{cfg.ckpt_path} holds a {type(net).__name__}, which does not generate; use a language model checkpoint"
+        )
     if cfg.num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {cfg.num_samples}")
     device = requested_device(cfg)
@@ -37,14 +39,19 @@ def generate(cfg: DictConfig) -> list[str]:
 
     ids = datamodule.encode_prompt(str(cfg.prompt))
     if not ids:
-        raise ValueError("an empty prompt has nothing to continue for this model; pass prompt=\"...\"")
+        raise ValueError('an empty prompt has nothing to continue for this model; pass prompt="..."')
     prompt = torch.tensor([ids] * cfg.num_samples, device=device)
     generator = torch.Generator(device=device).manual_seed(int(cfg.seed))
     tokens, lengths = net.generate(
-        prompt, cfg.max_new_tokens, temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
-        eos_id=datamodule.stop_id, generator=generator,
+        prompt,
+        cfg.max_new_tokens,
+        temperature=cfg.temperature,
+        top_k=cfg.top_k,
+        top_p=cfg.top_p,
+        eos_id=datamodule.stop_id,
+        generator=generator,
     )
-    samples = [ids + row[: int(n)].tolist() for row, n in zip(tokens.cpu(), lengths.cpu())]
+    samples = [ids + row[: int(n)].tolist() for row, n in zip(tokens.cpu(), lengths.cpu(), strict=True)]
     if cfg.get("midi_path"):
         if not hasattr(datamodule, "write_midi"):
             raise ValueError(f"midi_path is for music models; {type(datamodule).__name__} does not write MIDI")
@@ -59,6 +66,7 @@ def generate(cfg: DictConfig) -> list[str]:
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="generate")
 def main(cfg: DictConfig) -> None:
+    silence_library_noise()
     try:
         texts = generate(cfg)
     except USER_ERRORS as exc:

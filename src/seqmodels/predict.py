@@ -20,6 +20,7 @@ models generate with ``seqmodels-generate``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -29,15 +30,15 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from seqmodels.config import config_dir, describe_error
+from seqmodels.checkpoint import build_from_checkpoint, load_checkpoint, task_name
+from seqmodels.config import config_dir, describe_error, requested_device, silence_library_noise
 from seqmodels.data.collate import pad_collate
-from seqmodels.eval import build_from_checkpoint, load_checkpoint, requested_device, task_name
 from seqmodels.train import USER_ERRORS
 
 
 def read_inputs(cfg: DictConfig) -> list[str]:
     if (cfg.get("input") is None) == (cfg.get("input_file") is None):
-        raise ValueError("pass exactly one of input=\"...\" or input_file=/path/to/inputs.txt")
+        raise ValueError('pass exactly one of input="..." or input_file=/path/to/inputs.txt')
     if cfg.get("input") is not None:
         return [str(cfg.input)]
     path = Path(cfg.input_file).expanduser()
@@ -50,9 +51,7 @@ def read_inputs(cfg: DictConfig) -> list[str]:
     return inputs
 
 
-def predict(
-    cfg: DictConfig, checkpoint: dict[str, Any] | None = None
-) -> list[tuple[str, list[tuple[str, float]]]]:
+def predict(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -> list[tuple[str, list[tuple[str, float]]]]:
     """Returns, per input, its ``n_best`` decoded outputs with their scores."""
     if checkpoint is None:
         checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
@@ -72,9 +71,15 @@ def predict(
         chunk = inputs[start : start + cfg.batch_size]
         batch = pad_collate([datamodule.source_from_text(text) for text in chunk], padding_value=0).to(device)
         max_len = model.max_decode_length(batch.lengths)
-        hypotheses = model.net.beam_search(batch.inputs, batch.lengths, beam_size=cfg.beam_size, max_len=max_len,
-                                           length_penalty=cfg.length_penalty, n_best=cfg.n_best)
-        for text, best in zip(chunk, hypotheses):
+        hypotheses = model.net.beam_search(
+            batch.inputs,
+            batch.lengths,
+            beam_size=cfg.beam_size,
+            max_len=max_len,
+            length_penalty=cfg.length_penalty,
+            n_best=cfg.n_best,
+        )
+        for text, best in zip(chunk, hypotheses, strict=True):
             results.append((text, [(datamodule.target_text(ids), score) for ids, score in best]))
     return results
 
@@ -111,14 +116,10 @@ def write_forecasts(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -
         forecast = model.forecast(batch.inputs, batch.future)
         rows = forecast_rows(series, times, forecast, datamodule.target_names, levels)
     output = cfg.get("output_file")
-    handle = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout
-    try:
+    with open(output, "w", newline="", encoding="utf-8") if output else contextlib.nullcontext(sys.stdout) as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    finally:
-        if output:
-            handle.close()
     if summary:
         print(summary, file=sys.stderr)
     if output:
@@ -141,13 +142,22 @@ def _backtest_summary(split: str, windows: Any, forecast: dict[str, torch.Tensor
 
     t = windows.tensors
     metrics = ForecastMetrics()
-    metrics.update(forecast["point"], t["actual"], t["mase_scale"], t["naive"], t["seasonal_naive"],
-                   forecast.get("lower"), forecast.get("upper"))
+    metrics.update(
+        forecast["point"],
+        t["actual"],
+        t["mase_scale"],
+        t["naive"],
+        t["seasonal_naive"],
+        forecast.get("lower"),
+        forecast.get("upper"),
+    )
     m = {key: float(value) for key, value in metrics.compute().items()}
     coverage = f", interval coverage {m['coverage']:.3f}" if "coverage" in m else ""
-    return (f"backtest over the {split} part, {len(windows)} windows: MAE {m['mae']:.4g} (seasonal naive "
-            f"{m['seasonal_naive_mae']:.4g}, naive {m['naive_mae']:.4g}), MASE {m['mase']:.3f}, "
-            f"sMAPE {m['smape']:.2f}%{coverage}")
+    return (
+        f"backtest over the {split} part, {len(windows)} windows: MAE {m['mae']:.4g} (seasonal naive "
+        f"{m['seasonal_naive_mae']:.4g}, naive {m['naive_mae']:.4g}), MASE {m['mase']:.3f}, "
+        f"sMAPE {m['smape']:.2f}%{coverage}"
+    )
 
 
 def audio_paths(cfg: DictConfig) -> list[Path]:
@@ -226,17 +236,18 @@ def label_texts(
             batch = pad_collate(items, padding_value=datamodule.input_padding_value).to(device)
             if tagger:
                 tags = model.predict_step(batch, 0)
-                results.extend((text, [(" ".join(row), 1.0)]) for text, row in zip(chunk, tags))
+                results.extend((text, [(" ".join(row), 1.0)]) for text, row in zip(chunk, tags, strict=True))
                 continue
             top = model.predict_step(batch, 0)["probs"].topk(cfg.n_best, dim=-1)
-            for text, probs, ids in zip(chunk, top.values.tolist(), top.indices.tolist()):
+            for text, probs, ids in zip(chunk, top.values.tolist(), top.indices.tolist(), strict=True):
                 labels = [datamodule.class_names[i] for i in ids]  # type: ignore[attr-defined]
-                results.append((text, list(zip(labels, probs))))
+                results.append((text, list(zip(labels, probs, strict=True))))
     return results
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="predict")
 def main(cfg: DictConfig) -> None:
+    silence_library_noise()
     try:
         checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
         if write_forecasts(cfg, checkpoint):  # a forecaster's checkpoint: a CSV of forecasts

@@ -1,7 +1,7 @@
 """``seqmodels-train``: compose configs, build data, model, trainer, loggers and callbacks, fit, then test.
 
-    seqmodels-train experiment=parity model/encoder=gru trainer.max_epochs=5
-    seqmodels-train -m model/encoder=rnn,lstm,gru
+seqmodels-train experiment=parity model/encoder=gru trainer.max_epochs=5
+seqmodels-train -m model/encoder=rnn,lstm,gru
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from seqmodels.config import (
     instantiate_datamodule,
     instantiate_loggers,
     resolve_with_datamodule,
+    silence_library_noise,
 )
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,7 @@ def _print_summary(cfg: DictConfig, metrics: dict[str, float], best_path: str, l
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def main(cfg: DictConfig) -> float:
     """Hydra entrypoint; returns the optimized metric so sweepers (Optuna) can use it."""
+    silence_library_noise()
     try:
         metrics = train(cfg)
     except USER_ERRORS as exc:

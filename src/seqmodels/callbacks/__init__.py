@@ -4,6 +4,7 @@ from seqmodels.callbacks.attention_maps import AttentionMaps
 from seqmodels.callbacks.conditional_samples import ConditionalSamples
 from seqmodels.callbacks.generation import GenerationSamples
 from seqmodels.callbacks.gradients import GradientFlow, NonFiniteError, NonFiniteGuard
+from seqmodels.callbacks.model_summary import ModelSummary
 from seqmodels.callbacks.run_config import CHECKPOINT_KEY, RunConfigCheckpoint
 from seqmodels.callbacks.speech_samples import SpeechSamples
 
@@ -13,6 +14,7 @@ __all__ = [
     "ConditionalSamples",
     "GenerationSamples",
     "GradientFlow",
+    "ModelSummary",
     "NonFiniteError",
     "NonFiniteGuard",
     "RunConfigCheckpoint",

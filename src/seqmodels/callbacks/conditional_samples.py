@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import lightning as L
-import torch
 
 from seqmodels.callbacks.tensorboard import epoch_loggers
 
@@ -46,7 +45,7 @@ class ConditionalSamples(L.Callback):
         if pl_module.is_token:
             decode = trainer.datamodule.decode
             rows = ["| target | generated |", "|---|---|"]
-            for index, (ids, (_, target, condition)) in enumerate(zip(generated, items)):
+            for index, (ids, (_, target, condition)) in enumerate(zip(generated, items, strict=True)):
                 text = decode(ids)
                 rows.append(f"| {decode([t for t in target.tolist() if t >= 0])} | {text} |")
                 ax = axes[0, index]

@@ -53,12 +53,18 @@ class GenerationSamples(L.Callback):
         prompt = torch.tensor([ids] * self.num_samples, device=pl_module.device)
         generator = torch.Generator(device=pl_module.device).manual_seed(self.seed)
         tokens, lengths = pl_module.net.generate(
-            prompt, self.max_new_tokens, temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
-            eos_id=getattr(datamodule, "stop_id", None), generator=generator,
+            prompt,
+            self.max_new_tokens,
+            temperature=self.temperature,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            eos_id=getattr(datamodule, "stop_id", None),
+            generator=generator,
         )
         skip = len(datamodule.prompt_prefix())  # the start token is not part of the text
         return [
-            datamodule.decode((ids + row[: int(n)].tolist())[skip:]) for row, n in zip(tokens.cpu(), lengths.cpu())
+            datamodule.decode((ids + row[: int(n)].tolist())[skip:])
+            for row, n in zip(tokens.cpu(), lengths.cpu(), strict=True)
         ]
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -152,7 +152,7 @@ class GradientFlow(L.Callback):
                 "grad_norm/clipped_fraction": self.clipped_steps / self.steps,
                 **self._due_metrics,
             }
-            for key, norms in (self.last_state_norms.items() if self._probing else ()):
+            for key, norms in self.last_state_norms.items() if self._probing else ():
                 metrics[f"state_grad/{key}/first_over_last"] = float(norms[0] / norms[-1].clamp_min(1e-30))
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=step)
@@ -215,8 +215,14 @@ def plot_state_gradient_heatmap(rows: list[tuple[int, Tensor]], title: str = "")
         image[i, : len(norms)] = norms.double().clamp_min(1e-30).log10().float()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     steps = [s for s, _ in rows]
-    shown = ax.imshow(image.numpy(), aspect="auto", origin="lower", cmap="magma", interpolation="nearest",
-                      extent=(-0.5, width - 0.5, -0.5, len(rows) - 0.5))
+    shown = ax.imshow(
+        image.numpy(),
+        aspect="auto",
+        origin="lower",
+        cmap="magma",
+        interpolation="nearest",
+        extent=(-0.5, width - 0.5, -0.5, len(rows) - 0.5),
+    )
     ticks = sorted(set(torch.linspace(0, len(rows) - 1, min(len(rows), 6)).round().long().tolist()))
     ax.set_yticks(ticks, [str(steps[i]) for i in ticks])
     ax.set_xlabel("time step t")
@@ -289,7 +295,9 @@ class NonFiniteGuard(L.Callback):
             raise NonFiniteError(problem)
         self.skipped_steps += 1
         if self.max_skips is not None and self.skipped_steps > self.max_skips:
-            raise NonFiniteError(f"{problem} ({self.skipped_steps} steps skipped, more than max_skips={self.max_skips})")
+            raise NonFiniteError(
+                f"{problem} ({self.skipped_steps} steps skipped, more than max_skips={self.max_skips})"
+            )
         log.warning("skipping the step: %s", problem)
         # Optimizers skip parameters without a gradient; clipping ignores them too.
         for group in optimizer.param_groups:

@@ -40,7 +40,7 @@ class SpeechSamples(L.Callback):
         finally:
             pl_module.train(was_training)
         references = datamodule.texts["val"][:count]
-        return [(features, ref, hyp) for (features, _), ref, hyp in zip(items, references, decoded)]
+        return [(features, ref, hyp) for (features, _), ref, hyp in zip(items, references, decoded, strict=True)]
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         loggers = epoch_loggers(trainer, self.every_n_epochs)

@@ -3,6 +3,7 @@
 from seqmodels.data.audio import read_wav, write_wav
 from seqmodels.data.batch import SequenceBatch
 from seqmodels.data.collate import pad_collate
+from seqmodels.data.conditional import DigitsCaptionDataModule, WaveformDataModule
 from seqmodels.data.datamodule import (
     MissingDataFileError,
     SequenceDataModule,
@@ -11,7 +12,6 @@ from seqmodels.data.datamodule import (
     sequence_lengths,
     stratified_split,
 )
-from seqmodels.data.conditional import DigitsCaptionDataModule, WaveformDataModule
 from seqmodels.data.forecasting import ForecastBatch, ForecastingDataModule, TargetScaler
 from seqmodels.data.language import LanguageModelDataModule, StreamWindows, TextCorpusDataModule
 from seqmodels.data.music import BachChoralesDataModule

@@ -39,9 +39,7 @@ class SequenceBatch:
 
     def pin_memory(self) -> SequenceBatch:
         # DataLoader(pin_memory=True) calls this on custom batch types.
-        pinned = {
-            f.name: v.pin_memory() for f in fields(self) if isinstance(v := getattr(self, f.name), Tensor)
-        }
+        pinned = {f.name: v.pin_memory() for f in fields(self) if isinstance(v := getattr(self, f.name), Tensor)}
         return replace(self, **pinned)
 
     def __len__(self) -> int:

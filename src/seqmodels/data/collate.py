@@ -38,8 +38,7 @@ def _split_item(item: Any, position: int) -> tuple[Any, Any, Any]:
         inputs, target, condition = (*item, None, None)[:3]
         return inputs, target, condition
     raise TypeError(
-        f"pad_collate: item {position} must be an (inputs, target) tuple or an input tensor, "
-        f"got {type(item).__name__}"
+        f"pad_collate: item {position} must be an (inputs, target) tuple or an input tensor, got {type(item).__name__}"
     )
 
 
@@ -131,9 +130,7 @@ def pad_collate(
     if len(targets) not in (0, len(items)):
         raise ValueError(f"pad_collate: {len(targets)} of {len(items)} items have a target; all or none must")
     if len(conditions) not in (0, len(items)):
-        raise ValueError(
-            f"pad_collate: {len(conditions)} of {len(items)} items have a condition; all or none must"
-        )
+        raise ValueError(f"pad_collate: {len(conditions)} of {len(items)} items have a condition; all or none must")
 
     sizes = [x.shape[0] for x in inputs]
     lengths = torch.tensor(sizes, dtype=torch.int64)

@@ -90,8 +90,11 @@ class DigitsCaptionDataModule(SequenceDataModule):
         order = np.random.default_rng(self.seed).permutation(len(images))
         num_test = int(round(self.test_fraction * len(images)))
         num_val = int(round(self.val_fraction * len(images)))
-        parts = {"test": order[:num_test], "val": order[num_test : num_test + num_val],
-                 "train": order[num_test + num_val :]}
+        parts = {
+            "test": order[:num_test],
+            "val": order[num_test : num_test + num_val],
+            "train": order[num_test + num_val :],
+        }
         ink = images.sum(axis=(1, 2))
         slants = np.array([slant(image) for image in images])
         train = parts["train"]
@@ -122,8 +125,13 @@ class DigitsCaptionDataModule(SequenceDataModule):
 
     def _dims(self) -> dict[str, int]:
         assert self.vocab is not None
-        return {"vocab_size": len(self.vocab), "padding_idx": self.vocab.pad_id, "bos_id": self.vocab.bos_id,
-                "eos_id": self.vocab.eos_id, "image_channels": 1}
+        return {
+            "vocab_size": len(self.vocab),
+            "padding_idx": self.vocab.pad_id,
+            "bos_id": self.vocab.bos_id,
+            "eos_id": self.vocab.eos_id,
+            "image_channels": 1,
+        }
 
     def decode(self, ids: Sequence[int] | Tensor) -> str:
         """Token ids -> caption text, up to ``<eos>``."""

@@ -9,8 +9,8 @@ from pathlib import PurePath
 from typing import Any
 
 import lightning as L
-from omegaconf import DictConfig, ListConfig, OmegaConf
 import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset, random_split
 
@@ -66,9 +66,7 @@ def seeded_split(dataset: Dataset, lengths: Sequence[int | float], seed: int) ->
     return random_split(dataset, lengths, generator=torch.Generator().manual_seed(seed))
 
 
-def stratified_split(
-    labels: Sequence[Any] | Tensor, fraction: float, seed: int
-) -> tuple[list[int], list[int]]:
+def stratified_split(labels: Sequence[Any] | Tensor, fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Split indices so that ``fraction`` of them go to the second part with (nearly) equal class proportions.
 
     The second part gets ``round(fraction * N)`` indices, allocated to classes by largest remainder; every

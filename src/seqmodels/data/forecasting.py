@@ -49,6 +49,8 @@ def demo_demand_path() -> Path:
     (past-observed) and ``promo`` (0/1, known ahead). Generated once with numpy (seed 0): a slow trend, busier
     weekends, +30% on promo days, a temperature effect and noise. For demos and smoke tests."""
     return Path(str(importlib.resources.files("seqmodels.data").joinpath("resources", "demand_demo.csv")))
+
+
 TRANSFORMS = ("none", "log")
 
 
@@ -109,8 +111,13 @@ class WindowLoader:
     """
 
     def __init__(
-        self, windows: ForecastWindows, batch_size: int, shuffle: bool = False, seed: int = 0,
-        num_replicas: int = 1, rank: int = 0,
+        self,
+        windows: ForecastWindows,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
     ) -> None:
         self.windows = windows
         self.batch_size = batch_size
@@ -226,8 +233,12 @@ class ForecastingDataModule(SequenceDataModule):
         super().__init__(**base)
         if source not in SOURCES:
             raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
-        for name, value in (("lookback", lookback), ("horizon", horizon), ("stride", stride),
-                            ("seasonal_period", seasonal_period)):
+        for name, value in (
+            ("lookback", lookback),
+            ("horizon", horizon),
+            ("stride", stride),
+            ("seasonal_period", seasonal_period),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if transform not in TRANSFORMS:
@@ -275,8 +286,13 @@ class ForecastingDataModule(SequenceDataModule):
         targets = self.target_names if self.source != "csv" else self.target_columns
         return read_csv_series(
             path or self.path,  # type: ignore[arg-type]
-            time_column, targets, self.past_covariates, self.future_covariates,
-            self.series_column, self.missing, allow_future_rows=future_rows,
+            time_column,
+            targets,
+            self.past_covariates,
+            self.future_covariates,
+            self.series_column,
+            self.missing,
+            allow_future_rows=future_rows,
         )
 
     def _calendar_names(self, series: Series) -> list[str]:
@@ -343,13 +359,13 @@ class ForecastingDataModule(SequenceDataModule):
         if self.mean is None:
             # Scaler statistics from the training parts only: held-out values never shape the inputs.
             train_rows = np.concatenate(
-                [self._raw_channels(s)[:end] for s, (end, _) in zip(self.series, self.split_points)]
+                [self._raw_channels(s)[:end] for s, (end, _) in zip(self.series, self.split_points, strict=True)]
             )
             mean, std = train_rows.mean(axis=0), train_rows.std(axis=0)
             self.mean = torch.tensor(mean, dtype=torch.float32)
             self.std = torch.tensor(np.where(std > 1e-12, std, 1.0), dtype=torch.float32)
         parts: dict[str, list[dict[str, Tensor | None]]] = {"train": [], "val": [], "test": []}
-        for index, (s, (train_end, val_end)) in enumerate(zip(self.series, self.split_points)):
+        for index, (s, (train_end, val_end)) in enumerate(zip(self.series, self.split_points, strict=True)):
             inputs, future = self._features(s)
             ranges = {
                 "train": range(self.lookback, train_end - self.horizon + 1, self.stride),
@@ -401,8 +417,10 @@ class ForecastingDataModule(SequenceDataModule):
             return _EmptyWindows()
         keys = parts[0].keys()
         return ForecastWindows(
-            **{k: (torch.cat([p[k] for p in parts]) if parts[0][k] is not None else None)  # type: ignore[misc]
-               for k in keys}
+            **{
+                k: (torch.cat([p[k] for p in parts]) if parts[0][k] is not None else None)  # type: ignore[misc]
+                for k in keys
+            }
         )
 
     # ------------------------------------------------------------------ model-facing
@@ -410,8 +428,13 @@ class ForecastingDataModule(SequenceDataModule):
         assert self.series, "build() first"
         num_future = len(self.future_covariates) + 2 * len(self._calendar_names(self.series[0]))
         input_size = self.num_targets + len(self.past_covariates) + num_future
-        return {"input_size": input_size, "num_targets": self.num_targets, "future_size": num_future,
-                "lookback": self.lookback, "horizon": self.horizon}
+        return {
+            "input_size": input_size,
+            "num_targets": self.num_targets,
+            "future_size": num_future,
+            "lookback": self.lookback,
+            "horizon": self.horizon,
+        }
 
     def target_scaler(self) -> TargetScaler:
         """The targets' transform and standardisation, to bring forecasts back to the original scale."""
@@ -449,8 +472,9 @@ class ForecastingDataModule(SequenceDataModule):
     def _loader(self, dataset: Any, train: bool) -> WindowLoader:  # type: ignore[override]
         num_replicas, rank = self._distributed_info()
         batch_size = self.batch_size if train else self.eval_batch_size
-        return WindowLoader(dataset, batch_size, shuffle=train, seed=self.seed,
-                            num_replicas=num_replicas or 1, rank=rank or 0)
+        return WindowLoader(
+            dataset, batch_size, shuffle=train, seed=self.seed, num_replicas=num_replicas or 1, rank=rank or 0
+        )
 
     def backtest_windows(self, split: str, path: str | Path | None = None) -> ForecastWindows:
         """Every window of the ``"val"`` or ``"test"`` part of the series, or of those in ``path`` (same columns
@@ -461,7 +485,9 @@ class ForecastingDataModule(SequenceDataModule):
         self._built = True
         windows: ForecastWindows = getattr(self, f"{split}_set")
         if not len(windows):
-            raise ValueError(f"the {split} part holds no windows; set data.{split}_size to at least horizon={self.horizon}")
+            raise ValueError(
+                f"the {split} part holds no windows; set data.{split}_size to at least horizon={self.horizon}"
+            )
         return windows
 
     # ------------------------------------------------------------------ forecasting ahead
@@ -501,7 +527,8 @@ class ForecastingDataModule(SequenceDataModule):
             full_time = np.concatenate([s.time[:observed], when])
             pad = self.horizon - ahead
             padded = Series(
-                s.name, full_time,
+                s.name,
+                full_time,
                 np.concatenate([s.values, np.ones((pad, s.values.shape[1]))]),
                 np.concatenate([s.past, np.zeros((pad, s.past.shape[1]))]),
                 np.concatenate([s.future, np.zeros((pad, s.future.shape[1]))]),
@@ -514,8 +541,10 @@ class ForecastingDataModule(SequenceDataModule):
             times.append(when)
         future = torch.stack(futures) if futures[0].shape[1] else None
         batch = ForecastBatch(
-            inputs=torch.stack(inputs), lengths=torch.full((len(series),), self.lookback, dtype=torch.int64),
-            future=future, series=torch.arange(len(series)),
+            inputs=torch.stack(inputs),
+            lengths=torch.full((len(series),), self.lookback, dtype=torch.int64),
+            future=future,
+            series=torch.arange(len(series)),
         )
         return series, batch, np.stack(times)
 
@@ -547,7 +576,10 @@ def _interval_columns(
 
 
 def forecast_rows(
-    series: list[Series], times: np.ndarray, forecast: dict[str, Tensor], target_names: list[str],
+    series: list[Series],
+    times: np.ndarray,
+    forecast: dict[str, Tensor],
+    target_names: list[str],
     quantile_levels: list[float] | None = None,
 ) -> list[dict[str, str]]:
     """One row per series, forecast step and target: ``series, time, step, target, forecast`` and, when the
@@ -561,14 +593,22 @@ def forecast_rows(
     for i, s in enumerate(series):
         for h in range(point.shape[1]):
             for c, target in enumerate(target_names):
-                row = {"series": s.name, "time": _time_text(times[i, h]), "step": str(h + 1), "target": target,
-                       "forecast": f"{point[i, h, c]:.6g}"}
+                row = {
+                    "series": s.name,
+                    "time": _time_text(times[i, h]),
+                    "step": str(h + 1),
+                    "target": target,
+                    "forecast": f"{point[i, h, c]:.6g}",
+                }
                 rows.append(_interval_columns(row, values, i, h, c, quantile_levels))
     return rows
 
 
 def backtest_rows(
-    series: list[Series], windows: ForecastWindows, forecast: dict[str, Tensor], target_names: list[str],
+    series: list[Series],
+    windows: ForecastWindows,
+    forecast: dict[str, Tensor],
+    target_names: list[str],
     quantile_levels: list[float] | None = None,
 ) -> list[dict[str, str]]:
     """Historical forecasts: one row per window, step and target, ``series, origin, time, step, target, actual,
@@ -584,9 +624,15 @@ def backtest_rows(
         origin = int(t["origin"][i])  # index of the first forecast step
         for h in range(point.shape[1]):
             for c, target in enumerate(target_names):
-                row = {"series": s.name, "origin": _time_text(s.time[origin - 1]),
-                       "time": _time_text(s.time[origin + h]), "step": str(h + 1), "target": target,
-                       "actual": f"{t['actual'][i, h, c]:.6g}", "forecast": f"{point[i, h, c]:.6g}"}
+                row = {
+                    "series": s.name,
+                    "origin": _time_text(s.time[origin - 1]),
+                    "time": _time_text(s.time[origin + h]),
+                    "step": str(h + 1),
+                    "target": target,
+                    "actual": f"{t['actual'][i, h, c]:.6g}",
+                    "forecast": f"{point[i, h, c]:.6g}",
+                }
                 _interval_columns(row, values, i, h, c, quantile_levels)
                 row["naive"] = f"{t['naive'][i, h, c]:.6g}"
                 row["seasonal_naive"] = f"{t['seasonal_naive'][i, h, c]:.6g}"

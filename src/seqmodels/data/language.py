@@ -250,7 +250,9 @@ class TextCorpusDataModule(LanguageModelDataModule):
     # ----------------------------------------------------------------- reading
     def files(self) -> list[Path]:
         if self.path is None:
-            raise ValueError("no text to model: pass data.path=/path/to/text.txt (a file, or a directory with data.pattern)")
+            raise ValueError(
+                "no text to model: pass data.path=/path/to/text.txt (a file, or a directory with data.pattern)"
+            )
         if self.path.is_dir():
             files = sorted(p for p in self.path.rglob(self.pattern) if p.is_file())
             if not files:
@@ -314,7 +316,8 @@ class TextCorpusDataModule(LanguageModelDataModule):
             log.warning(
                 "each training stream holds %d tokens, not more than one window (bptt=%d): no state is carried "
                 "across batches; use more text or a smaller batch_size/bptt",
-                self.streams["train"].shape[1], self.bptt,
+                self.streams["train"].shape[1],
+                self.bptt,
             )
         self.train_set = StreamWindows(self.streams["train"], self.bptt, self.variable_bptt, seed=self.seed)
         self.val_set = StreamWindows(self.streams["val"], self.bptt) if self.streams["val"].numel() else []

@@ -38,8 +38,10 @@ def default_cache_dir() -> Path:
 def note_token(pitch: str, quarter_length: float | Fraction) -> str:
     """``("C#5", 1.5)`` -> ``"C#5_1.5"``; triplets keep exact fractions (``"E4_1/3"``)."""
     value = Fraction(quarter_length).limit_denominator(64)
-    duration = str(value.numerator) if value.denominator == 1 else (
-        f"{float(value):g}" if value.denominator in (2, 4, 8, 16) else f"{value.numerator}/{value.denominator}"
+    duration = (
+        str(value.numerator)
+        if value.denominator == 1
+        else (f"{float(value):g}" if value.denominator in (2, 4, 8, 16) else f"{value.numerator}/{value.denominator}")
     )
     return f"{pitch}_{duration}"
 
@@ -52,7 +54,9 @@ def parse_token(token: str) -> tuple[str, Fraction]:
             raise ValueError
         value = Fraction(duration)
     except (ValueError, ZeroDivisionError):
-        raise ValueError(f"not a note token: {token!r}; expected PITCH_DURATION such as 'C#5_1.5' or 'rest_1'") from None
+        raise ValueError(
+            f"not a note token: {token!r}; expected PITCH_DURATION such as 'C#5_1.5' or 'rest_1'"
+        ) from None
     return pitch, value
 
 
@@ -208,7 +212,11 @@ class BachChoralesDataModule(LanguageModelDataModule):
         order = np.random.default_rng(self.seed).permutation(len(melodies))
         num_test = int(round(self.test_fraction * len(melodies)))
         num_val = int(round(self.val_fraction * len(melodies)))
-        test_idx, val_idx, train_idx = order[:num_test], order[num_test : num_test + num_val], order[num_test + num_val :]
+        test_idx, val_idx, train_idx = (
+            order[:num_test],
+            order[num_test : num_test + num_val],
+            order[num_test + num_val :],
+        )
         if len(train_idx) == 0:
             raise ValueError(f"{len(melodies)} chorales leave none for training; raise data.max_chorales")
         train = [melodies[i] for i in sorted(train_idx)]
@@ -264,4 +272,14 @@ def in_scale_fraction(tokens: list[str], mode: str) -> float:
     return sum(c in SCALES[mode] for c in classes) / len(classes) if classes else 0.0
 
 
-__all__ = ["MODES", "BachChoralesDataModule", "in_scale_fraction", "to_tonic_c", "transpose_tokens", "melody_tokens", "note_token", "parse_chorales", "parse_token"]
+__all__ = [
+    "MODES",
+    "BachChoralesDataModule",
+    "in_scale_fraction",
+    "to_tonic_c",
+    "transpose_tokens",
+    "melody_tokens",
+    "note_token",
+    "parse_chorales",
+    "parse_token",
+]

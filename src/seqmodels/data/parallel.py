@@ -38,8 +38,14 @@ class ParallelDataModule(SequenceDataModule):
     target_padding_value = Vocabulary.PAD_ID
     target_mode = "pad"
 
-    def __init__(self, source_tokenizer: str = "char", target_tokenizer: str = "char", lowercase: bool = False,
-                 min_freq: int = 1, **base: Any) -> None:
+    def __init__(
+        self,
+        source_tokenizer: str = "char",
+        target_tokenizer: str = "char",
+        lowercase: bool = False,
+        min_freq: int = 1,
+        **base: Any,
+    ) -> None:
         super().__init__(**base)
         self.source_tokenizer: CharTokenizer = make_tokenizer(source_tokenizer, lowercase=lowercase)
         self.target_tokenizer: CharTokenizer = make_tokenizer(target_tokenizer, lowercase=lowercase)
@@ -290,8 +296,20 @@ class CMUDictDataModule(ParallelDataModule):
 
 
 # ---------------------------------------------------------------------------------------------- synthetic
-_MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-           "november", "december"]
+_MONTHS = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+]
 
 
 class SyntheticTransductionDataModule(ParallelDataModule):
@@ -330,8 +348,13 @@ class SyntheticTransductionDataModule(ParallelDataModule):
             return text, text[::-1]
         day = dt.date(1950, 1, 1) + dt.timedelta(days=int(rng.integers(0, 365 * 100)))
         month = _MONTHS[day.month - 1]
-        formats = [f"{day.day} {month} {day.year}", f"{month} {day.day}, {day.year}", f"{day.day:02d}/{day.month:02d}/{day.year}",
-                   f"{month[:3]} {day.day} {day.year}", f"{day.day}.{day.month}.{day.year}"]
+        formats = [
+            f"{day.day} {month} {day.year}",
+            f"{month} {day.day}, {day.year}",
+            f"{day.day:02d}/{day.month:02d}/{day.year}",
+            f"{month[:3]} {day.day} {day.year}",
+            f"{day.day}.{day.month}.{day.year}",
+        ]
         return formats[int(rng.integers(len(formats)))], day.isoformat()
 
     def read_pairs(self) -> dict[str, list[tuple[list[str], list[str]]]]:

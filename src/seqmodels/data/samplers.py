@@ -86,9 +86,7 @@ class BucketBatchSampler(BatchSampler):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if not isinstance(bucket_size_multiplier, int) or bucket_size_multiplier < 1:
-            raise ValueError(
-                f"bucket_size_multiplier must be a positive integer, got {bucket_size_multiplier!r}"
-            )
+            raise ValueError(f"bucket_size_multiplier must be a positive integer, got {bucket_size_multiplier!r}")
         self.lengths = torch.as_tensor(lengths, dtype=torch.int64).reshape(-1)
         if self.lengths.numel() == 0:
             raise ValueError("BucketBatchSampler needs at least one sequence length")
@@ -108,9 +106,7 @@ class BucketBatchSampler(BatchSampler):
         if rank is None:
             rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
         if num_replicas < 1 or not 0 <= rank < num_replicas:
-            raise ValueError(
-                f"need num_replicas >= 1 and 0 <= rank < num_replicas, got {num_replicas=} {rank=}"
-            )
+            raise ValueError(f"need num_replicas >= 1 and 0 <= rank < num_replicas, got {num_replicas=} {rank=}")
         self.num_replicas = int(num_replicas)
         self.rank = int(rank)
         self.epoch = 0
@@ -141,9 +137,7 @@ class BucketBatchSampler(BatchSampler):
             indices = order[start : start + chunk]
             # stable sort: equal lengths keep their (shuffled) order
             indices = indices[torch.sort(self.lengths[indices], stable=True).indices]
-            batches.extend(
-                indices[i : i + self.batch_size].tolist() for i in range(0, len(indices), self.batch_size)
-            )
+            batches.extend(indices[i : i + self.batch_size].tolist() for i in range(0, len(indices), self.batch_size))
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
             batches.pop()
         if self.shuffle:

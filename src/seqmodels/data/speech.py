@@ -60,8 +60,9 @@ def colored_noise(length: int, rng: np.random.Generator, color: str = "white") -
     return noise / max(float(np.sqrt(np.mean(noise**2))), 1e-12)
 
 
-def add_noise(signal: np.ndarray, snr_db: float, rng: np.random.Generator, color: str = "white",
-              signal_power: float | None = None) -> np.ndarray:
+def add_noise(
+    signal: np.ndarray, snr_db: float, rng: np.random.Generator, color: str = "white", signal_power: float | None = None
+) -> np.ndarray:
     """``signal`` plus noise ``snr_db`` dB below ``signal_power`` (default: the signal's mean power)."""
     power = float(np.mean(signal.astype(np.float64) ** 2)) if signal_power is None else signal_power
     noise = colored_noise(len(signal), rng, color) * np.sqrt(max(power, 1e-12) / 10 ** (snr_db / 10))
@@ -107,8 +108,15 @@ class SpeechDataModule(SequenceDataModule):
         self.labels = [BLANK, *alphabet]
         self.label_ids = {char: index for index, char in enumerate(self.labels) if index != self.blank}
         self.featurizer = LogMelSpectrogram.from_milliseconds(
-            sample_rate, win_ms, hop_ms, n_mels=n_mels, f_min=f_min, f_max=f_max, deltas=deltas,
-            normalize=normalize, preemphasis=preemphasis,
+            sample_rate,
+            win_ms,
+            hop_ms,
+            n_mels=n_mels,
+            f_min=f_min,
+            f_max=f_max,
+            deltas=deltas,
+            normalize=normalize,
+            preemphasis=preemphasis,
         )
         self.texts: dict[str, list[str]] = {}
 
@@ -179,22 +187,41 @@ class SpeechDataModule(SequenceDataModule):
 # ------------------------------------------------------------------------------------------------ DTMF
 #: (low, high) tone frequencies in Hz of each key of the telephone keypad.
 DTMF_TONES = {
-    "1": (697, 1209), "2": (697, 1336), "3": (697, 1477), "A": (697, 1633),
-    "4": (770, 1209), "5": (770, 1336), "6": (770, 1477), "B": (770, 1633),
-    "7": (852, 1209), "8": (852, 1336), "9": (852, 1477), "C": (852, 1633),
-    "*": (941, 1209), "0": (941, 1336), "#": (941, 1477), "D": (941, 1633),
+    "1": (697, 1209),
+    "2": (697, 1336),
+    "3": (697, 1477),
+    "A": (697, 1633),
+    "4": (770, 1209),
+    "5": (770, 1336),
+    "6": (770, 1477),
+    "B": (770, 1633),
+    "7": (852, 1209),
+    "8": (852, 1336),
+    "9": (852, 1477),
+    "C": (852, 1633),
+    "*": (941, 1209),
+    "0": (941, 1336),
+    "#": (941, 1477),
+    "D": (941, 1633),
 }
 
 
-def dtmf_signal(keys: str, rng: np.random.Generator, sample_rate: int = 8000, tone_ms: Sequence[float] = (40, 120),
-                gap_ms: Sequence[float] = (30, 120), snr_db: Sequence[float] = (5, 30),
-                frequency_jitter: float = 0.015) -> np.ndarray:
+def dtmf_signal(
+    keys: str,
+    rng: np.random.Generator,
+    sample_rate: int = 8000,
+    tone_ms: Sequence[float] = (40, 120),
+    gap_ms: Sequence[float] = (30, 120),
+    snr_db: Sequence[float] = (5, 30),
+    frequency_jitter: float = 0.015,
+) -> np.ndarray:
     """A keypad signal: silence, then each key's two tones (with gaps between keys), silence, plus noise.
 
     Each tone lasts ``tone_ms`` and each gap ``gap_ms`` (uniform ranges); tone frequencies are off by up to
     ``frequency_jitter`` (the standard's tolerance is 1.5%), the high tone is up to 3 dB louder or softer than
     the low one ("twist"), and Gaussian white noise is added at an SNR drawn from ``snr_db``.
     """
+
     def span(ms_range: Sequence[float]) -> int:
         return max(1, int(rng.uniform(*ms_range) * sample_rate / 1000))
 
@@ -205,7 +232,7 @@ def dtmf_signal(keys: str, rng: np.random.Generator, sample_rate: int = 8000, to
         amplitude = rng.uniform(0.1, 0.5)
         twist = 10 ** (rng.uniform(-3, 3) / 20)
         tone = np.zeros(n)
-        for frequency, gain in zip(DTMF_TONES[key], (1.0, twist)):
+        for frequency, gain in zip(DTMF_TONES[key], (1.0, twist), strict=True):
             frequency *= 1 + rng.uniform(-frequency_jitter, frequency_jitter)
             tone += gain * np.sin(2 * np.pi * frequency * t + rng.uniform(0, 2 * np.pi))
         ramp = min(n // 2, int(0.005 * sample_rate))  # 5 ms fades: no clicks
@@ -267,8 +294,9 @@ class DTMFDataModule(SpeechDataModule):
         if len(separator) > 1 or separator in DTMF_TONES:
             raise ValueError(f"separator must be one non-key character or empty, got {separator!r}")
         alphabet = "".join(dict.fromkeys(keys)) + separator
-        super().__init__(alphabet, sample_rate, win_ms, hop_ms, n_mels, f_min, f_max, deltas, normalize,
-                         preemphasis, **base)
+        super().__init__(
+            alphabet, sample_rate, win_ms, hop_ms, n_mels, f_min, f_max, deltas, normalize, preemphasis, **base
+        )
         if min(num_train, num_val, num_test) < 0 or num_train == 0:
             raise ValueError(f"need num_train > 0 and num_val, num_test >= 0, got {num_train}, {num_val}, {num_test}")
         if not 1 <= min_keys <= max_keys:
@@ -285,8 +313,9 @@ class DTMFDataModule(SpeechDataModule):
         items = []
         for _ in range(self.sizes[split]):
             pressed = "".join(rng.choice(list(self.keys), int(rng.integers(self.min_keys, self.max_keys + 1))))
-            signal = dtmf_signal(pressed, rng, self.sample_rate, self.tone_ms, self.gap_ms, self.snr_db,
-                                 self.frequency_jitter)
+            signal = dtmf_signal(
+                pressed, rng, self.sample_rate, self.tone_ms, self.gap_ms, self.snr_db, self.frequency_jitter
+            )
             items.append((signal, self.separator.join(pressed)))
         return items
 
@@ -298,9 +327,22 @@ CACHE_VERSION = 1
 # Voices are an espeak-ng accent plus a voice variant ("en-us+f3"). No test voice (and no test variant) is
 # used in training; validation uses two more unseen combinations to pick the checkpoint.
 TRAIN_VOICES = (
-    "en-us+m1", "en-us+f1", "en-us+klatt", "en+m2", "en+f2", "en+klatt2",
-    "en-gb-scotland+m3", "en-gb-scotland+f4", "en-gb-x-rp+m4", "en-gb-x-rp+klatt4",
-    "en-029+m5", "en-029+f5", "en-us-nyc+m7", "en-us-nyc+klatt5", "en-gb-x-gbclan+m8", "en-gb-x-gbclan+f1",
+    "en-us+m1",
+    "en-us+f1",
+    "en-us+klatt",
+    "en+m2",
+    "en+f2",
+    "en+klatt2",
+    "en-gb-scotland+m3",
+    "en-gb-scotland+f4",
+    "en-gb-x-rp+m4",
+    "en-gb-x-rp+klatt4",
+    "en-029+m5",
+    "en-029+f5",
+    "en-us-nyc+m7",
+    "en-us-nyc+klatt5",
+    "en-gb-x-gbclan+m8",
+    "en-gb-x-gbclan+f1",
 )
 VAL_VOICES = ("en-gb-x-gbcwmd+m2", "en-us-nyc+f4")
 TEST_VOICES = ("en-us+f3", "en+m6", "en-gb-x-rp+klatt3", "en-gb-x-gbcwmd+m1")
@@ -326,8 +368,20 @@ def require_espeak() -> str:
 
 def speak(text: str, voice: str, speed: int, pitch: int, word_gap: int, path: Path) -> None:
     """Synthesises ``text`` with espeak-ng into the WAV file ``path`` (22,050 Hz, 16-bit mono)."""
-    command = [require_espeak(), "-v", voice, "-s", str(speed), "-p", str(pitch), "-g", str(word_gap),
-               "-w", str(path), text]
+    command = [
+        require_espeak(),
+        "-v",
+        voice,
+        "-s",
+        str(speed),
+        "-p",
+        str(pitch),
+        "-g",
+        str(word_gap),
+        "-w",
+        str(path),
+        text,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     if result.returncode != 0 or not path.is_file():
         message = " ".join((result.stderr or result.stdout or "no output").split())[:200]
@@ -393,8 +447,9 @@ class SpokenDigitsDataModule(SpeechDataModule):
         if transcript not in ("words", "digits"):
             raise ValueError(f"transcript must be 'words' or 'digits', got {transcript!r}")
         alphabet = "".join(sorted(set("".join(DIGIT_WORDS)))) + " " if transcript == "words" else "0123456789 "
-        super().__init__(alphabet, sample_rate, win_ms, hop_ms, n_mels, f_min, f_max, deltas, normalize,
-                         preemphasis, **base)
+        super().__init__(
+            alphabet, sample_rate, win_ms, hop_ms, n_mels, f_min, f_max, deltas, normalize, preemphasis, **base
+        )
         if min(num_train, num_val, num_test) < 0 or num_train == 0:
             raise ValueError(f"need num_train > 0 and num_val, num_test >= 0, got {num_train}, {num_val}, {num_test}")
         if not 1 <= min_digits <= max_digits:
@@ -418,9 +473,16 @@ class SpokenDigitsDataModule(SpeechDataModule):
     def generation_settings(self, split: str) -> dict[str, Any]:
         """Everything that decides a split's audio (its cache key)."""
         return {
-            "version": CACHE_VERSION, "seed": int(self.seed), "split": split, "count": self.sizes[split],
-            "digits": [self.min_digits, self.max_digits], "voices": self.voices[split], "speed": self.speed,
-            "pitch": self.pitch, "word_gap": self.word_gap, "sample_rate": self.sample_rate,
+            "version": CACHE_VERSION,
+            "seed": int(self.seed),
+            "split": split,
+            "count": self.sizes[split],
+            "digits": [self.min_digits, self.max_digits],
+            "voices": self.voices[split],
+            "speed": self.speed,
+            "pitch": self.pitch,
+            "word_gap": self.word_gap,
+            "sample_rate": self.sample_rate,
         }
 
     def split_dir(self, root: Path, split: str) -> Path:
@@ -437,14 +499,16 @@ class SpokenDigitsDataModule(SpeechDataModule):
             rng = np.random.default_rng([int(self.seed), SPLITS.index(split), index])
             count = int(rng.integers(self.min_digits, self.max_digits + 1))
             digits = "".join(str(d) for d in rng.integers(0, 10, count))
-            plan.append({
-                "file": f"{index:05d}.wav",
-                "digits": digits,
-                "voice": str(rng.choice(self.voices[split])),
-                "speed": int(rng.integers(self.speed[0], self.speed[1] + 1)),
-                "pitch": int(rng.integers(self.pitch[0], self.pitch[1] + 1)),
-                "word_gap": int(rng.integers(self.word_gap[0], self.word_gap[1] + 1)),
-            })
+            plan.append(
+                {
+                    "file": f"{index:05d}.wav",
+                    "digits": digits,
+                    "voice": str(rng.choice(self.voices[split])),
+                    "speed": int(rng.integers(self.speed[0], self.speed[1] + 1)),
+                    "pitch": int(rng.integers(self.pitch[0], self.pitch[1] + 1)),
+                    "word_gap": int(rng.integers(self.word_gap[0], self.word_gap[1] + 1)),
+                }
+            )
         return plan
 
     def _synthesise(self, item: dict[str, Any], folder: Path) -> None:
@@ -487,8 +551,13 @@ class SpokenDigitsDataModule(SpeechDataModule):
             speech = waveform.numpy() * rng.uniform(0.3, 1.0)
             voiced = speech[np.abs(speech) > 1e-3]  # the SNR is set against the speech, not its pauses
             power = float(np.mean(voiced**2)) if len(voiced) else None
-            signal = add_noise(np.concatenate([pad[0], speech, pad[1]]), rng.uniform(*self.snr_db), rng,
-                               str(rng.choice(["white", "pink", "brown"])), power)
+            signal = add_noise(
+                np.concatenate([pad[0], speech, pad[1]]),
+                rng.uniform(*self.snr_db),
+                rng,
+                str(rng.choice(["white", "pink", "brown"])),
+                power,
+            )
             items.append((signal, self._transcript(item["digits"])))
         return items
 

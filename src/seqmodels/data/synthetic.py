@@ -31,8 +31,7 @@ class GeneratedDataModule(SequenceDataModule):
         super().__init__(**base)
         if min(num_train, num_val, num_test) < 0 or num_train == 0:
             raise ValueError(
-                f"{self.name}: need num_train > 0 and num_val, num_test >= 0, got "
-                f"{num_train}, {num_val}, {num_test}"
+                f"{self.name}: need num_train > 0 and num_val, num_test >= 0, got {num_train}, {num_val}, {num_test}"
             )
         self.num_train, self.num_val, self.num_test = num_train, num_val, num_test
 

@@ -70,7 +70,9 @@ def read_conll(path: str | Path, token_column: int = 0, tag_column: int = -1) ->
     if tokens:
         sentences.append(TaggedSentence(tokens, tags, start))
     if not sentences:
-        raise ValueError(f"{path} holds no tagged sentences; expected 'token tag' lines with blank lines between sentences")
+        raise ValueError(
+            f"{path} holds no tagged sentences; expected 'token tag' lines with blank lines between sentences"
+        )
     return sentences
 
 
@@ -174,8 +176,12 @@ class CoNLLTaggingDataModule(SequenceDataModule):
 
     def _dims(self) -> dict[str, Any]:
         assert self.vocab is not None and self.tag_names is not None
-        return {"vocab_size": len(self.vocab), "padding_idx": self.vocab.pad_id, "num_tags": len(self.tag_names),
-                "tag_names": list(self.tag_names)}
+        return {
+            "vocab_size": len(self.vocab),
+            "padding_idx": self.vocab.pad_id,
+            "num_tags": len(self.tag_names),
+            "tag_names": list(self.tag_names),
+        }
 
     def state_dict(self) -> dict[str, Any]:
         if self.vocab is None:

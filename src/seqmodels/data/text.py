@@ -256,9 +256,7 @@ def read_text_rows(
         content = handle.read()
     if not content.strip():
         raise ValueError(f"{path}: file is empty")
-    reader = csv.DictReader(
-        io.StringIO(content, newline=""), delimiter=delimiter or _infer_delimiter(path, content)
-    )
+    reader = csv.DictReader(io.StringIO(content, newline=""), delimiter=delimiter or _infer_delimiter(path, content))
     columns = [name.strip() for name in (reader.fieldnames or [])]
     reader.fieldnames = columns
     missing = [c for c in (text_column, label_column) if c not in columns]
@@ -373,9 +371,7 @@ class TextClassificationDataModule(SequenceDataModule):
         rows = read_text_rows(path, self.text_column, self.label_column, self.delimiter)
         usable = [row for row in rows if self.tokenize(row.text)]
         if not usable:
-            raise ValueError(
-                f"{path}: no usable rows: all {len(rows)} texts in column {self.text_column!r} are empty"
-            )
+            raise ValueError(f"{path}: no usable rows: all {len(rows)} texts in column {self.text_column!r} are empty")
         if len(usable) < len(rows):
             log.warning("%s: skipped %d %s rows with empty text", path, len(rows) - len(usable), what)
         return usable

@@ -74,9 +74,7 @@ def _parse_header(header: dict[str, tuple[int, str]], path: Path) -> dict[str, A
             try:
                 meta[meta_key] = int(entry[1])
             except ValueError:
-                raise ValueError(
-                    f"{path}: line {entry[0]}: @{key} must be an integer, got {entry[1]!r}"
-                ) from None
+                raise ValueError(f"{path}: line {entry[0]}: @{key} must be an integer, got {entry[1]!r}") from None
             if meta[meta_key] < 1:
                 raise ValueError(f"{path}: line {entry[0]}: @{key} must be >= 1, got {entry[1]!r}")
     if meta["dimensions"] is None and meta["univariate"]:
@@ -101,8 +99,7 @@ def _parse_values(field: str, path: Path, lineno: int, dimension: int) -> np.nda
             word = token.strip()
             if word.lower() in _MISSING_TOKENS:
                 raise ValueError(
-                    f"{path}: series contains NaN ({word!r}) at line {lineno}; "
-                    "impute or drop missing values first"
+                    f"{path}: series contains NaN ({word!r}) at line {lineno}; impute or drop missing values first"
                 ) from None
             if word == "":
                 raise ValueError(f"{path}: line {lineno}: empty value in dimension {dimension}") from None
@@ -118,6 +115,26 @@ def _parse_values(field: str, path: Path, lineno: int, dimension: int) -> np.nda
     if np.isinf(values).any():
         raise ValueError(f"{path}: line {lineno}: infinite value in dimension {dimension}")
     return values
+
+
+def _split_label(
+    fields: list[str], meta: dict[str, Any], n_dims: int | None, path: Path, lineno: int
+) -> tuple[list[str], str]:
+    """A labelled series line's dimensions and its label (the last ``:`` field), checked against the header."""
+    if len(fields) < 2 or "," in fields[-1] or (n_dims is not None and len(fields) == n_dims):
+        raise ValueError(f"{path}: line {lineno}: missing class label after the last ':'")
+    label = fields[-1].strip()
+    if not label:
+        raise ValueError(f"{path}: line {lineno}: missing class label after the last ':'")
+    declared = meta["class_labels"]
+    if declared and label not in declared:
+        raise ValueError(f"{path}: line {lineno}: class label {label!r} is not declared in @classLabel {declared}")
+    if meta["target_label"]:
+        try:
+            float(label)
+        except ValueError:
+            raise ValueError(f"{path}: line {lineno}: non-numeric target {label[:40]!r}") from None
+    return fields[:-1], label
 
 
 def read_ts(path: str | Path) -> tuple[list[Tensor], list[str], dict[str, Any]]:
@@ -172,22 +189,7 @@ def read_ts(path: str | Path) -> tuple[list[Tensor], list[str], dict[str, Any]]:
         fields = line.split(":")
         label = ""
         if has_label:
-            if len(fields) < 2 or "," in fields[-1] or (n_dims is not None and len(fields) == n_dims):
-                raise ValueError(f"{path}: line {lineno}: missing class label after the last ':'")
-            label = fields[-1].strip()
-            fields = fields[:-1]
-            if not label:
-                raise ValueError(f"{path}: line {lineno}: missing class label after the last ':'")
-            declared = meta["class_labels"]
-            if declared and label not in declared:
-                raise ValueError(
-                    f"{path}: line {lineno}: class label {label!r} is not declared in @classLabel {declared}"
-                )
-            if meta["target_label"]:
-                try:
-                    float(label)
-                except ValueError:
-                    raise ValueError(f"{path}: line {lineno}: non-numeric target {label[:40]!r}") from None
+            fields, label = _split_label(fields, meta, n_dims, path, lineno)
         if n_dims is None:
             n_dims = len(fields)  # no @dimensions: the first series decides
         if len(fields) != n_dims:
@@ -195,9 +197,7 @@ def read_ts(path: str | Path) -> tuple[list[Tensor], list[str], dict[str, Any]]:
         channels = [_parse_values(field, path, lineno, d) for d, field in enumerate(fields)]
         lengths = [len(c) for c in channels]
         if len(set(lengths)) != 1:
-            raise ValueError(
-                f"{path}: line {lineno}: ragged series: its dimensions have different lengths {lengths}"
-            )
+            raise ValueError(f"{path}: line {lineno}: ragged series: its dimensions have different lengths {lengths}")
         if meta["equal_length"] and meta["series_length"] is not None and lengths[0] != meta["series_length"]:
             raise ValueError(
                 f"{path}: line {lineno}: series length {lengths[0]} but @seriesLength {meta['series_length']}"
@@ -282,8 +282,7 @@ class UEADataModule(SequenceDataModule):
                 return train, test
         hint = "; sktime bundles only a few datasets, pass data.data_dir" if self.data_dir is None else ""
         raise MissingDataFileError(
-            f"{self.name}_TRAIN.ts and {self.name}_TEST.ts not found in {candidates[0]} "
-            f"or {candidates[1]}{hint}"
+            f"{self.name}_TRAIN.ts and {self.name}_TEST.ts not found in {candidates[0]} or {candidates[1]}{hint}"
         )
 
     # --------------------------------------------------------------- building
@@ -293,13 +292,9 @@ class UEADataModule(SequenceDataModule):
         test_x, test_y, test_meta = read_ts(test_path)
         for path, meta, y in ((train_path, train_meta, train_y), (test_path, test_meta, test_y)):
             if meta["target_label"]:
-                raise ValueError(
-                    f"{path}: @targetLabel (regression) files are not supported; UEADataModule classifies"
-                )
+                raise ValueError(f"{path}: @targetLabel (regression) files are not supported; UEADataModule classifies")
             if not y:
-                raise ValueError(
-                    f"{path}: no class labels (@classLabel false); UEADataModule needs labelled series"
-                )
+                raise ValueError(f"{path}: no class labels (@classLabel false); UEADataModule needs labelled series")
         if train_meta["dimensions"] != test_meta["dimensions"]:
             raise ValueError(
                 f"{test_path}: {test_meta['dimensions']} dimensions but {train_path.name} has "
@@ -333,8 +328,7 @@ class UEADataModule(SequenceDataModule):
             unknown = sorted(set(ys) - set(index))
             if unknown:
                 raise ValueError(
-                    f"{self._paths[split]}: class labels {unknown} are not among the known labels "
-                    f"{self.class_names}"
+                    f"{self._paths[split]}: class labels {unknown} are not among the known labels {self.class_names}"
                 )
             targets = torch.tensor([index[y] for y in ys], dtype=torch.int64)
             if self.mean is not None and self.std is not None:

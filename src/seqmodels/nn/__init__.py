@@ -3,22 +3,22 @@
 Shapes follow ``torch.nn.RNN``: N batch, L length, D directions (2 if bidirectional), H hidden size.
 """
 
-from seqmodels.nn.frontends import LinearProjection, TokenEmbedding
 from seqmodels.nn.attention import Attention
 from seqmodels.nn.audio import LogMelSpectrogram, SpecAugment, compute_deltas, mel_filterbank, resample
+from seqmodels.nn.cells import CustomRNN, GRUCell, LayerNormLSTMCell, LSTMCell, RNNCell
 from seqmodels.nn.conditional import ClassCondition, ConditionalDecoder, ImageCondition, VectorCondition
-from seqmodels.nn.forecasting import DirectForecaster, GaussianOutput, PointOutput, QuantileOutput, Seq2SeqForecaster
+from seqmodels.nn.ctc import ConvSubsampling, CTCNet, FrameStacking, ctc_greedy_decode, ctc_prefix_beam_search
 from seqmodels.nn.decoding import beam_search, decode, filter_logits, sample_next
+from seqmodels.nn.forecasting import DirectForecaster, GaussianOutput, PointOutput, QuantileOutput, Seq2SeqForecaster
+from seqmodels.nn.frontends import LinearProjection, TokenEmbedding
 from seqmodels.nn.heads import ClassificationHead, RegressionHead
-from seqmodels.nn.masking import lengths_to_mask
 from seqmodels.nn.language_model import RecurrentLanguageModel, detach_state
+from seqmodels.nn.masking import lengths_to_mask
 from seqmodels.nn.networks import ManyToOneNet, SequenceTaggerNet
 from seqmodels.nn.pooling import AttentionPooling, LastStepPooling, MaxPooling, MeanPooling, build_pooling
 from seqmodels.nn.recurrent import CELLS, RecurrentEncoder
-from seqmodels.nn.cells import CustomRNN, GRUCell, LayerNormLSTMCell, LSTMCell, RNNCell
-from seqmodels.nn.seq2seq import AttentionDecoder, Seq2Seq
-from seqmodels.nn.ctc import CTCNet, ConvSubsampling, FrameStacking, ctc_greedy_decode, ctc_prefix_beam_search
 from seqmodels.nn.regularization import LockedDropout, WeightDrop, embedding_dropout
+from seqmodels.nn.seq2seq import AttentionDecoder, Seq2Seq
 
 __all__ = [
     "CTCNet",

@@ -25,8 +25,14 @@ def mel_to_hz(mel: Tensor | float) -> Tensor:
     return 700.0 * (10.0 ** (torch.as_tensor(mel, dtype=torch.float64) / 2595.0) - 1.0)
 
 
-def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int, f_min: float = 0.0,
-                   f_max: float | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
+def mel_filterbank(
+    n_freqs: int,
+    n_mels: int,
+    sample_rate: int,
+    f_min: float = 0.0,
+    f_max: float | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
     """Triangular filters on the HTK mel scale, (n_freqs, n_mels): ``power (.., n_freqs) @ fb`` -> mel energies.
 
     Filter ``m`` rises linearly (in Hz) from centre ``m - 1`` to centre ``m`` and falls to centre ``m + 1``; the
@@ -39,8 +45,7 @@ def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int, f_min: float = 0
     if n_mels < 1 or n_freqs < 2:
         raise ValueError(f"need n_mels >= 1 and n_freqs >= 2, got {n_mels}, {n_freqs}")
     bins = torch.linspace(0, sample_rate / 2, n_freqs, dtype=torch.float64)
-    edges = mel_to_hz(torch.linspace(float(hz_to_mel(f_min)), float(hz_to_mel(f_max)), n_mels + 2,
-                                     dtype=torch.float64))
+    edges = mel_to_hz(torch.linspace(float(hz_to_mel(f_min)), float(hz_to_mel(f_max)), n_mels + 2, dtype=torch.float64))
     lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
     rising = (bins[:, None] - lower) / (centre - lower)
     falling = (upper - bins[:, None]) / (upper - centre)
@@ -49,14 +54,14 @@ def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int, f_min: float = 0
 
 def mel_centres(n_mels: int, f_min: float, f_max: float) -> Tensor:
     """Centre frequency (Hz) of each filter of :func:`mel_filterbank`."""
-    edges = mel_to_hz(torch.linspace(float(hz_to_mel(f_min)), float(hz_to_mel(f_max)), n_mels + 2,
-                                     dtype=torch.float64))
+    edges = mel_to_hz(torch.linspace(float(hz_to_mel(f_min)), float(hz_to_mel(f_max)), n_mels + 2, dtype=torch.float64))
     return edges[1:-1].float()
 
 
 # ------------------------------------------------------------------------------------------------ resampling
-def resample(waveform: Tensor, orig_freq: int, new_freq: int, lowpass_filter_width: int = 6,
-             rolloff: float = 0.99) -> Tensor:
+def resample(
+    waveform: Tensor, orig_freq: int, new_freq: int, lowpass_filter_width: int = 6, rolloff: float = 0.99
+) -> Tensor:
     """Band-limited resampling with a Hann-windowed sinc, (..., T) -> (..., ceil(T * new_freq / orig_freq)).
 
     The rates are reduced by their gcd and the signal is filtered once per output phase (a polyphase
@@ -169,19 +174,29 @@ class LogMelSpectrogram(nn.Module):
         self.f_min = float(f_min)
         self.f_max = float(sample_rate / 2 if f_max is None else f_max)
         self.preemphasis, self.log_floor = float(preemphasis), float(log_floor)
-        self.register_buffer("window", torch.hann_window(self.win_length, periodic=True, dtype=torch.float64),
-                             persistent=False)
-        self.register_buffer("filterbank", mel_filterbank(self.n_fft // 2 + 1, self.n_mels, self.sample_rate,
-                                                          self.f_min, self.f_max, torch.float64), persistent=False)
+        self.register_buffer(
+            "window", torch.hann_window(self.win_length, periodic=True, dtype=torch.float64), persistent=False
+        )
+        self.register_buffer(
+            "filterbank",
+            mel_filterbank(self.n_fft // 2 + 1, self.n_mels, self.sample_rate, self.f_min, self.f_max, torch.float64),
+            persistent=False,
+        )
 
     @classmethod
-    def from_milliseconds(cls, sample_rate: int, win_ms: float = 25.0, hop_ms: float = 10.0,
-                          **kwargs: Any) -> LogMelSpectrogram:
+    def from_milliseconds(
+        cls, sample_rate: int, win_ms: float = 25.0, hop_ms: float = 10.0, **kwargs: Any
+    ) -> LogMelSpectrogram:
         """Window and hop in milliseconds; ``n_fft`` is the next power of two >= the window."""
         win_length = max(1, round(sample_rate * win_ms / 1000))
         hop_length = max(1, round(sample_rate * hop_ms / 1000))
-        return cls(sample_rate, n_fft=1 << (win_length - 1).bit_length(), win_length=win_length,
-                   hop_length=hop_length, **kwargs)
+        return cls(
+            sample_rate,
+            n_fft=1 << (win_length - 1).bit_length(),
+            win_length=win_length,
+            hop_length=hop_length,
+            **kwargs,
+        )
 
     @property
     def output_size(self) -> int:
@@ -210,8 +225,9 @@ class LogMelSpectrogram(nn.Module):
         if total < self.n_fft:
             signal = nn.functional.pad(signal, (0, self.n_fft - total))
         window, filterbank = self.window.to(signal.dtype), self.filterbank.to(signal.dtype)  # float64 stays float64
-        spectrum = torch.stft(signal, self.n_fft, self.hop_length, self.win_length, window, center=False,
-                              return_complex=True)  # (N, F, L)
+        spectrum = torch.stft(
+            signal, self.n_fft, self.hop_length, self.win_length, window, center=False, return_complex=True
+        )  # (N, F, L)
         power = spectrum.real.square() + spectrum.imag.square()
         features = torch.log(torch.clamp(power.transpose(1, 2) @ filterbank, min=self.log_floor))
         frames = self.num_frames(lengths)
@@ -236,9 +252,11 @@ class LogMelSpectrogram(nn.Module):
         return features[0]
 
     def extra_repr(self) -> str:
-        return (f"sample_rate={self.sample_rate}, n_fft={self.n_fft}, win_length={self.win_length}, "
-                f"hop_length={self.hop_length}, n_mels={self.n_mels}, f_min={self.f_min}, f_max={self.f_max}, "
-                f"deltas={self.deltas}, normalize={self.normalize}")
+        return (
+            f"sample_rate={self.sample_rate}, n_fft={self.n_fft}, win_length={self.win_length}, "
+            f"hop_length={self.hop_length}, n_mels={self.n_mels}, f_min={self.f_min}, f_max={self.f_max}, "
+            f"deltas={self.deltas}, normalize={self.normalize}"
+        )
 
 
 class SpecAugment(nn.Module):
@@ -252,11 +270,23 @@ class SpecAugment(nn.Module):
     Inputs: ``features`` (N, L, C), ``lengths`` (N,). Output: (N, L, C).
     """
 
-    def __init__(self, freq_masks: int = 2, freq_width: int = 8, time_masks: int = 2, time_width: int = 20,
-                 time_fraction: float = 0.2, groups: int = 1, value: float = 0.0) -> None:
+    def __init__(
+        self,
+        freq_masks: int = 2,
+        freq_width: int = 8,
+        time_masks: int = 2,
+        time_width: int = 20,
+        time_fraction: float = 0.2,
+        groups: int = 1,
+        value: float = 0.0,
+    ) -> None:
         super().__init__()
-        for name, count in (("freq_masks", freq_masks), ("freq_width", freq_width), ("time_masks", time_masks),
-                            ("time_width", time_width)):
+        for name, count in (
+            ("freq_masks", freq_masks),
+            ("freq_width", freq_width),
+            ("time_masks", time_masks),
+            ("time_width", time_width),
+        ):
             if count < 0:
                 raise ValueError(f"{name} must be >= 0, got {count}")
         if not 0.0 <= time_fraction <= 1.0:
@@ -292,8 +322,10 @@ class SpecAugment(nn.Module):
         return features.masked_fill(masked, self.value)
 
     def extra_repr(self) -> str:
-        return (f"freq_masks={self.freq_masks}, freq_width={self.freq_width}, time_masks={self.time_masks}, "
-                f"time_width={self.time_width}, time_fraction={self.time_fraction}, groups={self.groups}")
+        return (
+            f"freq_masks={self.freq_masks}, freq_width={self.freq_width}, time_masks={self.time_masks}, "
+            f"time_width={self.time_width}, time_fraction={self.time_fraction}, groups={self.groups}"
+        )
 
 
 __all__ = [

@@ -155,8 +155,15 @@ def _lstm_layer(
     for i in range(steps):
         t = steps - 1 - i if reverse else i
         h_new, c_new = lstm_step(
-            xs[t], h if h_mask is None else h * h_mask, c, weight_hh, weight_hr,
-            ln_hh_weight, ln_hh_bias, ln_c_weight, ln_c_bias,
+            xs[t],
+            h if h_mask is None else h * h_mask,
+            c,
+            weight_hh,
+            weight_hr,
+            ln_hh_weight,
+            ln_hh_bias,
+            ln_c_weight,
+            ln_c_bias,
         )
         if keeps_h is not None and keeps_c is not None:
             h_new = torch.lerp(h_new, h, keeps_h[t])
@@ -437,8 +444,12 @@ def recurrent_forward(
             if kind == "gru":
                 x_gates = F.linear(x, w_ih, b_ih)
             elif layer_norm:
-                x_gates = F.layer_norm(F.linear(x, w_ih), [w_ih.shape[0]], _param(rnn, "ln_ih_weight" + sfx),
-                                       _param(rnn, "ln_ih_bias" + sfx))
+                x_gates = F.layer_norm(
+                    F.linear(x, w_ih),
+                    [w_ih.shape[0]],
+                    _param(rnn, "ln_ih_weight" + sfx),
+                    _param(rnn, "ln_ih_bias" + sfx),
+                )
                 x_gates = x_gates if b_ih is None else x_gates + (b_ih + b_hh)
             else:
                 x_gates = F.linear(x, w_ih, None if b_ih is None else b_ih + b_hh)
@@ -470,8 +481,18 @@ def recurrent_forward(
             else:
                 norms = [_param(rnn, f"ln_{n}" + sfx) for n in ("hh_weight", "hh_bias", "c_weight", "c_bias")]
                 out, h_last, c_last = loop(
-                    x_gates, h, c0[index], w_hh, _param(rnn, "weight_hr" + sfx), *norms,
-                    valid, h_mask, keep_h, keep_c, probe, reverse,
+                    x_gates,
+                    h,
+                    c0[index],
+                    w_hh,
+                    _param(rnn, "weight_hr" + sfx),
+                    *norms,
+                    valid,
+                    h_mask,
+                    keep_h,
+                    keep_c,
+                    probe,
+                    reverse,
                 )
                 c_n.append(c_last)
             h_n.append(h_last)
@@ -608,9 +629,18 @@ class CustomRNN(nn.Module):
 
     def extra_repr(self) -> str:
         parts = [repr(self.mode.lower()), f"{self.input_size}, {self.hidden_size}"]
-        for name, default in (("num_layers", 1), ("bias", True), ("batch_first", False), ("dropout", 0.0),
-                              ("bidirectional", False), ("proj_size", 0), ("layer_norm", False),
-                              ("recurrent_dropout", 0.0), ("zoneout", 0.0), ("backend", "script")):
+        for name, default in (
+            ("num_layers", 1),
+            ("bias", True),
+            ("batch_first", False),
+            ("dropout", 0.0),
+            ("bidirectional", False),
+            ("proj_size", 0),
+            ("layer_norm", False),
+            ("recurrent_dropout", 0.0),
+            ("zoneout", 0.0),
+            ("backend", "script"),
+        ):
             if getattr(self, name) != default:
                 parts.append(f"{name}={getattr(self, name)!r}")
         return ", ".join(parts)

@@ -50,10 +50,17 @@ class ImageCondition(nn.Module):
     def __init__(self, output_size: int, channels: int = 1, width: int = 32, dropout: float = 0.0) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
-            nn.Flatten(), nn.Dropout(dropout), nn.Linear(8 * width, output_size),
+            nn.Conv2d(channels, width, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(2),
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(8 * width, output_size),
         )
         self.output_size = output_size
 
@@ -115,8 +122,12 @@ class ConditionalDecoder(nn.Module):
             self.embedding = nn.Linear(output_channels, embedding_dim)  # type: ignore[arg-type]
             step_input = embedding_dim
         self.rnn = RecurrentEncoder(
-            cell=cell, input_size=step_input + (condition_size if feed_condition else 0), hidden_size=hidden_size,
-            num_layers=num_layers, dropout=dropout if num_layers > 1 else 0.0, batch_first=True,
+            cell=cell,
+            input_size=step_input + (condition_size if feed_condition else 0),
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            dropout=dropout if num_layers > 1 else 0.0,
+            batch_first=True,
         )
         # One linear map per state tensor: the condition sets h (and c) of every layer.
         n_states = 2 if cell == "lstm" else 1
@@ -174,8 +185,18 @@ class ConditionalDecoder(nn.Module):
         step = self._token_step(vector)
         bos = torch.full((vector.shape[0],), self.bos_id, dtype=torch.long, device=vector.device)
         logits, state = step(bos, self.initial_state(vector))
-        return decode(step, logits, state, max_len, temperature=temperature, top_k=top_k, top_p=top_p,
-                      eos_id=self.eos_id, pad_id=self.padding_idx, generator=generator)
+        return decode(
+            step,
+            logits,
+            state,
+            max_len,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            eos_id=self.eos_id,
+            pad_id=self.padding_idx,
+            generator=generator,
+        )
 
     @torch.no_grad()
     def beam_search(
@@ -190,9 +211,19 @@ class ConditionalDecoder(nn.Module):
         def select(s: State, index: Tensor) -> State:
             return tuple(t.index_select(1, index) for t in s) if isinstance(s, tuple) else s.index_select(1, index)  # type: ignore[return-value]
 
-        return beam_search(self._token_step(vector), state, select, condition.shape[0], self.bos_id, self.eos_id,
-                           beam_size=beam_size, max_len=max_len, length_penalty=length_penalty, n_best=n_best,
-                           device=vector.device)
+        return beam_search(
+            self._token_step(vector),
+            state,
+            select,
+            condition.shape[0],
+            self.bos_id,
+            self.eos_id,
+            beam_size=beam_size,
+            max_len=max_len,
+            length_penalty=length_penalty,
+            n_best=n_best,
+            device=vector.device,
+        )
 
     @torch.no_grad()
     def generate_values(

@@ -73,11 +73,23 @@ class ConvSubsampling(nn.Module):
     Inputs: ``inputs`` (N, L, C), ``lengths`` (N,). Outputs: (N, L', output_size), ``lengths`` (N,).
     """
 
-    def __init__(self, input_size: int, output_size: int = 128, num_layers: int = 2, kernel_size: int = 3,
-                 stride: int = 2, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int = 128,
+        num_layers: int = 2,
+        kernel_size: int = 3,
+        stride: int = 2,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
-        for name, value in (("input_size", input_size), ("output_size", output_size), ("num_layers", num_layers),
-                            ("kernel_size", kernel_size), ("stride", stride)):
+        for name, value in (
+            ("input_size", input_size),
+            ("output_size", output_size),
+            ("num_layers", num_layers),
+            ("kernel_size", kernel_size),
+            ("stride", stride),
+        ):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         self.input_size, self.output_size = input_size, output_size
@@ -122,8 +134,15 @@ class CTCNet(nn.Module):
     Outputs: ``log_probs`` (N, L', K) float32 (0 rows past each length), ``lengths`` (N,) = :meth:`output_lengths`.
     """
 
-    def __init__(self, encoder: RecurrentEncoder, num_classes: int, subsampling: nn.Module | None = None,
-                 spec_augment: nn.Module | None = None, dropout: float = 0.0, blank: int = 0) -> None:
+    def __init__(
+        self,
+        encoder: RecurrentEncoder,
+        num_classes: int,
+        subsampling: nn.Module | None = None,
+        spec_augment: nn.Module | None = None,
+        dropout: float = 0.0,
+        blank: int = 0,
+    ) -> None:
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2 (the blank and at least one label), got {num_classes}")
@@ -182,8 +201,9 @@ def _as_batch(log_probs: Tensor, lengths: Tensor | Sequence[int] | None) -> tupl
     return log_probs, lengths
 
 
-def ctc_greedy_decode(log_probs: Tensor, lengths: Tensor | Sequence[int] | None = None,
-                      blank: int = 0) -> list[list[int]]:
+def ctc_greedy_decode(
+    log_probs: Tensor, lengths: Tensor | Sequence[int] | None = None, blank: int = 0
+) -> list[list[int]]:
     """Best-path decoding: the most likely label at every step, repeats merged, blanks removed.
 
     ``log_probs`` (N, L, K) or (L, K) scores (log-probabilities or logits), ``lengths`` (N,) valid steps.
@@ -193,7 +213,7 @@ def ctc_greedy_decode(log_probs: Tensor, lengths: Tensor | Sequence[int] | None 
     best = log_probs.argmax(-1).cpu()  # (N, L)
     previous = torch.cat([torch.full_like(best[:, :1], -1), best[:, :-1]], dim=1)
     keep = (best != blank) & (best != previous)
-    return [row[:n][k[:n]].tolist() for row, k, n in zip(best, keep, lengths.tolist())]
+    return [row[:n][k[:n]].tolist() for row, k, n in zip(best, keep, lengths.tolist(), strict=True)]
 
 
 def _logsumexp(*values: float) -> float:
@@ -203,8 +223,13 @@ def _logsumexp(*values: float) -> float:
     return top + math.log(sum(math.exp(v - top) for v in values))
 
 
-def ctc_prefix_beam_search(log_probs: Tensor, lengths: Tensor | Sequence[int] | None = None, beam_size: int = 5,
-                           blank: int = 0, n_best: int = 1) -> list[list[tuple[list[int], float]]]:
+def ctc_prefix_beam_search(
+    log_probs: Tensor,
+    lengths: Tensor | Sequence[int] | None = None,
+    beam_size: int = 5,
+    blank: int = 0,
+    n_best: int = 1,
+) -> list[list[tuple[list[int], float]]]:
     """CTC prefix beam search: the label sequences with the highest probability summed over their alignments.
 
     Each prefix carries two log-probabilities, of its alignments so far that end in a blank and that end in
@@ -230,14 +255,14 @@ def ctc_prefix_beam_search(log_probs: Tensor, lengths: Tensor | Sequence[int] | 
     k = min(beam_size, log_probs.shape[-1])
     top_values, top_labels = log_probs.detach().float().cpu().topk(k, dim=-1)
     results: list[list[tuple[list[int], float]]] = []
-    for values, labels, length in zip(top_values.tolist(), top_labels.tolist(), lengths.tolist()):
+    for values, labels, length in zip(top_values.tolist(), top_labels.tolist(), lengths.tolist(), strict=True):
         # prefix -> [log P(alignments ending in blank), log P(alignments ending in the prefix's last label)]
         beams: dict[tuple[int, ...], list[float]] = {(): [0.0, NEG_INF]}
         for step in range(length):
             candidates: dict[tuple[int, ...], list[float]] = {}
             for prefix, (p_blank, p_label) in beams.items():
                 last = prefix[-1] if prefix else None
-                for label, p in zip(labels[step], values[step]):
+                for label, p in zip(labels[step], values[step], strict=True):
                     if label == blank:
                         entry = candidates.setdefault(prefix, [NEG_INF, NEG_INF])
                         entry[0] = _logsumexp(entry[0], p_blank + p, p_label + p)
@@ -252,8 +277,11 @@ def ctc_prefix_beam_search(log_probs: Tensor, lengths: Tensor | Sequence[int] | 
                         extended[1] = _logsumexp(extended[1], p_blank + p, p_label + p)
             ranked = sorted(candidates.items(), key=lambda item: _logsumexp(*item[1]), reverse=True)
             beams = dict(ranked[:beam_size])
-        final = sorted(((list(prefix), _logsumexp(*scores)) for prefix, scores in beams.items()),
-                       key=lambda item: item[1], reverse=True)
+        final = sorted(
+            ((list(prefix), _logsumexp(*scores)) for prefix, scores in beams.items()),
+            key=lambda item: item[1],
+            reverse=True,
+        )
         results.append(final[:n_best])
     return results
 

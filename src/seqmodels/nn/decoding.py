@@ -107,8 +107,6 @@ def decode(
     return (tokens, lengths, log_probs) if return_log_probs else (tokens, lengths)
 
 
-
-
 SelectFn = Callable[[Any, Tensor], Any]
 
 

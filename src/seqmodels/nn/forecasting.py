@@ -137,8 +137,14 @@ class QuantileOutput(PointOutput):
 
 class _Forecaster(nn.Module):
     def __init__(
-        self, encoder: RecurrentEncoder, horizon: int, num_targets: int, output: PointOutput | None,
-        future_size: int, window_norm: str, network: str,
+        self,
+        encoder: RecurrentEncoder,
+        horizon: int,
+        num_targets: int,
+        output: PointOutput | None,
+        future_size: int,
+        window_norm: str,
+        network: str,
     ) -> None:
         super().__init__()
         for name, value in (("horizon", horizon), ("num_targets", num_targets)):
@@ -270,8 +276,13 @@ class Seq2SeqForecaster(_Forecaster):
             raise ValueError(f"teacher_forcing must be in [0, 1], got {teacher_forcing}")
         self.teacher_forcing = float(teacher_forcing)
         self.decoder = RecurrentEncoder(
-            cell=encoder.cell, input_size=num_targets + future_size, hidden_size=encoder.hidden_size,
-            num_layers=encoder.num_layers, batch_first=True, dropout=encoder.dropout, proj_size=encoder.proj_size,
+            cell=encoder.cell,
+            input_size=num_targets + future_size,
+            hidden_size=encoder.hidden_size,
+            num_layers=encoder.num_layers,
+            batch_first=True,
+            dropout=encoder.dropout,
+            proj_size=encoder.proj_size,
         )
         self.dropout = nn.Dropout(dropout)
         self.project = nn.Linear(encoder.state_size, num_targets * self.output.num_params)

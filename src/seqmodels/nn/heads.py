@@ -16,7 +16,10 @@ def _mlp(in_features: int, out_features: int, hidden_size: int | None, dropout: 
     if hidden_size is None:
         return nn.Sequential(nn.Dropout(dropout), nn.Linear(in_features, out_features))
     return nn.Sequential(
-        nn.Dropout(dropout), nn.Linear(in_features, hidden_size), nn.ReLU(), nn.Dropout(dropout),
+        nn.Dropout(dropout),
+        nn.Linear(in_features, hidden_size),
+        nn.ReLU(),
+        nn.Dropout(dropout),
         nn.Linear(hidden_size, out_features),
     )
 

@@ -106,7 +106,9 @@ class RecurrentLanguageModel(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.layer_dropout = LockedDropout(layer_dropout)
         self.output_dropout = LockedDropout(dropout)
-        self.projection = nn.Linear(hidden_size, embedding_dim) if tie_weights and hidden_size != embedding_dim else None
+        self.projection = (
+            nn.Linear(hidden_size, embedding_dim) if tie_weights and hidden_size != embedding_dim else None
+        )
         self.decoder = nn.Linear(embedding_dim if tie_weights else hidden_size, vocab_size)
         self.reset_parameters()
         if tie_weights:
@@ -206,8 +208,16 @@ class RecurrentLanguageModel(nn.Module):
                 last = logits.gather(1, last_index).squeeze(1)
             last = self._never_pad(last)
             return decode(
-                self.step, last, state, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                eos_id=eos_id, pad_id=self.embedding.padding_idx or 0, generator=generator,
+                self.step,
+                last,
+                state,
+                max_new_tokens,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                eos_id=eos_id,
+                pad_id=self.embedding.padding_idx or 0,
+                generator=generator,
             )
         finally:
             self.train(was_training)

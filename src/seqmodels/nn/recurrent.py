@@ -101,7 +101,9 @@ class RecurrentEncoder(nn.Module):
         if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         if proj_size and cell != "lstm":
-            raise ValueError(f"proj_size is only supported by cell='lstm', got cell={cell!r}; set proj_size=0 or use lstm")
+            raise ValueError(
+                f"proj_size is only supported by cell='lstm', got cell={cell!r}; set proj_size=0 or use lstm"
+            )
         if not isinstance(proj_size, int) or proj_size < 0 or (proj_size and proj_size >= hidden_size):
             raise ValueError(f"proj_size must be 0 or in [1, hidden_size={hidden_size}), got {proj_size!r}")
         if init not in INITS:
@@ -111,8 +113,11 @@ class RecurrentEncoder(nn.Module):
         if forget_bias is not None and cell != "lstm":
             raise ValueError(f"forget_bias is only used by cell='lstm', got cell={cell!r}; set forget_bias=null")
         if impl == "fused":
-            for name, value in (("layer_norm", layer_norm), ("recurrent_dropout", recurrent_dropout),
-                                ("zoneout", zoneout)):
+            for name, value in (
+                ("layer_norm", layer_norm),
+                ("recurrent_dropout", recurrent_dropout),
+                ("zoneout", zoneout),
+            ):
                 if value:
                     raise ValueError(f"{name} needs impl='custom' (torch's fused kernels have no such option)")
 
@@ -142,7 +147,11 @@ class RecurrentEncoder(nn.Module):
         )
         if impl == "custom":
             self.rnn: nn.Module = CustomRNN(
-                cell, **common, proj_size=proj_size, layer_norm=layer_norm, recurrent_dropout=recurrent_dropout,
+                cell,
+                **common,
+                proj_size=proj_size,
+                layer_norm=layer_norm,
+                recurrent_dropout=recurrent_dropout,
                 zoneout=zoneout,
             )
         elif cell == "lstm":
@@ -219,9 +228,7 @@ class RecurrentEncoder(nn.Module):
         """
         probes = self.rnn.state_probes if self.impl == "custom" else getattr(self, "_state_probes", {})
         return {
-            name: probe.grad.detach().flatten(1).norm(dim=1)
-            for name, probe in probes.items()
-            if probe.grad is not None
+            name: probe.grad.detach().flatten(1).norm(dim=1) for name, probe in probes.items() if probe.grad is not None
         }
 
     def forward(
@@ -238,7 +245,9 @@ class RecurrentEncoder(nn.Module):
         if lengths is not None and not self.pack_sequences and self.impl == "fused" and not self.probe_states:
             lengths = as_lengths(lengths, input.device)
             if not torch.compiler.is_exporting():  # a traced graph cannot branch on the lengths' values
-                batch, steps = (input.shape[0], input.shape[1]) if self.batch_first else (input.shape[1], input.shape[0])
+                batch, steps = (
+                    (input.shape[0], input.shape[1]) if self.batch_first else (input.shape[1], input.shape[0])
+                )
                 check_lengths(lengths.cpu(), steps, batch)
             return unpacked_forward(self.rnn, input, lengths, hx)
         if lengths is not None:
@@ -311,8 +320,12 @@ def unpacked_forward(rnn: nn.RNNBase, input: Tensor, lengths: Tensor, hx: State 
     :class:`RecurrentEncoder` selects it).
     """
     cell = rnn.mode.lower()  # "lstm", "gru", "rnn_tanh", "rnn_relu"
-    step = {"lstm": torch._VF.lstm, "gru": torch._VF.gru, "rnn_tanh": torch._VF.rnn_tanh,
-            "rnn_relu": torch._VF.rnn_relu}[cell]
+    step = {
+        "lstm": torch._VF.lstm,
+        "gru": torch._VF.gru,
+        "rnn_tanh": torch._VF.rnn_tanh,
+        "rnn_relu": torch._VF.rnn_relu,
+    }[cell]
     x = input if rnn.batch_first else input.transpose(0, 1)  # (N, L, H_in)
     N, L = x.shape[0], x.shape[1]
     lengths = lengths.to(x.device)

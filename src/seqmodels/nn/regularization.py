@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
@@ -76,7 +75,9 @@ class WeightDrop(nn.Module):
         if not 0.0 <= p < 1.0:
             raise ValueError(f"weight drop p must be in [0, 1), got {p}")
         names = [n for n, _ in module.named_parameters()]
-        weights = list(weights) if weights is not None else [n for n in names if n.rpartition(".")[2].startswith("weight_hh")]
+        weights = (
+            list(weights) if weights is not None else [n for n in names if n.rpartition(".")[2].startswith("weight_hh")]
+        )
         missing = [w for w in weights if w not in names]
         if missing:
             raise ValueError(f"WeightDrop: {type(module).__name__} has no parameter {missing}; it has {names}")

@@ -28,7 +28,9 @@ class Memory:
 
     def repeat_interleave(self, times: int) -> Memory:
         repeat = lambda t: t.repeat_interleave(times, dim=0)  # noqa: E731
-        return Memory(repeat(self.outputs), repeat(self.mask), None if self.projected is None else repeat(self.projected))
+        return Memory(
+            repeat(self.outputs), repeat(self.mask), None if self.projected is None else repeat(self.projected)
+        )
 
 
 @dataclass
@@ -39,7 +41,11 @@ class DecoderState:
     feed: Tensor
 
     def select(self, index: Tensor) -> DecoderState:
-        rnn = tuple(s.index_select(1, index) for s in self.rnn) if isinstance(self.rnn, tuple) else self.rnn.index_select(1, index)
+        rnn = (
+            tuple(s.index_select(1, index) for s in self.rnn)
+            if isinstance(self.rnn, tuple)
+            else self.rnn.index_select(1, index)
+        )
         return DecoderState(rnn, self.feed.index_select(0, index))  # type: ignore[arg-type]
 
 
@@ -153,16 +159,29 @@ class Seq2Seq(nn.Module):
         self.decoder_layers = decoder_layers
         self.source_embedding = nn.Embedding(source_vocab_size, embedding_dim, padding_idx=padding_idx)
         self.encoder = RecurrentEncoder(
-            cell=cell, input_size=embedding_dim, hidden_size=hidden_size, num_layers=encoder_layers,
-            dropout=dropout if encoder_layers > 1 else 0.0, bidirectional=bidirectional, batch_first=True,
+            cell=cell,
+            input_size=embedding_dim,
+            hidden_size=hidden_size,
+            num_layers=encoder_layers,
+            dropout=dropout if encoder_layers > 1 else 0.0,
+            bidirectional=bidirectional,
+            batch_first=True,
         )
         self.dropout = nn.Dropout(dropout)
         # Bridge: the encoder's final states (both directions of the top layer) start the decoder.
         self.bridge = nn.Linear(self.encoder.output_size, hidden_size)
         self.bridge_cell = nn.Linear(self.encoder.output_size, hidden_size) if cell == "lstm" else None
         self.decoder = AttentionDecoder(
-            target_vocab_size, embedding_dim, hidden_size, self.encoder.output_size, decoder_layers, cell,
-            attention, input_feeding, dropout, padding_idx,
+            target_vocab_size,
+            embedding_dim,
+            hidden_size,
+            self.encoder.output_size,
+            decoder_layers,
+            cell,
+            attention,
+            input_feeding,
+            dropout,
+            padding_idx,
         )
 
     # ------------------------------------------------------------------ encoding
@@ -233,8 +252,13 @@ class Seq2Seq(nn.Module):
 
     @torch.no_grad()
     def beam_search(
-        self, source: Tensor, source_lengths: Tensor, beam_size: int = 5, max_len: int = 100,
-        length_penalty: float = 1.0, n_best: int = 1,
+        self,
+        source: Tensor,
+        source_lengths: Tensor,
+        beam_size: int = 5,
+        max_len: int = 100,
+        length_penalty: float = 1.0,
+        n_best: int = 1,
     ) -> list[list[tuple[list[int], float]]]:
         """Batched beam search; per input, ``n_best`` ``(tokens, score)`` pairs, best first.
 
@@ -247,14 +271,27 @@ class Seq2Seq(nn.Module):
         bos = torch.full((n,), self.bos_id, dtype=torch.long, device=source.device)
         first_logits, first_state = step(bos, state)
         greedy, greedy_lengths, greedy_scores = decode(
-            step, first_logits, first_state, max_len, temperature=0, eos_id=self.eos_id, pad_id=self.padding_idx,
+            step,
+            first_logits,
+            first_state,
+            max_len,
+            temperature=0,
+            eos_id=self.eos_id,
+            pad_id=self.padding_idx,
             return_log_probs=True,
         )
         results = beam_search(
             self._step_fn(memory.repeat_interleave(beam_size)),
             state.select(torch.arange(n, device=source.device).repeat_interleave(beam_size)),
-            lambda s, index: s.select(index), n, self.bos_id, self.eos_id, beam_size=beam_size, max_len=max_len,
-            length_penalty=length_penalty, n_best=n_best, device=source.device,
+            lambda s, index: s.select(index),
+            n,
+            self.bos_id,
+            self.eos_id,
+            beam_size=beam_size,
+            max_len=max_len,
+            length_penalty=length_penalty,
+            n_best=n_best,
+            device=source.device,
         )
         for i, hypotheses in enumerate(results):
             tokens = greedy[i, : int(greedy_lengths[i])].tolist()

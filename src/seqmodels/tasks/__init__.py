@@ -5,8 +5,18 @@ from seqmodels.tasks.conditional import ConditionalGenerationTask
 from seqmodels.tasks.ctc import CTCTask
 from seqmodels.tasks.forecasting import ForecastingTask
 from seqmodels.tasks.language_model import LanguageModelTask
+from seqmodels.tasks.many_to_one import SequenceClassificationTask, SequenceRegressionTask
 from seqmodels.tasks.seq2seq import Seq2SeqTask
 from seqmodels.tasks.tagging import SequenceTaggingTask
-from seqmodels.tasks.many_to_one import SequenceClassificationTask, SequenceRegressionTask
 
-__all__ = ["CTCTask", "ForecastingTask", "ConditionalGenerationTask", "LanguageModelTask", "SequenceTask", "SequenceClassificationTask", "SequenceRegressionTask", "SequenceTaggingTask", "Seq2SeqTask"]
+__all__ = [
+    "CTCTask",
+    "ForecastingTask",
+    "ConditionalGenerationTask",
+    "LanguageModelTask",
+    "SequenceTask",
+    "SequenceClassificationTask",
+    "SequenceRegressionTask",
+    "SequenceTaggingTask",
+    "Seq2SeqTask",
+]

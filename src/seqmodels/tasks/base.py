@@ -11,7 +11,6 @@ from typing import Any
 import lightning as L
 import torch
 from torch import Tensor, nn
-
 from torchmetrics import MaxMetric, MeanMetric, Metric, MetricCollection, MinMetric
 
 from seqmodels.data.batch import SequenceBatch
@@ -178,8 +177,9 @@ class SequenceTask(L.LightningModule):
         connector = getattr(trainer, "_logger_connector", None)
         due = bool(trainer.loggers) and (connector is None or connector.should_update_logs)
         if due or trainer.progress_bar_callback is not None:
-            self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True,
-                     batch_size=batch_size)
+            self.log(
+                "train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size
+            )
 
     def track_best(self, name: str, higher_is_better: bool) -> None:
         """Also log ``val/{name}_best``: the best ``val/{name}`` of this fit so far (the sanity check excluded)."""

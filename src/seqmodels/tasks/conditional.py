@@ -78,13 +78,21 @@ class ConditionalGenerationTask(SequenceTask):
         generated = self.generate_batch(batch)
         metric: MeanMetric = getattr(self, f"{split}_generated")
         if self.is_token:
-            references = [trim([t for t in row if t != IGNORE_INDEX], self.net.eos_id, self.net.padding_idx)
-                          for row in batch.targets.tolist()]
-            exact = torch.tensor([g == r for g, r in zip(generated, references)], dtype=torch.float)
+            references = [
+                trim([t for t in row if t != IGNORE_INDEX], self.net.eos_id, self.net.padding_idx)
+                for row in batch.targets.tolist()
+            ]
+            exact = torch.tensor([g == r for g, r in zip(generated, references, strict=True)], dtype=torch.float)
             self.track(split, "exact", metric, exact, prog_bar=split == "val")
         else:
-            self.track(split, "generated_mse", metric, F.mse_loss(generated, batch.targets), batch.targets.numel(),
-                       prog_bar=split == "val")
+            self.track(
+                split,
+                "generated_mse",
+                metric,
+                F.mse_loss(generated, batch.targets),
+                batch.targets.numel(),
+                prog_bar=split == "val",
+            )
 
     def step(self, split: str, batch: SequenceBatch) -> Tensor | None:
         if split == "train":

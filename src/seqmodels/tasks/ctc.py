@@ -89,8 +89,15 @@ class CTCTask(SequenceTask):
         log_probs, out_lengths = self(batch.inputs, batch.lengths)
         targets, target_lengths = batch.targets, batch.target_lengths
         # ctc_loss takes (L', N, K); cuDNN is not used, so lengths may live on any device.
-        loss = F.ctc_loss(log_probs.transpose(0, 1), targets, out_lengths, target_lengths, blank=self.blank,
-                          reduction="mean", zero_infinity=True)
+        loss = F.ctc_loss(
+            log_probs.transpose(0, 1),
+            targets,
+            out_lengths,
+            target_lengths,
+            blank=self.blank,
+            reduction="mean",
+            zero_infinity=True,
+        )
         n = self.batch_size(batch)
         self.track(split, "loss", getattr(self, f"{split}_loss"), loss.detach(), n, prog_bar=split != "test")
         if split == "train":
@@ -98,7 +105,9 @@ class CTCTask(SequenceTask):
 
         beam = self.test_beam_size if split == "test" else 1
         hypotheses = self.decode(log_probs.detach(), out_lengths, beam)
-        references = [self.text(row[: int(k)]) for row, k in zip(targets.tolist(), target_lengths.tolist())]
+        references = [
+            self.text(row[: int(k)]) for row, k in zip(targets.tolist(), target_lengths.tolist(), strict=True)
+        ]
         self.track(split, "cer", getattr(self, f"{split}_cer"), hypotheses, references, prog_bar=split == "val")
         self.track(split, "wer", getattr(self, f"{split}_wer"), hypotheses, references)
         return loss

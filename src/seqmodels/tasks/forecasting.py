@@ -51,8 +51,15 @@ class ForecastMetrics(Metric):
         self.add_state("windows", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(  # type: ignore[override]
-        self, point: Tensor, actual: Tensor, scale: Tensor, naive: Tensor, seasonal_naive: Tensor,
-        lower: Tensor | None = None, upper: Tensor | None = None, loss: Tensor | None = None,
+        self,
+        point: Tensor,
+        actual: Tensor,
+        scale: Tensor,
+        naive: Tensor,
+        seasonal_naive: Tensor,
+        lower: Tensor | None = None,
+        upper: Tensor | None = None,
+        loss: Tensor | None = None,
     ) -> None:
         if loss is not None:  # the batch's mean loss, weighted by its windows
             self.loss_sum += loss.detach().double() * point.shape[0]
@@ -213,7 +220,9 @@ class ForecastingTask(SequenceTask):
         optimizers = trainer.strategy._lightning_optimizers
         if len(optimizers) != 1 or not hasattr(optimizers[0], "_on_before_step"):
             return False
-        if any(is_overridden(hook, callback, L.Callback) for callback in trainer.callbacks for hook in self._STEP_HOOKS):
+        if any(
+            is_overridden(hook, callback, L.Callback) for callback in trainer.callbacks for hook in self._STEP_HOOKS
+        ):
             return False
         return not any(is_overridden(hook, self, L.LightningModule) for hook in (*self._STEP_HOOKS, "backward"))
 
@@ -264,9 +273,7 @@ class ForecastingTask(SequenceTask):
         elif manual:
             self.manual_backward(loss)
             if self.gradient_clip_val:
-                self.clip_gradients(
-                    optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm"
-                )
+                self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
             optimizer.step()  # type: ignore[union-attr]
             self._step_schedulers("step")
         n = len(batch)
@@ -299,13 +306,24 @@ class ForecastingTask(SequenceTask):
         loss = self.net.output.loss(params, batch.targets)
         forecast = self._to_original(params)
         metrics: ForecastMetrics = getattr(self, f"{split}_metrics")
-        metrics.update(forecast["point"], batch.actual, batch.mase_scale, batch.naive, batch.seasonal_naive,
-                       forecast.get("lower"), forecast.get("upper"), loss=loss)
+        metrics.update(
+            forecast["point"],
+            batch.actual,
+            batch.mase_scale,
+            batch.naive,
+            batch.seasonal_naive,
+            forecast.get("lower"),
+            forecast.get("upper"),
+            loss=loss,
+        )
         if batch_idx == 0 and self.num_plots:
             k = self.num_plots
             history = self.scaler.inverse(batch.inputs[:k, :, : self.net.num_targets])
-            self._plot_rows[split] = {"history": history, "actual": batch.actual[:k],
-                                      **{key: value[:k] for key, value in forecast.items()}}
+            self._plot_rows[split] = {
+                "history": history,
+                "actual": batch.actual[:k],
+                **{key: value[:k] for key, value in forecast.items()},
+            }
 
     def _epoch_end(self, split: str) -> dict[str, Tensor]:
         metrics: ForecastMetrics = getattr(self, f"{split}_metrics")
@@ -356,21 +374,26 @@ class ForecastingTask(SequenceTask):
 
         for i in range(rows["history"].shape[0]):
             figure = forecast_figure(
-                rows["history"][i, :, 0], rows["point"][i, :, 0], rows["actual"][i, :, 0],
+                rows["history"][i, :, 0],
+                rows["point"][i, :, 0],
+                rows["actual"][i, :, 0],
                 rows["lower"][i, :, 0] if "lower" in rows else None,
                 rows["upper"][i, :, 0] if "upper" in rows else None,
                 title=f"{split} window {i}",
             )
             for logger in loggers:
-                logger.experiment.add_figure(
-                    f"forecast_{split}/{i}", figure, global_step=self.global_step, close=False
-                )
+                logger.experiment.add_figure(f"forecast_{split}/{i}", figure, global_step=self.global_step, close=False)
             plt.close(figure)
 
 
 def forecast_figure(
-    history: Tensor, point: Tensor, actual: Tensor | None = None, lower: Tensor | None = None,
-    upper: Tensor | None = None, title: str = "", interval_label: str = "interval",
+    history: Tensor,
+    point: Tensor,
+    actual: Tensor | None = None,
+    lower: Tensor | None = None,
+    upper: Tensor | None = None,
+    title: str = "",
+    interval_label: str = "interval",
 ) -> Any:
     """A matplotlib figure of one window: history (L,), truth and forecast (H,), the interval as a band."""
     import matplotlib
@@ -386,8 +409,14 @@ def forecast_figure(
         ax.plot(ahead, actual.detach().cpu().numpy(), color="black", linestyle="--", label="truth")
     ax.plot(ahead, point.detach().cpu().numpy(), color="tab:blue", label="forecast")
     if lower is not None and upper is not None:
-        ax.fill_between(ahead, lower.detach().cpu().numpy(), upper.detach().cpu().numpy(), color="tab:blue",
-                        alpha=0.25, label=interval_label)
+        ax.fill_between(
+            ahead,
+            lower.detach().cpu().numpy(),
+            upper.detach().cpu().numpy(),
+            color="tab:blue",
+            alpha=0.25,
+            label=interval_label,
+        )
     ax.axvline(0.5, color="grey", linewidth=0.8)
     ax.set_xlabel("steps from the forecast origin")
     ax.set_title(title)

@@ -87,7 +87,9 @@ class LanguageModelTask(SequenceTask):
         logits, final = self(tokens, None if full else batch.lengths, state)
         targets = batch.targets
         loss = F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=IGNORE_INDEX,
+            logits.reshape(-1, logits.shape[-1]).float(),
+            targets.reshape(-1),
+            ignore_index=IGNORE_INDEX,
             reduction="sum",
         )
         count = (targets != IGNORE_INDEX).sum()

@@ -100,8 +100,9 @@ class Seq2SeqTask(SequenceTask):
         target_inputs, gold = batch.targets[:, :-1], batch.targets[:, 1:]
         ratio = self.teacher_forcing_ratio if split == "train" else 1.0
         logits, _ = self(batch.inputs, batch.lengths, target_inputs, ratio)
-        loss = F.cross_entropy(logits.transpose(1, 2).float(), gold, ignore_index=self.padding_idx,
-                               label_smoothing=self.label_smoothing)
+        loss = F.cross_entropy(
+            logits.transpose(1, 2).float(), gold, ignore_index=self.padding_idx, label_smoothing=self.label_smoothing
+        )
         real = gold != self.padding_idx
         count = int(real.sum())
         accuracy = ((logits.argmax(-1) == gold) & real).sum() / max(count, 1)
@@ -121,8 +122,9 @@ class Seq2SeqTask(SequenceTask):
         if beam_size == 1:
             tokens, _ = self.net.greedy(batch.inputs, batch.lengths, max_len)
             return [trim(row, self.eos_id, self.padding_idx) for row in tokens.tolist()]
-        results = self.net.beam_search(batch.inputs, batch.lengths, beam_size=beam_size, max_len=max_len,
-                                       length_penalty=self.length_penalty)
+        results = self.net.beam_search(
+            batch.inputs, batch.lengths, beam_size=beam_size, max_len=max_len, length_penalty=self.length_penalty
+        )
         return [trim(best[0][0], self.eos_id, self.padding_idx) for best in results]
 
     def _evaluate(self, split: str, batch: SequenceBatch) -> None:
@@ -130,7 +132,7 @@ class Seq2SeqTask(SequenceTask):
         beam = self.test_beam_size if split == "test" else 1
         predictions = self.decode_batch(batch, beam)
         references = [trim(row[1:], self.eos_id, self.padding_idx) for row in batch.targets.tolist()]
-        exact = torch.tensor([p == r for p, r in zip(predictions, references)], dtype=torch.float)
+        exact = torch.tensor([p == r for p, r in zip(predictions, references, strict=True)], dtype=torch.float)
         self.track(split, "exact", getattr(self, f"{split}_exact"), exact, prog_bar=split == "val")
         as_text = lambda ids: " ".join(map(str, ids))  # noqa: E731  (edit distance over token ids)
         hypotheses, targets = [as_text(p) for p in predictions], [as_text(r) for r in references]

@@ -53,7 +53,7 @@ class EntityF1(Metric):
         self.add_state("actual", torch.tensor(0), dist_reduce_fx="sum")
 
     def update(self, preds: Tensor, targets: Tensor) -> None:
-        for pred_row, target_row in zip(preds.tolist(), targets.tolist()):
+        for pred_row, target_row in zip(preds.tolist(), targets.tolist(), strict=True):
             valid = [i for i, t in enumerate(target_row) if t != IGNORE_INDEX]
             predicted = bio_spans([self.tag_names[pred_row[i]] for i in valid])
             actual = bio_spans([self.tag_names[target_row[i]] for i in valid])
@@ -95,25 +95,31 @@ class SequenceTaggingTask(SupervisedSequenceTask):
         is_bio = any(t.startswith(("B-", "I-")) for t in tag_names)
         # Cross-entropy already rejects out-of-range tags: the metrics' own per-batch checks only cost time.
         f1: Metric = (
-            EntityF1(tag_names) if is_bio
+            EntityF1(tag_names)
+            if is_bio
             else MulticlassF1Score(num_tags, average="macro", ignore_index=IGNORE_INDEX, validate_args=False)
         )
         metrics = MetricCollection(
-            {"acc": MulticlassAccuracy(num_tags, average="micro", ignore_index=IGNORE_INDEX, validate_args=False),
-             "f1": f1}
+            {
+                "acc": MulticlassAccuracy(num_tags, average="micro", ignore_index=IGNORE_INDEX, validate_args=False),
+                "f1": f1,
+            }
         )
         self.init_metrics(metrics, best_metric="f1", higher_is_better=True)
 
     def shared_step(self, batch: SequenceBatch) -> tuple[Tensor, Tensor, Tensor]:
         scores = self(batch.inputs, batch.lengths)
         targets = batch.targets[:, : scores.shape[1]]
-        loss = F.cross_entropy(scores.transpose(1, 2), targets, ignore_index=IGNORE_INDEX,
-                               label_smoothing=self.label_smoothing)
+        loss = F.cross_entropy(
+            scores.transpose(1, 2), targets, ignore_index=IGNORE_INDEX, label_smoothing=self.label_smoothing
+        )
         return loss, scores.argmax(-1), targets
 
     def predict_step(self, batch: SequenceBatch, batch_idx: int) -> list[list[str]]:
         preds = self(batch.inputs, batch.lengths).argmax(-1)
-        return [[self.tag_names[i] for i in row[: int(n)].tolist()] for row, n in zip(preds, batch.lengths)]
+        return [
+            [self.tag_names[i] for i in row[: int(n)].tolist()] for row, n in zip(preds, batch.lengths, strict=True)
+        ]
 
 
 __all__ = ["EntityF1", "SequenceTaggingTask", "bio_spans"]
