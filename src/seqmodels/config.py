@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import sysconfig
 import tempfile
@@ -140,14 +141,22 @@ def requested_device(cfg: DictConfig) -> torch.device:
     return device
 
 
-def silence_library_noise() -> None:
-    """Hides warnings that a seqmodels user cannot act on; every other warning still shows.
+def _not_an_advert(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("💡 Tip")
 
-    Lightning 2.6 builds torch's deprecated ``LeafSpec`` internally, so torch warns on every run.
+
+def silence_library_noise() -> None:
+    """Hides messages that a seqmodels user cannot act on; every other warning and message still shows.
+
+    Lightning 2.6 builds torch's deprecated ``LeafSpec`` internally, so torch warns on every run; and it advertises
+    a cloud logger at every start.
     """
     warnings.filterwarnings(
         "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
     )
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if _not_an_advert not in rank_zero.filters:
+        rank_zero.addFilter(_not_an_advert)
 
 
 _FULL_KEY = re.compile(r"full_key:\s*(\S+)")
