@@ -45,6 +45,16 @@ def compose_train(tmp_path: Path) -> Callable[..., DictConfig]:
 
 
 @pytest.fixture
+def compose_train_at() -> Callable[..., DictConfig]:
+    """compose_train_at(out_dir, "experiment=parity") -> a train config writing under out_dir (several runs a test)."""
+
+    def _make(out_dir: Path, *overrides: str) -> DictConfig:
+        return _compose("train", [*overrides, *TEST_OVERRIDES], Path(out_dir))
+
+    return _make
+
+
+@pytest.fixture
 def compose_eval(tmp_path: Path) -> Callable[..., DictConfig]:
     def _make(*overrides: str) -> DictConfig:
         return _compose("eval", list(overrides), tmp_path / "eval")

@@ -155,9 +155,24 @@ def build_from_checkpoint(
     datamodule_state = checkpoint.get(hydra.utils.get_class(data_cfg._target_).__qualname__)
     datamodule = instantiate_datamodule(data_cfg, state=datamodule_state, setup=setup_data)
     model: L.LightningModule = hydra.utils.instantiate(saved.model)
-    try:
-        model.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as exc:
-        first = " ".join(str(exc).split())[:200]
-        raise ValueError(f"the checkpoint's weights do not fit its model config ({first})") from exc
+    check_weights_fit(model, checkpoint["state_dict"], "the checkpoint")
+    model.load_state_dict(checkpoint["state_dict"])
     return model, datamodule
+
+
+def check_weights_fit(model: torch.nn.Module, state_dict: dict[str, Any], source: str) -> None:
+    """One line naming the first weight of ``state_dict`` that ``model`` lacks, misses or shapes otherwise."""
+    own = model.state_dict()
+    for name, tensor in state_dict.items():
+        if name not in own:
+            raise ValueError(f"{source} holds a weight {name!r} that this model does not have; it is another model's")
+        if tuple(own[name].shape) != tuple(getattr(tensor, "shape", ())):
+            raise ValueError(
+                f"{source}: weight {name!r} has shape {tuple(tensor.shape)}, this model's has "
+                f"{tuple(own[name].shape)}; build the model with the sizes it was trained with"
+            )
+    missing = [name for name in own if name not in state_dict]
+    if missing:
+        raise ValueError(
+            f"{source} lacks the weight {missing[0]!r} (and {len(missing) - 1} more); it is another model's"
+        )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import re
+import secrets
 import sysconfig
 import tempfile
 import warnings
@@ -59,12 +61,18 @@ def _python_lib() -> str:
     return sysconfig.get_paths()["stdlib"]
 
 
+def _run_id() -> str:
+    # Two runs started in the same microsecond still get their own folder.
+    return secrets.token_hex(2)
+
+
 def register_resolvers() -> None:
     """``${datamodule:num_classes}`` reads sizes the data determines; ``${eval_direction:max}`` -> maximize;
     ``${python_lib:}`` is the standard library's folder (a text corpus that ships with every Python)."""
     OmegaConf.register_new_resolver("datamodule", _datamodule_dim, replace=True)
     OmegaConf.register_new_resolver("python_lib", _python_lib, replace=True)
     OmegaConf.register_new_resolver("eval_direction", _optuna_direction, replace=True)
+    OmegaConf.register_new_resolver("run_id", _run_id, replace=True, use_cache=True)
 
 
 register_resolvers()
@@ -185,12 +193,48 @@ def compose_run_config(
     return cfg
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_run_settings(cfg: DictConfig) -> None:
+    """One line for a run setting of the wrong kind, before anything is built (a torch or Lightning error later
+    would not name the key: ``'<=' not supported between 'float' and 'str'``)."""
+    seed = cfg.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise ValueError(f"seed must be an integer (or null), got {seed!r}")
+    max_epochs = (cfg.get("trainer") or {}).get("max_epochs")
+    if max_epochs is not None and (not isinstance(max_epochs, int) or max_epochs < -1):
+        raise ValueError(f"trainer.max_epochs must be an integer >= 1 (or -1: no limit), got {max_epochs!r}")
+    if max_epochs == 0 and cfg.get("train", True):
+        raise ValueError(
+            "trainer.max_epochs=0 trains nothing; give it >= 1, or test a checkpoint with seqmodels-eval ckpt_path=..."
+        )
+    for group in ("optimizer", "scheduler"):
+        node = (cfg.get("model") or {}).get(group)
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            continue
+        try:
+            defaults = inspect.signature(hydra.utils.get_class(node._target_)).parameters
+        except (ImportError, ValueError, TypeError):
+            continue  # a wrong _target_ is reported when it is built
+        for key, value in node.items():
+            default = defaults[key].default if key in defaults else None
+            if _is_number(default) and not _is_number(value):
+                raise ValueError(f"model.{group}.{key} must be a number, got {value!r}")
+
+
 def describe_error(exc: BaseException) -> str:
-    """One line naming the problem: the innermost error's message, prefixed with the config key that raised it."""
+    """One line naming the problem, prefixed with the config key that raised it.
+
+    Hydra wraps a constructor's error in ``InstantiationException``s: their innermost cause is the message. An
+    error of seqmodels' own already names the problem; the low-level error it was raised from (``from exc``) does
+    not replace it.
+    """
     key = None
     root: BaseException = exc
-    while True:
-        if isinstance(root, InstantiationException) and (match := _FULL_KEY.search(str(root))):
+    while isinstance(root, InstantiationException):
+        if match := _FULL_KEY.search(str(root)):
             key = match.group(1)
         if root.__cause__ is None or root.__cause__ is root:
             break

@@ -21,6 +21,7 @@ models generate with ``seqmodels-generate``.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 from pathlib import Path
@@ -33,10 +34,25 @@ from omegaconf import DictConfig
 from seqmodels.checkpoint import build_from_checkpoint, load_checkpoint, task_name
 from seqmodels.config import config_dir, describe_error, requested_device, silence_library_noise
 from seqmodels.data.collate import pad_collate
+from seqmodels.data.files import read_utf8
 from seqmodels.train import USER_ERRORS
 
 
+def _lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file, stripped, numbered from 1 as an editor numbers them (a file that is not
+    UTF-8 is a one-line error naming the byte offset of its first bad byte); blank lines at the end are dropped."""
+    lines = [line.strip() for line in io.StringIO(read_utf8(path), newline=None)]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
 def read_inputs(cfg: DictConfig) -> list[str]:
+    """``input``, or the lines of ``input_file``: one input per line, so output row ``i`` answers line ``i``.
+
+    Every text task needs tokens, so a blank line among the inputs is a one-line error naming its line number
+    (dropping it would shift every later output against its input); blank lines after the last input are ignored.
+    """
     if (cfg.get("input") is None) == (cfg.get("input_file") is None):
         raise ValueError('pass exactly one of input="..." or input_file=/path/to/inputs.txt')
     if cfg.get("input") is not None:
@@ -44,11 +60,33 @@ def read_inputs(cfg: DictConfig) -> list[str]:
     path = Path(cfg.input_file).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"input file not found: {path}; pass input_file=/path/to/inputs.txt (one per line)")
-    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    inputs = [line for line in lines if line]
+    inputs = _lines(path)
     if not inputs:
         raise ValueError(f"{path} holds no inputs (one per line)")
+    blank = next((number for number, line in enumerate(inputs, start=1) if not line), None)
+    if blank is not None:
+        raise ValueError(
+            f"{path}: line {blank} is blank; each line is one input and output rows line up with input lines, "
+            "so remove the blank line or put an input on it"
+        )
     return inputs
+
+
+def check_output_file(cfg: DictConfig) -> Path | None:
+    """``output_file`` checked before any work: its folder must exist and it must not be a folder itself."""
+    if not cfg.get("output_file"):
+        return None
+    path = Path(str(cfg.output_file)).expanduser()
+    if path.is_dir():
+        raise ValueError(
+            f"output_file={cfg.output_file} is a folder; name a file in it, e.g. output_file={path / 'predictions.tsv'}"
+        )
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"output_file={cfg.output_file}: folder {path.parent} does not exist; create it (mkdir -p) or pick "
+            "another path"
+        )
+    return path
 
 
 def predict(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -> list[tuple[str, list[tuple[str, float]]]]:
@@ -96,6 +134,7 @@ def write_forecasts(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -
 
     from seqmodels.data.forecasting import backtest_rows, forecast_rows
 
+    check_output_file(cfg)
     if checkpoint is None:
         checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
     if task_name(checkpoint) != "ForecastingTask":
@@ -167,7 +206,10 @@ def audio_paths(cfg: DictConfig) -> list[Path]:
     path = Path(cfg.input_file).expanduser()
     if path.suffix.lower() == ".wav" or not path.is_file():
         return [path]  # a missing file is reported by the WAV reader
-    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    with path.open("rb") as handle:
+        if handle.read(4) == b"RIFF":
+            return [path]  # a WAV file without the .wav suffix
+    lines = _lines(path)
     paths = [(path.parent / line).resolve() if not Path(line).is_absolute() else Path(line) for line in lines if line]
     if not paths:
         raise ValueError(f"{path} lists no WAV files (one path per line)")
@@ -249,6 +291,7 @@ def label_texts(
 def main(cfg: DictConfig) -> None:
     silence_library_noise()
     try:
+        check_output_file(cfg)  # before any work: a bad path must not cost a whole prediction run
         checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
         if write_forecasts(cfg, checkpoint):  # a forecaster's checkpoint: a CSV of forecasts
             return

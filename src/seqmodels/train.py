@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,10 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from seqmodels.callbacks import RunConfigCheckpoint
+from seqmodels.callbacks import CHECKPOINT_KEY, EpochSeed, RunConfigCheckpoint
+from seqmodels.checkpoint import check_weights_fit, load_checkpoint
 from seqmodels.config import (
+    check_run_settings,
     config_dir,
     describe_error,
     instantiate_callbacks,
@@ -68,11 +71,56 @@ def _log_hyperparameters(loggers: list, cfg: DictConfig, model: L.LightningModul
             logger.log_hyperparams(params)
 
 
+@dataclass
+class _Resume:
+    run_dir: Path | None  # the run the checkpoint belongs to, continued in place; None: a checkpoint from elsewhere
+    state_dict: dict[str, Any]
+
+
+def _prepare_resume(cfg: DictConfig) -> _Resume | None:
+    """Checks ``ckpt_path`` before anything is built, and makes a resumed run continue in its own run folder.
+
+    A checkpoint under ``<run>/checkpoints/`` resumes that run: checkpoints, TensorBoard events and the best score
+    so far stay in ``<run>``, as if it had never stopped. Without ``ckpt_path``, a folder that already holds
+    another run's checkpoints is refused rather than overwritten.
+    """
+    output_dir = Path(str(cfg.paths.output_dir))
+    if cfg.get("ckpt_path") is None:
+        existing = sorted((output_dir / "checkpoints").glob("*.ckpt")) if cfg.get("train", True) else []
+        if existing:
+            raise ValueError(
+                f"{output_dir} already holds another run's checkpoints ({existing[0].name}); start a new run folder, "
+                f"or resume that run with ckpt_path={existing[-1]}"
+            )
+        return None
+    path = Path(str(cfg.ckpt_path)).expanduser()
+    checkpoint = load_checkpoint(path)
+    stored = checkpoint[CHECKPOINT_KEY]["config"]
+    for part in ("model", "data"):
+        theirs, ours = stored.get(part, {}).get("_target_"), cfg[part].get("_target_")
+        if theirs != ours:
+            raise ValueError(
+                f"ckpt_path={path} holds a {str(theirs).rsplit('.', 1)[-1]} run, but this run builds a "
+                f"{str(ours).rsplit('.', 1)[-1]}; resume with the experiment that wrote the checkpoint"
+            )
+    run_dir = path.resolve().parent.parent if path.resolve().parent.name == "checkpoints" else None
+    if run_dir is not None and run_dir != output_dir.resolve():
+        cfg.paths.output_dir = str(run_dir)
+        # Lightning's CSV logger empties an existing metrics.csv: the resumed part goes beside it.
+        for logger_cfg in (cfg.get("logger") or {}).values():
+            if logger_cfg is not None and str(logger_cfg.get("_target_", "")).endswith("CSVLogger"):
+                logger_cfg.version = f"resumed_from_{path.stem}"
+        print(f"resuming {run_dir} from {path.name}", flush=True)
+    return _Resume(run_dir, checkpoint["state_dict"])
+
+
 def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> dict[str, float]:
     """Trains and tests one run; returns every logged metric plus ``best/{optimized_metric}``.
 
     ``extra_callbacks`` join the configured ones (for scripts that measure a run from the outside).
     """
+    check_run_settings(cfg)
+    resume = _prepare_resume(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
@@ -82,10 +130,14 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
 
     log.info("Building model <%s>", cfg.model.get("_target_"))
     model: L.LightningModule = hydra.utils.instantiate(cfg.model)
+    if resume is not None:
+        check_weights_fit(model, resume.state_dict, str(cfg.ckpt_path))
 
     callbacks = [*instantiate_callbacks(cfg.get("callbacks")), *(extra_callbacks or [])]
     run_config = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("data", "model")}
     callbacks.append(RunConfigCheckpoint({**run_config, "seed": cfg.get("seed")}))
+    if cfg.get("seed") is not None:
+        callbacks.append(EpochSeed(cfg.seed))
     loggers = instantiate_loggers(cfg.get("logger"))
     if not loggers:  # nothing to write learning rates to (logger=none): Lightning would refuse to start
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]

@@ -5,6 +5,7 @@ from seqmodels.callbacks.conditional_samples import ConditionalSamples
 from seqmodels.callbacks.generation import GenerationSamples
 from seqmodels.callbacks.gradients import GradientFlow, NonFiniteError, NonFiniteGuard
 from seqmodels.callbacks.model_summary import ModelSummary
+from seqmodels.callbacks.reproducibility import EpochSeed
 from seqmodels.callbacks.run_config import CHECKPOINT_KEY, RunConfigCheckpoint
 from seqmodels.callbacks.speech_samples import SpeechSamples
 
@@ -12,6 +13,7 @@ __all__ = [
     "AttentionMaps",
     "CHECKPOINT_KEY",
     "ConditionalSamples",
+    "EpochSeed",
     "GenerationSamples",
     "GradientFlow",
     "ModelSummary",

@@ -12,13 +12,14 @@ from torch import Tensor
 from seqmodels.data.datamodule import MissingDataFileError
 
 _FORMATS = "integer PCM WAV (8, 16, 24 or 32-bit samples, any number of channels)"
+_UNKNOWN_SIZE = 0xFFFFFFFF  # a data chunk size that means "unknown" (written by streaming tools)
 
 
 def read_wav(path: str | Path) -> tuple[Tensor, int]:
     """Reads a PCM WAV file: ``(waveform (T,) float32 in [-1, 1], sample_rate)``; channels are averaged to mono.
 
     Raises a one-line error for a missing file, a file that is not a WAV, a WAV in another encoding (float,
-    compressed) and a WAV without samples.
+    compressed), a WAV without samples and a truncated WAV (its header announces more audio than the file holds).
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -29,13 +30,23 @@ def read_wav(path: str | Path) -> tuple[Tensor, int]:
             rate, frames = handle.getframerate(), handle.getnframes()
             data = handle.readframes(frames)
     except (wave.Error, EOFError) as exc:
-        reason = exc or "truncated"
+        reason = str(exc) or "truncated"
         raise ValueError(f"cannot read {path} as a WAV file ({reason}); seqmodels reads {_FORMATS}") from None
     if width not in (1, 2, 3, 4):
         raise ValueError(f"{path} has {8 * width}-bit samples; seqmodels reads {_FORMATS}")
+    if rate <= 0:
+        raise ValueError(f"{path} declares a sample rate of {rate} Hz; export it again with a real rate")
     count = len(data) // (width * channels)
     if count == 0:
         raise ValueError(f"{path} holds no audio samples")
+    # A streamed WAV whose writer could not go back to fill in the size says "as long as possible" (0xFFFFFFFF
+    # bytes): the data that is there is the recording. Any other shortfall is a cut-off file.
+    streamed = frames * width * channels >= _UNKNOWN_SIZE - width * channels
+    if count < frames and not streamed:
+        raise ValueError(
+            f"{path} is truncated: its header announces {frames} frames ({frames / rate:.3f} s at {rate} Hz) but the "
+            f"file holds {count} ({count / rate:.3f} s); copy or export it again"
+        )
     raw = np.frombuffer(data[: count * width * channels], dtype=np.uint8)
     if width == 1:  # unsigned 8-bit
         samples = (raw.astype(np.float32) - 128.0) / 128.0

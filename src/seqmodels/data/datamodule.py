@@ -15,11 +15,16 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset, random_split
 
 from seqmodels.data.collate import pad_collate
-from seqmodels.data.samplers import BucketBatchSampler
+from seqmodels.data.samplers import BucketBatchSampler, EpochRandomSampler
 
 
 class MissingDataFileError(FileNotFoundError, ValueError):
     """A data file or folder that is not there (both a ``FileNotFoundError`` and a ``ValueError``)."""
+
+
+def fewest_for_holdout(held_out: Callable[[int], int], limit: int = 10_000_000) -> int:
+    """The fewest items ``n`` for which ``held_out(n)`` (a split's share, rounded as the split rounds it) is >= 1."""
+    return next((n for n in range(1, limit) if held_out(n) >= 1), limit)
 
 
 class SequenceDataset(Dataset):
@@ -121,7 +126,7 @@ class SequenceDataModule(L.LightningDataModule):
         pin_memory: pin batches in page-locked memory (faster host-to-GPU copies).
         bucket_by_length: batch training sequences of similar length (:class:`BucketBatchSampler`); evaluation
             loaders keep the dataset order.
-        seed: seeds the data generation, the splits and the bucket sampler.
+        seed: seeds the data generation, the splits and the order of training batches.
         val_fraction: share of the training data held out for validation, for datasets without a
             validation split (ignored by datamodules that take explicit split sizes).
     """
@@ -239,7 +244,13 @@ class SequenceDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
+            # The loader's own generator (it seeds the workers): drawing from the global one would shift every
+            # later random draw by how many loaders were started, which a resumed run cannot reproduce.
+            generator=torch.Generator().manual_seed(self.seed),
         )
+        # A resumed run builds its loader for the epoch it resumes at, and a loader with workers draws that epoch's
+        # first indices at once, before Lightning calls set_epoch: start the sampler at that epoch.
+        epoch = self.trainer.fit_loop.epoch_progress.current.processed if self.trainer is not None else 0
         if train and self.bucket_by_length:
             num_replicas, rank = self._distributed_info()
             sampler = BucketBatchSampler(
@@ -251,8 +262,10 @@ class SequenceDataModule(L.LightningDataModule):
                 num_replicas=num_replicas,
                 rank=rank,
             )
+            sampler.set_epoch(epoch)
             return DataLoader(dataset, batch_sampler=sampler, **common)
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=train, **common)
+        sampler = EpochRandomSampler(dataset, seed=self.seed, epoch=epoch) if train else None  # resumable order
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, **common)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self._require("train_set"), train=True)

@@ -32,8 +32,10 @@ from seqmodels.data.batch import SequenceBatch
 from seqmodels.data.datamodule import SequenceDataModule
 from seqmodels.data.timeseries_sources import (
     BUILTIN,
+    MAX_VALUE,
     Series,
     calendar_features,
+    check_finite,
     default_calendar,
     future_times,
     load_builtin,
@@ -320,8 +322,9 @@ class ForecastingDataModule(SequenceDataModule):
     def _features(self, series: Series, time: np.ndarray | None = None) -> tuple[Tensor, Tensor]:
         """Scaled inputs (T, C_in) and known-future features (T, F + K) of a series."""
         assert self.mean is not None and self.std is not None
-        raw = torch.from_numpy(self._raw_channels(series)).float()
-        scaled = (raw - self.mean) / self.std
+        # Scaled in float64, then stored as float32: large values (up to float32's limit) stay finite and exact.
+        raw = torch.from_numpy(self._raw_channels(series))
+        scaled = ((raw - self.mean.double()) / self.std.double()).float()
         names = self._calendar_names(series)
         cal = torch.from_numpy(calendar_features(series.time if time is None else time, names)).float()
         num_future = len(self.future_covariates)
@@ -336,6 +339,15 @@ class ForecastingDataModule(SequenceDataModule):
             raise ValueError("no series to forecast")
         self.split_points = []
         for s in self.series:
+            # Files are checked row by row when read; this catches series made in memory (NaN, inf, too large).
+            for values, names in (
+                (s.values, self.target_names),
+                (s.past, self.past_covariates),
+                (s.future, self.future_covariates),
+            ):
+                if values.size:
+                    columns = names if len(names) == values.shape[1] else [f"#{k}" for k in range(values.shape[1])]
+                    check_finite(values, columns, f"series {s.name!r}")
             n_val, n_test = _steps(self.val_size, len(s), "val_size"), _steps(self.test_size, len(s), "test_size")
             train_end = len(s) - n_val - n_test
             if train_end < self.lookback + self.horizon:
@@ -402,7 +414,8 @@ class ForecastingDataModule(SequenceDataModule):
             target_idx = origin[:, None] + steps  # (W, H)
             # Seasonal naive: the same season's most recent observed value, m * ceil(h / m) steps back.
             seasonal_idx = target_idx - m * (steps // m + 1)
-            diffs = (values[m:train_end] - values[: train_end - m]).abs().mean(dim=0).clamp_min(1e-8)  # (C,)
+            history = torch.from_numpy(s.values[:train_end])  # float64: differences of large values stay finite
+            diffs = (history[m:] - history[:-m]).abs().mean(dim=0).clamp(1e-8, MAX_VALUE).float()  # (C,)
             out.update(
                 actual=values[target_idx],
                 naive=values[origin - 1][:, None, :].expand(-1, H, -1).contiguous(),

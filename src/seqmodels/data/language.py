@@ -76,6 +76,10 @@ class StreamWindows(IterableDataset):
         # Exact for fixed windows; for variable ones the expected count (the progress bar's estimate).
         return math.ceil((self.streams.shape[1] - 1) / self.bptt)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Use ``epoch``'s window lengths for the next pass (a resumed run is told the epoch it resumes)."""
+        self._epoch = int(epoch)
+
     def __iter__(self) -> Iterator[SequenceBatch]:
         epoch, self._epoch = self._epoch, self._epoch + 1
         start = 0
@@ -331,7 +335,10 @@ class TextCorpusDataModule(LanguageModelDataModule):
 
     def _loader(self, dataset: Any, train: bool) -> DataLoader:
         # Windows are slices of tensors already in memory: no workers, no collation, order is the point.
-        return DataLoader(dataset, batch_size=None, pin_memory=self.pin_memory)
+        # A generator of its own: a loader that draws from the global one shifts every later random draw (dropout)
+        # by how many loaders were started, which a resumed run cannot reproduce.
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(dataset, batch_size=None, pin_memory=self.pin_memory, generator=generator)
 
     def num_tokens(self, split: str) -> int:
         self._require(f"{split}_set")

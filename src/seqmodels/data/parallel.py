@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.resources
+import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from seqmodels.data.datamodule import MissingDataFileError, SequenceDataModule, SequenceDataset
+from seqmodels.data.datamodule import MissingDataFileError, SequenceDataModule, SequenceDataset, fewest_for_holdout
+from seqmodels.data.files import MAX_FIELD_CHARS, read_utf8
 from seqmodels.data.text import CharTokenizer, Vocabulary, check_new_input, make_tokenizer, tokenizer_from_dict
 
 
@@ -157,24 +159,52 @@ def split_pairs(pairs: list[Any], val_fraction: float, test_fraction: float, see
 
 
 # ---------------------------------------------------------------------------------------------- user TSV
-def read_tsv_pairs(path: str | Path) -> list[tuple[str, str]]:
-    """``source<TAB>target`` lines; blank lines are skipped, bad ones reported with their line number."""
+def check_columns(columns: Sequence[int]) -> tuple[int, int]:
+    """``[source index, target index]``: two different column indices >= 0 (a ValueError otherwise)."""
+    values = list(columns)
+    if (
+        len(values) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+        or min(values) < 0
+        or values[0] == values[1]
+    ):
+        raise ValueError(
+            f"columns must be two different column indices >= 0 (source, target), got {values}; e.g. data.columns=[0,1]"
+        )
+    return values[0], values[1]
+
+
+def read_tsv_pairs(path: str | Path, columns: Sequence[int] = (0, 1)) -> list[tuple[str, str]]:
+    """Tab-separated lines -> ``(source, target)`` pairs from the ``columns`` (default: the first two; more
+    columns, such as Tatoeba's or Anki's attribution, are ignored). Blank lines are skipped; a line with too few
+    columns, an empty side or a side longer than ``MAX_FIELD_CHARS``, and a file that is not UTF-8, are reported
+    with their line (byte offset)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise MissingDataFileError(f"parallel text file not found: {path}; pass data.train_path=/path/to/pairs.tsv")
+    source_at, target_at = check_columns(columns)
+    need = max(source_at, target_at) + 1
+    layout = "source<TAB>target" if (source_at, target_at) == (0, 1) else f"data.columns={[source_at, target_at]}"
     pairs: list[tuple[str, str]] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.rstrip("\n\r")
-            if not line.strip():
-                continue
-            if "\t" not in line:
-                raise ValueError(f"{path}:{number}: no tab; each line must be source<TAB>target")
-            source, _, target = line.partition("\t")
-            if not source.strip() or not target.strip():
-                side = "source" if not source.strip() else "target"
-                raise ValueError(f"{path}:{number}: empty {side} side; each line must be source<TAB>target")
-            pairs.append((source.strip(), target.strip()))
+    for number, line in enumerate(io.StringIO(read_utf8(path), newline=None), start=1):
+        line = line.rstrip("\n")
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) < need:
+            found = "no tab" if len(fields) == 1 else f"{len(fields)} tab-separated columns"
+            raise ValueError(f"{path}:{number}: {found}; each line needs {need} columns ({layout})")
+        source, target = fields[source_at].strip(), fields[target_at].strip()
+        if not source or not target:
+            side = "source" if not source else "target"
+            raise ValueError(f"{path}:{number}: empty {side} side; each line must be source<TAB>target ({layout})")
+        if max(len(source), len(target)) > MAX_FIELD_CHARS:
+            side = "source" if len(source) > MAX_FIELD_CHARS else "target"
+            raise ValueError(
+                f"{path}:{number}: the {side} side is longer than {MAX_FIELD_CHARS} characters; "
+                "split the line into sentence pairs"
+            )
+        pairs.append((source, target))
     if not pairs:
         raise ValueError(f"{path} holds no source<TAB>target lines")
     return pairs
@@ -186,12 +216,14 @@ def demo_translation_path() -> Path:
 
 
 class ParallelTextDataModule(ParallelDataModule):
-    """Translation-style pairs from TSV files: one ``source<TAB>target`` per line.
+    """Translation-style pairs from TSV files: one ``source<TAB>target`` per line (further columns ignored).
 
     Args:
         train_path: training pairs (default: the bundled demo, :func:`demo_translation_path`).
         val_path, test_path: optional; otherwise ``val_fraction`` /
-            ``test_fraction`` of the training pairs are held out (seeded).
+            ``test_fraction`` of the training pairs are held out (seeded). A training file too small for
+            ``val_fraction`` to hold out one pair is refused (give more pairs or ``val_path``).
+        columns: the tab-separated column indices of the source and the target (default ``[0, 1]``).
         source_tokenizer, target_tokenizer: ``"char"`` or ``"word"``.
         lowercase: lowercase both sides.
         min_freq: rarer tokens read as ``<unk>``.
@@ -210,9 +242,11 @@ class ParallelTextDataModule(ParallelDataModule):
         max_length: int | None = None,
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
+        columns: Sequence[int] = (0, 1),
         **base: Any,
     ) -> None:
         super().__init__(source_tokenizer, target_tokenizer, lowercase, min_freq, val_fraction=val_fraction, **base)
+        self.columns = check_columns(columns)
         self.train_path = Path(train_path) if train_path is not None else demo_translation_path()
         self.val_path = Path(val_path) if val_path else None
         self.test_path = Path(test_path) if test_path else None
@@ -223,14 +257,21 @@ class ParallelTextDataModule(ParallelDataModule):
         return [(self.source_tokenizer(s), self.target_tokenizer(t)) for s, t in pairs]
 
     def read_pairs(self) -> dict[str, list[tuple[list[str], list[str]]]]:
-        train = self._tokenize(read_tsv_pairs(self.train_path))
+        train = self._tokenize(read_tsv_pairs(self.train_path, self.columns))
         held_val = 0.0 if self.val_path else self.val_fraction
         held_test = 0.0 if self.test_path else self.test_fraction
         splits = split_pairs(train, held_val, held_test, self.seed)
+        if held_val > 0 and not splits["val"]:
+            # Lightning would stop later on the missing val/loss; say now what it takes.
+            need = fewest_for_holdout(lambda n: round(held_val * n))
+            raise ValueError(
+                f"{self.train_path}: {len(train)} pair(s) leave none for validation (val_fraction={held_val}; "
+                f"need at least {need}); add pairs or pass data.val_path=/path/to/val.tsv"
+            )
         if self.val_path:
-            splits["val"] = self._tokenize(read_tsv_pairs(self.val_path))
+            splits["val"] = self._tokenize(read_tsv_pairs(self.val_path, self.columns))
         if self.test_path:
-            splits["test"] = self._tokenize(read_tsv_pairs(self.test_path))
+            splits["test"] = self._tokenize(read_tsv_pairs(self.test_path, self.columns))
         if self.max_length:
             splits["train"] = [p for p in splits["train"] if max(len(p[0]), len(p[1])) <= self.max_length]
         return splits

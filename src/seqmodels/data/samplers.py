@@ -1,14 +1,41 @@
-"""Length-bucketing batch sampler: batches of similar-length sequences waste less compute on padding."""
+"""Samplers whose order depends on ``seed + epoch`` only, so a resumed run reads the batches the uninterrupted run
+read: a shuffling sampler, and a length-bucketing batch sampler (batches of similar-length sequences waste less
+compute on padding)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Sized
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
-from torch.utils.data import BatchSampler, Sampler, SequentialSampler
+from torch.utils.data import BatchSampler, RandomSampler, Sampler, SequentialSampler
+
+
+class EpochRandomSampler(RandomSampler):
+    """``RandomSampler`` (each index once per pass) whose permutation comes from ``seed + epoch`` alone.
+
+    torch's own ``RandomSampler`` draws from the global RNG, whose state a resumed run cannot reproduce; this one
+    gives epoch ``e`` the same order in an interrupted and an uninterrupted run. Lightning calls ``set_epoch``
+    before every training epoch; used alone, the epoch advances by one after each pass. It subclasses
+    ``RandomSampler`` so that Lightning, under DDP, knows the loader shuffles (its ``DistributedSampler`` then
+    shuffles by ``seed + epoch`` too).
+    """
+
+    def __init__(self, data_source: Sized, seed: int = 0, epoch: int = 0) -> None:
+        super().__init__(data_source)
+        self.seed = int(seed)
+        self.epoch = int(epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(len(self.data_source), generator=generator).tolist()
+        self.epoch += 1
+        yield from order
 
 
 class _EpochForwarder:

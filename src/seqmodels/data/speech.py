@@ -163,15 +163,25 @@ class SpeechDataModule(SequenceDataModule):
         return "".join(self.labels[i] for i in ids if i != self.blank)
 
     # ------------------------------------------------------------------ audio in
-    def features_from_waveform(self, waveform: Tensor, sample_rate: int) -> Tensor:
-        """A mono waveform (T,) at ``sample_rate`` -> features (L, C), resampled to :attr:`sample_rate` first."""
-        waveform = resample(waveform.float(), sample_rate, self.sample_rate)
-        return self.featurizer.featurize(waveform)
+    def features_from_waveform(self, waveform: Tensor, sample_rate: int, source: str = "the waveform") -> Tensor:
+        """A mono waveform (T,) at ``sample_rate`` -> features (L, C), resampled to :attr:`sample_rate` first.
+
+        Audio shorter than one feature frame (``n_fft`` samples at :attr:`sample_rate`) is a one-line
+        ``ValueError`` naming ``source`` and its duration: it would only be zero-padding, an empty transcript.
+        """
+        resampled = resample(waveform.float(), sample_rate, self.sample_rate)
+        if resampled.shape[-1] < self.featurizer.n_fft:
+            frame_ms = 1000.0 * self.featurizer.n_fft / self.sample_rate
+            raise ValueError(
+                f"{source} lasts {1000.0 * waveform.shape[-1] / sample_rate:.1f} ms ({waveform.shape[-1]} samples at "
+                f"{sample_rate} Hz), shorter than one feature frame ({frame_ms:.1f} ms); give a longer recording"
+            )
+        return self.featurizer.featurize(resampled)
 
     def features_from_wav(self, path: str | Path) -> Tensor:
-        """A WAV file (any PCM rate, channels averaged) -> features (L, C)."""
+        """A WAV file (any PCM rate, channels averaged) -> features (L, C); :func:`read_wav` says which it refuses."""
         waveform, rate = read_wav(path)
-        return self.features_from_waveform(waveform, rate)
+        return self.features_from_waveform(waveform, rate, source=str(Path(path).expanduser()))
 
     def _dims(self) -> dict[str, Any]:
         return {

@@ -13,6 +13,7 @@ model could predict it.
 from __future__ import annotations
 
 import importlib.resources
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from seqmodels.data.datamodule import MissingDataFileError, SequenceDataModule, SequenceDataset
+from seqmodels.data.datamodule import MissingDataFileError, SequenceDataModule, SequenceDataset, fewest_for_holdout
+from seqmodels.data.files import read_utf8
 from seqmodels.data.text import Vocabulary, check_new_input
 
 IGNORE_INDEX = -100
@@ -39,34 +41,60 @@ def demo_ner_path() -> Path:
     return Path(str(importlib.resources.files("seqmodels.data") / "resources" / "ner_demo.conll"))
 
 
+def _pick(index: int, count: int) -> int | None:
+    """Where column ``index`` (negative: from the end) falls in a line of ``count`` columns; None if outside."""
+    at = index if index >= 0 else count + index
+    return at if 0 <= at < count else None
+
+
+def columns_needed(token_column: int, tag_column: int) -> int:
+    """The fewest columns a line needs to hold the token and the tag in two different columns."""
+    if token_column == tag_column:
+        raise ValueError(
+            f"token_column and tag_column are both {token_column}; the tag must come from another column "
+            "(defaults: token_column=0, tag_column=-1)"
+        )
+    count = 2
+    while True:
+        token_at, tag_at = _pick(token_column, count), _pick(tag_column, count)
+        if token_at is not None and tag_at is not None and token_at != tag_at:
+            return count
+        count += 1
+
+
 def read_conll(path: str | Path, token_column: int = 0, tag_column: int = -1) -> list[TaggedSentence]:
-    """Reads tagged sentences from a CoNLL-style file; one-line errors name the file and line."""
+    """Reads tagged sentences from a CoNLL-style file; one-line errors name the file and line.
+
+    A line whose columns do not hold the token and the tag in two *different* columns is refused (a one-column
+    file would otherwise use each word as its own tag), as is a file that is not UTF-8 (naming the byte offset).
+    """
     path = Path(path).expanduser()
     if not path.is_file():
         raise MissingDataFileError(f"tagging file not found: {path}; pass data.train_path=/path/to/train.conll")
+    need = columns_needed(token_column, tag_column)
     sentences: list[TaggedSentence] = []
     tokens: list[str] = []
     tags: list[str] = []
     start = 0
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields or fields[0] == "-DOCSTART-":
-                if tokens:
-                    sentences.append(TaggedSentence(tokens, tags, start))
-                tokens, tags = [], []
-                continue
-            try:
-                token, tag = fields[token_column], fields[tag_column]
-            except IndexError:
-                raise ValueError(
-                    f"{path}:{number}: {len(fields)} column(s), but token_column={token_column} and "
-                    f"tag_column={tag_column}; each line needs a token and a tag (blank lines separate sentences)"
-                ) from None
-            if not tokens:
-                start = number
-            tokens.append(token)
-            tags.append(tag)
+    for number, line in enumerate(io.StringIO(read_utf8(path), newline=None), start=1):
+        fields = line.split()
+        if not fields or fields[0] == "-DOCSTART-":
+            if tokens:
+                sentences.append(TaggedSentence(tokens, tags, start))
+            tokens, tags = [], []
+            continue
+        token_at, tag_at = _pick(token_column, len(fields)), _pick(tag_column, len(fields))
+        if token_at is None or tag_at is None or token_at == tag_at:
+            needs = f"need at least {need}" if len(fields) < need else "pick the same column"
+            raise ValueError(
+                f"{path}:{number}: {len(fields)} column(s), but token_column={token_column} and "
+                f"tag_column={tag_column} {needs}; each line needs a token and a tag in separate columns "
+                "(blank lines separate sentences)"
+            )
+        if not tokens:
+            start = number
+        tokens.append(fields[token_at])
+        tags.append(fields[tag_at])
     if tokens:
         sentences.append(TaggedSentence(tokens, tags, start))
     if not sentences:
@@ -82,7 +110,7 @@ class CoNLLTaggingDataModule(SequenceDataModule):
     Args:
         train_path: training file; without it the bundled demo NER corpus (:func:`demo_ner_path`) is used.
         val_path, test_path: optional files; when absent, ``val_fraction`` / ``test_fraction`` of the training
-            sentences are held out (seeded).
+            sentences are held out (seeded); a file too small to leave a validation sentence is refused.
         token_column, tag_column: column indices (negative counts from the end).
         lowercase: lowercase tokens before the vocabulary lookup.
         min_freq: words seen fewer times in training read as ``<unk>``.
@@ -111,6 +139,7 @@ class CoNLLTaggingDataModule(SequenceDataModule):
         super().__init__(val_fraction=val_fraction, **base)
         if not 0.0 <= test_fraction < 1.0 or val_fraction + test_fraction >= 1.0:
             raise ValueError(f"val_fraction + test_fraction must be < 1, got {val_fraction} + {test_fraction}")
+        columns_needed(token_column, tag_column)  # the same column for both is refused here, before any reading
         self.train_path = Path(train_path) if train_path is not None else demo_ner_path()
         self.val_path = Path(val_path) if val_path is not None else None
         self.test_path = Path(test_path) if test_path is not None else None
@@ -164,6 +193,14 @@ class CoNLLTaggingDataModule(SequenceDataModule):
         train = [sentences[i] for i in sorted(order[num_val + num_test :])]
         if not train:
             raise ValueError(f"{self.train_path}: no sentences left for training after the val/test hold-out")
+        if not self.val_path and not val_part and self.val_fraction > 0:
+            # Lightning would stop later on the missing val/loss; say now what it takes.
+            need = fewest_for_holdout(lambda n: round(self.val_fraction * n))
+            raise ValueError(
+                f"{self.train_path}: {len(sentences)} sentence(s) leave none for validation "
+                f"(val_fraction={self.val_fraction}; need at least {need}); add sentences or pass "
+                "data.val_path=/path/to/val.conll"
+            )
         if self.vocab is None:  # a checkpoint's vocabulary and tags win over the current files'
             words = [[w.lower() for w in s.tokens] if self.lowercase else s.tokens for s in train]
             self.vocab = Vocabulary.build(words, min_freq=self.min_freq)

@@ -25,8 +25,10 @@ from seqmodels.data.datamodule import (
     MissingDataFileError,
     SequenceDataModule,
     SequenceDataset,
+    fewest_for_holdout,
     stratified_split,
 )
+from seqmodels.data.files import csv_error, csv_field_limit, csv_records, read_utf8
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +185,12 @@ class Vocabulary:
         return [self.stoi.get(token, self.UNK_ID) for token in tokens]
 
     def decode(self, ids: Iterable[int] | Tensor, skip_padding: bool = True) -> list[str]:
-        values = ids.tolist() if isinstance(ids, Tensor) else ids
+        """Ids -> tokens; an id outside ``0..len(self) - 1`` is a one-line ``ValueError`` (never a wrapped index)."""
+        values = ids.tolist() if isinstance(ids, Tensor) else list(ids)
+        size = len(self.itos)
+        for i in values:
+            if not 0 <= i < size:
+                raise ValueError(f"token id {i} is outside this vocabulary (ids 0..{size - 1})")
         return [self.itos[i] for i in values if not (skip_padding and i == self.PAD_ID)]
 
     def to_dict(self) -> dict[str, Any]:
@@ -245,33 +252,38 @@ def read_text_rows(
     """Read ``(text, label)`` rows from a CSV/TSV file with a header line.
 
     The delimiter is ``delimiter`` if given, else a tab for ``.tsv``/``.tab``, a comma for ``.csv`` and
-    sniffed otherwise. Raises a one-line ``ValueError`` naming the file for an empty file, a missing column
-    (listing the columns found), an empty label (with its line) or a header without rows;
+    sniffed otherwise. Raises a one-line ``ValueError`` naming the file for an empty file, a file that is not
+    UTF-8 (with the byte offset), a missing column (listing the columns found), a field longer than
+    ``MAX_FIELD_CHARS`` or bad quoting (with its line), an empty label (with its line) or a header without rows;
     ``MissingDataFileError`` (also a ``FileNotFoundError``) for a missing file.
     """
     path = Path(path)
     if not path.is_file():
         raise MissingDataFileError(f"text data file not found: {path}")
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        content = handle.read()
+    content = read_utf8(path)
     if not content.strip():
         raise ValueError(f"{path}: file is empty")
-    reader = csv.DictReader(io.StringIO(content, newline=""), delimiter=delimiter or _infer_delimiter(path, content))
-    columns = [name.strip() for name in (reader.fieldnames or [])]
-    reader.fieldnames = columns
-    missing = [c for c in (text_column, label_column) if c not in columns]
-    if missing:
-        raise ValueError(
-            f"{path}: no column {missing[0]!r} in the header; columns found: {columns} "
-            "(the first line must be a header; set data.text_column / data.label_column)"
-        )
     rows: list[TextRow] = []
-    for record in reader:
-        line = reader.line_num
-        label = (record.get(label_column) or "").strip()
-        if not label:
-            raise ValueError(f"{path}: line {line}: empty label in column {label_column!r}")
-        rows.append(TextRow(record.get(text_column) or "", label, str(path), line))
+    with csv_field_limit():
+        reader = csv.DictReader(
+            io.StringIO(content, newline=""), delimiter=delimiter or _infer_delimiter(path, content)
+        )
+        try:
+            columns = [name.strip() for name in (reader.fieldnames or [])]
+        except csv.Error as exc:
+            raise csv_error(path, 1, exc) from None
+        reader.fieldnames = columns
+        missing = [c for c in (text_column, label_column) if c not in columns]
+        if missing:
+            raise ValueError(
+                f"{path}: no column {missing[0]!r} in the header; columns found: {columns} "
+                "(the first line must be a header; set data.text_column / data.label_column)"
+            )
+        for line, record in csv_records(reader, path):
+            label = (record.get(label_column) or "").strip()
+            if not label:
+                raise ValueError(f"{path}: line {line}: empty label in column {label_column!r}")
+            rows.append(TextRow(record.get(text_column) or "", label, str(path), line))
     if not rows:
         raise ValueError(f"{path}: no data rows below the header")
     return rows
@@ -282,7 +294,8 @@ class TextClassificationDataModule(SequenceDataModule):
     """Classify texts from CSV/TSV files with a text column and a label column.
 
     Without ``val_path``/``test_path``, stratified seeded shares (``val_fraction``, ``test_fraction``) of the
-    training file are held out. The vocabulary and the label set (string labels sorted -> ids ``0..K-1``) are
+    training file are held out; a file too small to leave a validation row is refused, saying how many rows it
+    takes (or pass ``val_path``). The vocabulary and the label set (string labels sorted -> ids ``0..K-1``) are
     built on the training split only. Rows whose text has no tokens are skipped (logged). Without
     ``train_path`` a small bundled demo set of template-generated product reviews is used
     (:func:`demo_reviews_path`); it is a toy.
@@ -379,6 +392,7 @@ class TextClassificationDataModule(SequenceDataModule):
     # ------------------------------------------------------------------ building
     def build(self) -> None:
         train = self._read(self.train_path, "train")
+        total = len(train)
         if self.test_path is not None:
             test = self._read(self.test_path, "test")
         else:
@@ -388,6 +402,8 @@ class TextClassificationDataModule(SequenceDataModule):
             val = self._read(self.val_path, "val")
         else:
             keep, held = stratified_split([r.label for r in train], self.val_fraction, self.seed + 1)
+            if not held and self.val_fraction > 0:
+                self._refuse_without_validation(total)
             train, val = [train[i] for i in keep], [train[i] for i in held]
         self._raw = {"train": train, "val": val, "test": test}
 
@@ -399,6 +415,19 @@ class TextClassificationDataModule(SequenceDataModule):
         if self.class_names is None:
             self.class_names = sorted({r.label for r in train})
         self._materialize()
+
+    def _refuse_without_validation(self, total: int) -> None:
+        """A training file too small for ``val_fraction`` to hold out a row: Lightning would fail later, on the
+        missing ``val/loss``, so say now how many rows it takes (or that ``val_path`` must be given)."""
+        test_share = 0.0 if self.test_path is not None else self.test_fraction
+        need = fewest_for_holdout(lambda n: round(self.val_fraction * (n - round(test_share * n))))
+        # Enough rows but none held out: every label keeps one row for training.
+        reason = "every label keeps one row for training" if total >= need else f"need at least {need}"
+        raise ValueError(
+            f"{self.train_path}: {total} usable rows leave none for validation (val_fraction={self.val_fraction}"
+            f"{'' if self.test_path is not None else f', test_fraction={self.test_fraction}'}; {reason}); "
+            "add rows or pass data.val_path=/path/to/val.csv"
+        )
 
     def _materialize(self) -> None:
         assert self.vocab is not None and self.class_names is not None

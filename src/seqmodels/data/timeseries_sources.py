@@ -14,17 +14,24 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import io
+import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from seqmodels.data.datamodule import MissingDataFileError
+from seqmodels.data.files import csv_error, csv_field_limit, csv_records, read_utf8
 
 MISSING = ("error", "interpolate", "ffill")
 CALENDAR = ("month", "dayofyear", "dayofweek", "hour")
 BUILTIN = ("sunspots", "co2", "airline")
+#: The largest magnitude a value may have. The models compute in float32 (largest number 3.4e38), where the
+#: difference of two values, as scaling and the metrics take it, must stay finite too.
+MAX_VALUE = 1e38
 
 
 @dataclass
@@ -106,14 +113,44 @@ def check_increasing(time: np.ndarray, column: str, where: str) -> None:
         )
 
 
-def fill_missing(values: np.ndarray, how: str, names: list[str], where: str) -> np.ndarray:
+def _row(rows: Sequence[int] | None, i: int) -> str:
+    """How a message names element ``i``: its row of the file (header = row 1) or, in memory, its step."""
+    return f"row {rows[i]}" if rows is not None else f"step {i}"
+
+
+def check_finite(
+    values: np.ndarray, names: list[str], where: str, rows: Sequence[int] | None = None, allow_nan: bool = False
+) -> None:
+    """A one-line ``ValueError`` naming the column and row of the first ``inf``/``-inf`` (or value beyond float32's
+    range) in (T, K) ``values``; also of the first NaN unless ``allow_nan`` (NaN marks a missing value there)."""
+    values = np.asarray(values, dtype=np.float64)
+    for k, name in enumerate(names):
+        column = values[:, k]
+        bad = np.abs(column) > MAX_VALUE  # inf included
+        if not allow_nan:
+            bad |= np.isnan(column)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"{where}: column {name!r} {_row(rows, i)} holds {column[i]:g}, not a finite number within "
+                f"+-{MAX_VALUE:g} (the models compute in float32); fix the value (an empty cell marks a missing one)"
+            )
+
+
+def fill_missing(
+    values: np.ndarray, how: str, names: list[str], where: str, rows: Sequence[int] | None = None
+) -> np.ndarray:
     """NaNs in (T, K) ``values``: refuse (``error``), interpolate linearly, or carry the last value forward.
 
-    Leading gaps (before the first observation) take the first observed value in both filling modes.
+    Leading gaps (before the first observation) take the first observed value in both filling modes. Infinite
+    values are always refused (:func:`check_finite`): they are not missing, and no filling makes them right.
+    ``rows``: the file row of each of the T values, for messages (default: the T values follow a header row).
     """
     if how not in MISSING:
         raise ValueError(f"missing must be one of {', '.join(MISSING)}, got {how!r}")
     values = np.array(values, dtype=np.float64, copy=True)
+    rows = rows if rows is not None else range(2, len(values) + 2)
+    check_finite(values, names, where, rows, allow_nan=True)
     for k, name in enumerate(names):
         column = values[:, k]
         gaps = np.isnan(column)
@@ -122,7 +159,7 @@ def fill_missing(values: np.ndarray, how: str, names: list[str], where: str) -> 
         if how == "error" or gaps.all():
             first = int(np.flatnonzero(gaps)[0])
             raise ValueError(
-                f"{where}: column {name!r} has {int(gaps.sum())} missing values (first at row {first + 2}); "
+                f"{where}: column {name!r} has {int(gaps.sum())} missing values (first at row {rows[first]}); "
                 "fill them in the file or set data.missing=interpolate (or ffill)"
             )
         index = np.arange(len(column))
@@ -135,7 +172,7 @@ def fill_missing(values: np.ndarray, how: str, names: list[str], where: str) -> 
     return values
 
 
-def _floats(rows: list[dict[str, str]], name: str, where: str) -> np.ndarray:
+def _floats(rows: list[dict[str, str]], name: str, where: str, lines: Sequence[int]) -> np.ndarray:
     out = np.empty(len(rows), dtype=np.float64)
     for i, row in enumerate(rows):
         text = (row.get(name) or "").strip()
@@ -145,15 +182,20 @@ def _floats(rows: list[dict[str, str]], name: str, where: str) -> np.ndarray:
         try:
             out[i] = float(text)
         except ValueError:
-            raise ValueError(f"{where}: column {name!r} row {i + 2} holds {text!r}, not a number") from None
+            raise ValueError(f"{where}: column {name!r} row {lines[i]} holds {text!r}, not a number") from None
+        if not math.isfinite(out[i]) or abs(out[i]) > MAX_VALUE:
+            raise ValueError(
+                f"{where}: column {name!r} row {lines[i]} holds {text!r}, not a finite number within +-{MAX_VALUE:g} "
+                "(the models compute in float32); fix the value (an empty cell marks a missing one)"
+            )
     return out
 
 
-def _columns(rows: list[dict[str, str]], names: list[str], where: str) -> np.ndarray:
+def _columns(rows: list[dict[str, str]], names: list[str], where: str, lines: Sequence[int]) -> np.ndarray:
     """(T, len(names)) floats of the named columns (NaN where empty)."""
     if not names:
         return np.zeros((len(rows), 0))
-    return np.stack([_floats(rows, name, where) for name in names], axis=1)
+    return np.stack([_floats(rows, name, where, lines) for name in names], axis=1)
 
 
 def _as_list(columns: str | list[str] | None) -> list[str]:
@@ -176,20 +218,31 @@ def read_csv_series(
 
     ``allow_future_rows``: the last rows may leave the targets and past covariates empty (rows that give only
     the known-future covariates of the time to forecast); these are kept unfilled, as NaN.
+
+    One-line ``ValueError`` naming the file for a file that is not UTF-8 (with the byte offset), bad quoting or a
+    field longer than ``MAX_FIELD_CHARS`` (with the line), and a value that is not a finite number, such as
+    ``inf`` (with its column and row).
     """
     path = Path(path).expanduser()
     if not path.is_file():
         raise MissingDataFileError(
             f"series file not found: {path}; check data.path (training) or input_file (seqmodels-predict)"
         )
-    with path.open(newline="", encoding="utf-8") as handle:
-        sample = handle.read(4096)
-        handle.seek(0)
-        delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
-        reader = csv.DictReader(handle, delimiter=delimiter)
-        header = [h.strip() for h in (reader.fieldnames or [])]
+    text = read_utf8(path)
+    sample = text[:4096]
+    delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
+    rows: list[dict[str, str]] = []
+    lines: list[int] = []  # the file line of each row, for messages
+    with csv_field_limit():
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+        try:
+            header = [h.strip() for h in (reader.fieldnames or [])]
+        except csv.Error as exc:
+            raise csv_error(path, 1, exc) from None
         reader.fieldnames = header
-        rows = list(reader)
+        for line, row in csv_records(reader, path):
+            rows.append(row)
+            lines.append(line)
     targets, past, future = _as_list(target_columns), _as_list(past_covariates), _as_list(future_covariates)
     if not targets:
         raise ValueError("target_columns is empty; name the column(s) to forecast, e.g. data.target_columns=[sales]")
@@ -200,18 +253,22 @@ def read_csv_series(
     if not rows:
         raise ValueError(f"{path} holds no rows")
     groups: dict[str, list[dict[str, str]]] = {}
-    for row in rows:
-        groups.setdefault(row[series_column].strip() if series_column else path.stem, []).append(row)
+    group_lines: dict[str, list[int]] = {}
+    for row, line in zip(rows, lines, strict=True):
+        key = (row[series_column] or "").strip() if series_column else path.stem
+        groups.setdefault(key, []).append(row)
+        group_lines.setdefault(key, []).append(line)
     out = []
     for name, group in groups.items():
         where = f"{path}" + (f" (series {name!r})" if series_column else "")
-        time = parse_time([r[time_column] for r in group], time_column)
+        at = group_lines[name]
+        time = parse_time([r[time_column] or "" for r in group], time_column)
         check_increasing(time, time_column, where)
         observed = len(group) - allow_future_rows
-        values, past_values, future_values = (_columns(group, names, where) for names in (targets, past, future))
-        values[:observed] = fill_missing(values[:observed], missing, targets, where)
-        past_values[:observed] = fill_missing(past_values[:observed], missing, past, where)
-        future_values = fill_missing(future_values, missing, future, where)
+        values, past_values, future_values = (_columns(group, names, where, at) for names in (targets, past, future))
+        values[:observed] = fill_missing(values[:observed], missing, targets, where, at)
+        past_values[:observed] = fill_missing(past_values[:observed], missing, past, where, at)
+        future_values = fill_missing(future_values, missing, future, where, at)
         out.append(Series(name, time, values, past_values, future_values))
     return out
 
@@ -341,6 +398,7 @@ __all__ = [
     "Series",
     "builtin_path",
     "calendar_features",
+    "check_finite",
     "check_increasing",
     "default_calendar",
     "fill_missing",

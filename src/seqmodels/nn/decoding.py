@@ -2,13 +2,14 @@
 and batched beam search.
 
 A model exposes one step, ``step(tokens (N,), state) -> (logits (N, V), state)``, and the decoder carries the
-recurrent state from step to step: each new token costs one step, never a re-run of the prefix.
+recurrent state from step to step: each new token costs one step, never a re-run of the prefix. ``decode_steps``
+is the sampling loop, yielding each new position as it is drawn (for streaming); ``decode`` collects it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -58,6 +59,71 @@ def sample_next(
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+class DecodeStep(NamedTuple):
+    """One new position of every row, as :func:`decode_steps` yields it.
+
+    tokens: (N,) the new token of each row; ``pad_id`` where the row had already stopped.
+    logits: (N, V) the next-token scores the tokens were drawn from (before temperature and filtering).
+    active: (N,) True where the row was still generating (its token counts).
+    """
+
+    tokens: Tensor
+    logits: Tensor
+    active: Tensor
+
+
+def decode_steps(
+    step: StepFn,
+    logits: Tensor,
+    state: Any,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    eos_id: int | None = None,
+    pad_id: int = 0,
+    generator: torch.Generator | None = None,
+) -> Iterator[DecodeStep]:
+    """Yields up to ``max_new_tokens`` :class:`DecodeStep`, one per new position, as they are drawn.
+
+    The one decoding loop (:func:`decode` collects it): the model steps only when the next position is asked
+    for, so a caller can print each token as it comes and stop early; each position costs one ``step``. Rows
+    that emit ``eos_id`` stop there; the iterator ends when every row has stopped. The arguments are checked
+    here, not at the first ``next``.
+    """
+    check_sampling(temperature, top_k, top_p)
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    return _decode_steps(step, logits, state, max_new_tokens, temperature, top_k, top_p, eos_id, pad_id, generator)
+
+
+@torch.no_grad()  # also wraps each resumption of the generator, so no step ever records a graph
+def _decode_steps(
+    step: StepFn,
+    logits: Tensor,
+    state: Any,
+    max_new_tokens: int,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    eos_id: int | None,
+    pad_id: int,
+    generator: torch.Generator | None,
+) -> Iterator[DecodeStep]:
+    finished = torch.zeros(logits.shape[0], dtype=torch.bool, device=logits.device)
+    for index in range(max_new_tokens):
+        token = sample_next(logits, temperature, top_k, top_p, generator)
+        token = token.masked_fill(finished, pad_id)
+        active = ~finished
+        if eos_id is not None:
+            finished = finished | (token == eos_id)
+        yield DecodeStep(token, logits, active)
+        if eos_id is not None and bool(finished.all()):
+            return
+        if index + 1 < max_new_tokens:
+            logits, state = step(token, state)
+
+
 @torch.no_grad()
 def decode(
     step: StepFn,
@@ -80,29 +146,18 @@ def decode(
     Returns ``tokens`` (N, T) with T <= max_new_tokens and ``lengths`` (N,), the tokens of each row, and with
     ``return_log_probs`` the (N,) sum of each row's token log-probabilities under the model.
     """
-    check_sampling(temperature, top_k, top_p)
-    if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    steps = decode_steps(step, logits, state, max_new_tokens, temperature, top_k, top_p, eos_id, pad_id, generator)
     n = logits.shape[0]
     device = logits.device
-    finished = torch.zeros(n, dtype=torch.bool, device=device)
     lengths = torch.zeros(n, dtype=torch.long, device=device)
     log_probs = torch.zeros(n, device=device)
     out: list[Tensor] = []
-    for index in range(max_new_tokens):
-        token = sample_next(logits, temperature, top_k, top_p, generator)
-        token = token.masked_fill(finished, pad_id)
+    for token, step_logits, active in steps:
         if return_log_probs:
-            step_log_probs = torch.log_softmax(logits.float(), -1).gather(1, token.unsqueeze(1)).squeeze(1)
-            log_probs += step_log_probs.masked_fill(finished, 0.0)
+            step_log_probs = torch.log_softmax(step_logits.float(), -1).gather(1, token.unsqueeze(1)).squeeze(1)
+            log_probs += step_log_probs.masked_fill(~active, 0.0)
         out.append(token)
-        lengths += (~finished).long()
-        if eos_id is not None:
-            finished |= token == eos_id
-            if bool(finished.all()):
-                break
-        if index + 1 < max_new_tokens:
-            logits, state = step(token, state)
+        lengths += active.long()
     tokens = torch.stack(out, dim=1) if out else torch.empty(n, 0, dtype=torch.long, device=device)
     return (tokens, lengths, log_probs) if return_log_probs else (tokens, lengths)
 
@@ -208,4 +263,14 @@ def beam_search(
     return results
 
 
-__all__ = ["SelectFn", "StepFn", "beam_search", "check_sampling", "decode", "filter_logits", "sample_next"]
+__all__ = [
+    "DecodeStep",
+    "SelectFn",
+    "StepFn",
+    "beam_search",
+    "check_sampling",
+    "decode",
+    "decode_steps",
+    "filter_logits",
+    "sample_next",
+]

@@ -5,10 +5,13 @@ Shapes: N = batch, L = length, V = vocabulary, E = embedding_dim, H = hidden_siz
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import Tensor, nn
 
-from seqmodels.nn.decoding import decode
+from seqmodels.nn.decoding import DecodeStep, decode, decode_steps
 from seqmodels.nn.recurrent import RecurrentEncoder, State
 from seqmodels.nn.regularization import LockedDropout, WeightDrop, embedding_dropout
 
@@ -171,6 +174,30 @@ class RecurrentLanguageModel(nn.Module):
             logits[..., self.embedding.padding_idx] = float("-inf")
         return logits
 
+    @contextmanager
+    def _evaluating(self) -> Iterator[None]:
+        # Generation never drops anything; the caller's mode comes back afterwards (nothing to do in eval mode).
+        if not self.training:
+            yield
+            return
+        self.eval()
+        try:
+            yield
+        finally:
+            self.train()
+
+    def _read_prompt(self, prompt: Tensor, prompt_lengths: Tensor | None) -> tuple[Tensor, State]:
+        """Runs the prompt once: the next-token logits (N, V) after each row's last prompt token, and the state."""
+        if prompt.dim() != 2 or prompt.shape[1] == 0:
+            raise ValueError(f"prompt must be (N, P) token ids with P >= 1, got shape {tuple(prompt.shape)}")
+        logits, state = self.forward(prompt, prompt_lengths)
+        if prompt_lengths is None:
+            last = logits[:, -1]
+        else:
+            last_index = (prompt_lengths.to(prompt.device) - 1).view(-1, 1, 1).expand(-1, 1, logits.shape[-1])
+            last = logits.gather(1, last_index).squeeze(1)
+        return self._never_pad(last), state
+
     @torch.no_grad()
     def generate(
         self,
@@ -195,18 +222,8 @@ class RecurrentLanguageModel(nn.Module):
 
         Returns ``tokens`` (N, T) new tokens and ``lengths`` (N,) of each row.
         """
-        if prompt.dim() != 2 or prompt.shape[1] == 0:
-            raise ValueError(f"prompt must be (N, P) token ids with P >= 1, got shape {tuple(prompt.shape)}")
-        was_training = self.training
-        self.eval()
-        try:
-            logits, state = self.forward(prompt, prompt_lengths)
-            if prompt_lengths is None:
-                last = logits[:, -1]
-            else:
-                last_index = (prompt_lengths.to(prompt.device) - 1).view(-1, 1, 1).expand(-1, 1, logits.shape[-1])
-                last = logits.gather(1, last_index).squeeze(1)
-            last = self._never_pad(last)
+        with self._evaluating():
+            last, state = self._read_prompt(prompt, prompt_lengths)
             return decode(
                 self.step,
                 last,
@@ -219,8 +236,43 @@ class RecurrentLanguageModel(nn.Module):
                 pad_id=self.embedding.padding_idx or 0,
                 generator=generator,
             )
-        finally:
-            self.train(was_training)
+
+    @torch.no_grad()
+    def generate_steps(
+        self,
+        prompt: Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        eos_id: int | None = None,
+        prompt_lengths: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Iterator[DecodeStep]:
+        """:meth:`generate` one position at a time, for streaming: yields a :class:`DecodeStep` per new token.
+
+        The prompt is read here; each ``next`` then costs one recurrent step (the same loop as :meth:`generate`,
+        so the same ``generator`` seed draws the same tokens). Stop early by no longer asking for tokens.
+        """
+        with self._evaluating():
+            last, state = self._read_prompt(prompt, prompt_lengths)
+        return decode_steps(
+            self._eval_step,
+            last,
+            state,
+            max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            eos_id=eos_id,
+            pad_id=self.embedding.padding_idx or 0,
+            generator=generator,
+        )
+
+    def _eval_step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
+        # The model may be switched back to training between two steps of a stream: each step checks.
+        with self._evaluating():
+            return self.step(tokens, state)
 
     def extra_repr(self) -> str:
         return f"tie_weights={self.tie_weights}, embedding_dropout={self.embedding_dropout}"

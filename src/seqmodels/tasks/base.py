@@ -23,6 +23,10 @@ SPLITS = ("train", "val", "test")
 warnings.filterwarnings("ignore", message=r".*overridden `transfer_batch_to_device` in `LightningModule`.*")
 
 
+# Where a checkpoint keeps the best-so-far validation value (see on_save_checkpoint).
+_BEST_KEY = "seqmodels_val_best"
+
+
 class SequenceTask(L.LightningModule):
     """Base task: owns the network, builds optimizer/scheduler from ``_partial_`` factories.
 
@@ -119,7 +123,15 @@ class SequenceTask(L.LightningModule):
         scaled = getattr(precision, "scaler", None) is not None
         return "fused" in inspect.signature(factory.func).parameters and not scaled
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The best-so-far record is no weight (old checkpoints load without it), but a resumed run must continue it.
+        if self.best_name is not None and self.val_best.update_count > 0:
+            checkpoint[_BEST_KEY] = {"name": self.best_name, "value": self.val_best.compute().detach().cpu()}
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        best = checkpoint.get(_BEST_KEY)
+        if self.best_name is not None and isinstance(best, dict) and best.get("name") == self.best_name:
+            self._resumed_best = best["value"]
         # An optimizer's saved parameter groups carry its "fused" flag, which loading would restore over this
         # run's choice (a run resumed under 16-mixed precision, say): the choice of build_optimizer wins.
         fused = True if self._fused_allowed() else None
@@ -210,8 +222,12 @@ class SequenceTask(L.LightningModule):
         self.log(name, value, prog_bar=prog_bar, on_step=False, on_epoch=True, sync_dist=True)
 
     def on_train_start(self) -> None:
-        if self.best_name is not None:  # a second fit starts its own record
+        if self.best_name is not None:  # a second fit starts its own record; a resumed one continues its own
             self.val_best.reset()
+            resumed = getattr(self, "_resumed_best", None)
+            if resumed is not None:
+                self.val_best.update(resumed.to(self.device))
+                self._resumed_best = None
 
     def on_train_epoch_end(self) -> None:
         self.epoch_end("train")
