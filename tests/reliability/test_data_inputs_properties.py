@@ -245,3 +245,33 @@ def test_a_non_finite_or_out_of_range_value_anywhere_is_refused(n, at, bad):
     with pytest.raises(ValueError, match=rf"series 's': column 'value' step {at} holds .*not a finite number") as info:
         dm.build([Series("s", np.arange(n, dtype=np.float64), values)])
     refused_in_one_line(info.value)
+
+
+# ------------------------------------------------------------------------------------------------ file readers
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(st.tuples(st.text(max_size=30), st.text(max_size=8)), max_size=6),
+    raw=st.binary(max_size=40),
+    suffix=st.sampled_from([".csv", ".tsv", ".txt"]),
+)
+def test_the_text_reader_reads_any_file_or_refuses_it_in_one_line(tmp_path_factory, rows, raw, suffix):
+    """Whatever a file holds (any unicode, quotes, separators, stray bytes), the reader returns rows whose texts
+    and labels are strings, or raises a one-line ValueError that names the file."""
+    import csv
+    import io
+
+    from seqmodels.data.text import read_text_rows
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter="\t" if suffix == ".tsv" else ",")
+    writer.writerow(["text", "label"])
+    writer.writerows(rows)
+    path = tmp_path_factory.mktemp("reader") / f"data{suffix}"
+    path.write_bytes(buffer.getvalue().encode("utf-8") + raw)
+    try:
+        read = read_text_rows(path)
+    except ValueError as exc:
+        message = str(exc)
+        assert str(path) in message and "\n" not in message, message
+        return
+    assert all(isinstance(row.text, str) and isinstance(row.label, str) and row.label for row in read)

@@ -112,3 +112,11 @@ def test_an_empty_checkpoint_keeps_the_message_that_names_it(tmp_path):
     assert result.stderr.strip().splitlines()[-1] == (
         f"seqmodels-eval: error: cannot load checkpoint {empty}: the file is empty"
     ), result.stderr
+
+
+def test_a_device_that_is_not_one_is_named_with_the_choices():
+    from seqmodels.config import requested_device
+
+    with pytest.raises(ValueError, match=r"^device='foo' is not a device; use device=cpu or device=cuda$"):
+        requested_device(OmegaConf.create({"device": "foo"}))
+    assert requested_device(OmegaConf.create({})) == torch.device("cpu")
