@@ -21,7 +21,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import torch
+import benchmark_common as common
 
 BASELINE_MSE = 1 / 6
 CELLS = ("rnn_tanh", "lstm", "gru")
@@ -43,16 +43,14 @@ def run_grid(
                         f"seed={seed}",
                         f"data.length={length}",
                         f"model.net.encoder.cell={cell}",
-                        "~callbacks.rich_progress_bar",
-                        "+trainer.enable_progress_bar=false",
-                        "trainer.enable_model_summary=false",
+                        *common.QUIET,
                         "trainer.accelerator=cpu",
                         *overrides,
                     ],
                     output_dir=out / f"{cell}_T{length}_seed{seed}",
                 )
                 start = time.perf_counter()
-                metrics = train(cfg)
+                metrics = common.run_metrics(train(cfg))
                 seconds = time.perf_counter() - start
                 entry = results.setdefault((cell, length), {"mse": [], "seconds": []})
                 entry["mse"].append(metrics["test/mse"])
@@ -91,18 +89,19 @@ def print_table(results: dict[tuple[str, int], dict]) -> None:
     runs = max(len(r["mse"]) for r in results.values())
     what = "test MSE" if runs == 1 else f"test MSE, mean (min-max) of {runs} seeds"
     print(f"\nAdding problem: {what} (always predicting 1.0: {BASELINE_MSE:.3f}; solved: < 0.01)")
-    print(f"{'cell':10s}" + "".join(f"{f'T={length}':>24s}" for length in lengths))
+    rows = []
     for cell in cells:
-        row = []
+        row = [cell]
         for length in lengths:
             mses = results.get((cell, length), {}).get("mse", [])
             if not mses:
-                row.append(f"{'-':>24s}")
+                row.append("-")
             elif len(mses) == 1:
-                row.append(f"{mses[0]:24.4f}")
+                row.append(f"{mses[0]:.4f}")
             else:
-                row.append(f"{statistics.mean(mses):.4f} ({min(mses):.4f}-{max(mses):.4f})".rjust(24))
-        print(f"{cell:10s}" + "".join(row))
+                row.append(f"{statistics.mean(mses):.4f} ({min(mses):.4f}-{max(mses):.4f})")
+        rows.append(row)
+    common.print_table(rows, header=["cell", *(f"T={length}" for length in lengths)])
     seconds = [s for r in results.values() for s in r["seconds"]]
     if seconds:  # timed in-process (not collected from a sweep)
         print(f"wall time: {sum(seconds) / 60:.1f} min for {len(seconds)} runs")
@@ -157,7 +156,7 @@ def main() -> None:
     else:
         out = args.out or Path("logs/adding_problem_study/script") / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         lengths = [50, 100, 200, 400] if args.full else args.lengths
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; runs under {out}", flush=True)
+        print(f"{common.environment()}; runs under {out}", flush=True)
         results = run_grid(lengths, args.cells, args.seeds, out, args.overrides)
     print_table(results)
     save_figure(results, out / "adding_problem_study.png")

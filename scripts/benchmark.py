@@ -23,7 +23,6 @@ import functools
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from benchmark_common import TrainingTimer, paired_ratios, print_table, spread
 from torch import nn
 
 from seqmodels.data import BucketBatchSampler, SequenceDataset, pad_collate
@@ -42,26 +42,7 @@ from seqmodels.tasks import SequenceClassificationTask
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def median_of(repeats: int, measure) -> float:
-    return statistics.median(measure() for _ in range(repeats))
-
-
 # ------------------------------------------------------------------------------------- 1. framework overhead
-class _StepTimer(L.Callback):
-    """Wall time of the training steps after ``warmup`` steps."""
-
-    def __init__(self, warmup: int) -> None:
-        self.warmup, self.steps, self.start, self.end = warmup, 0, 0.0, 0.0
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
-        if self.steps == self.warmup:
-            self.start = time.perf_counter()
-        self.steps += 1
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        self.end = time.perf_counter()
-
-
 class _TimedLoader:
     """Wraps a DataLoader and records how long each ``next(batch)`` took: the time training waits for data."""
 
@@ -99,7 +80,7 @@ def seqmodels_throughput(hidden: int, inputs, targets, batch_size: int, steps: i
         num_classes=int(targets.max()) + 1,
         optimizer=lambda params: torch.optim.AdamW(params, lr=1e-3),
     )
-    timer, timed_loader = _StepTimer(warmup), _TimedLoader(loader)
+    timer, timed_loader = TrainingTimer(warmup_steps=warmup), _TimedLoader(loader)
     trainer = L.Trainer(
         max_steps=steps + warmup,
         accelerator="cpu",
@@ -112,7 +93,7 @@ def seqmodels_throughput(hidden: int, inputs, targets, batch_size: int, steps: i
         limit_val_batches=0,
     )
     trainer.fit(task, train_dataloaders=timed_loader)
-    elapsed = timer.end - timer.start
+    elapsed = timer.seconds
     # Lightning fetches one batch ahead: batch k + 1 is loaded during the timed step k.
     data_wait = sum(timed_loader.waits[warmup + 1 : warmup + steps + 1])
     return steps * batch_size / elapsed, data_wait / elapsed
@@ -171,7 +152,7 @@ def lstm_gflops(hidden: int, batch: int, length: int, repeats: int) -> float:
         return flops / (time.perf_counter() - start) / 1e9
 
     once()
-    return statistics.median(once() for _ in range(repeats))
+    return spread(once() for _ in range(repeats)).median
 
 
 # ------------------------------------------------------------------------------------- 3. variable lengths
@@ -255,7 +236,7 @@ def startup_seconds() -> float:
     command = [
         sys.executable,
         "-m",
-        "seqmodels.train",
+        "seqmodels.cli.train",
         "+trainer.max_steps=1",
         "test=false",
         "logger=none",
@@ -314,21 +295,20 @@ def main() -> None:
                 (rate, wait) = run_seqmodels()
                 plain = run_plain()
             pairs.append((rate, plain, wait))
-        ratio = statistics.median(r / p for r, p, _ in pairs)
-        rate, plain = statistics.median(r for r, _, _ in pairs), statistics.median(p for _, p, _ in pairs)
+        ratios = paired_ratios([r for r, _, _ in pairs], [p for _, p, _ in pairs])
+        rate, plain = spread(r for r, _, _ in pairs).median, spread(p for _, p, _ in pairs).median
         overhead[hidden] = {
             "seqmodels_samples_per_s": rate,
             "plain_samples_per_s": plain,
-            "ratio": ratio,
-            "ratio_range": [min(r / p for r, p, _ in pairs), max(r / p for r, p, _ in pairs)],
-            "data_wait_share": statistics.median(w for _, _, w in pairs),
+            "ratio": ratios.median,
+            "ratio_range": [ratios.low, ratios.high],
+            "data_wait_share": spread(w for _, _, w in pairs).median,
         }
         rows.append(
             (
                 f"1. framework overhead, LSTM hidden {hidden}",
-                f"{ratio:.2f}x of plain PyTorch "
-                f"({rate:,.0f} vs {plain:,.0f} samples/s; pairs {overhead[hidden]['ratio_range'][0]:.2f}-"
-                f"{overhead[hidden]['ratio_range'][1]:.2f})",
+                f"{ratios.median:.2f}x of plain PyTorch "
+                f"({rate:,.0f} vs {plain:,.0f} samples/s; pairs {ratios.range()})",
                 ">= 0.95",
             )
         )
@@ -385,13 +365,11 @@ def main() -> None:
         ("6. start-up: seqmodels-train, one step of the default experiment", f"{seconds:.1f} s end to end", "-")
     )
 
-    width = max(len(r[0]) for r in rows)
     print(
         f"\nseqmodels benchmark ({results['machine']['cpus']} CPUs, {torch.get_num_threads()} threads, "
         f"torch {torch.__version__}{', smoke sizes' if smoke else ''})"
     )
-    for name, value, target in rows:
-        print(f"{name:<{width}}  {value}   [target {target}]")
+    print_table([(name, f"{value}   [target {target}]") for name, value, target in rows], align="<<")
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2))

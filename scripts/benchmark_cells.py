@@ -7,16 +7,16 @@ For each hidden size, times a training step (forward + backward of a last-step l
 ``script`` (TorchScript, what ``impl=custom`` uses), ``eager`` (plain Python loop) and, with ``--compile``,
 ``torch.compile`` (it unrolls the time loop: expect minutes of compilation per shape and mode). Timings are
 medians over interleaved rounds, so a busy machine slows every contender alike. Prints milliseconds per call and
-the ratio custom / fused (the target for training is <= 2x).
+the ratio custom / fused, the median of the per-round ratios (the target for training is <= 2x).
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch
+from benchmark_common import environment, paired_ratios, print_table, spread, time_calls
 from torch import nn
 
 from seqmodels.nn import CustomRNN
@@ -36,10 +36,8 @@ def _infer(module: nn.Module, x: torch.Tensor) -> None:
 
 
 def _time(fn, module, x, iters: int) -> float:
-    start = time.perf_counter()
-    for _ in range(iters):
-        fn(module, x)
-    return (time.perf_counter() - start) / iters * 1000
+    """Milliseconds per call, over ``iters`` calls."""
+    return sum(time_calls(lambda: fn(module, x), iters)) / iters * 1000
 
 
 def benchmark(cell: str, hidden: int, args: argparse.Namespace) -> None:
@@ -67,16 +65,15 @@ def benchmark(cell: str, hidden: int, args: argparse.Namespace) -> None:
             results[name]["train"].append(_time(_train_step, module, x, args.iters))
             results[name]["infer"].append(_time(_infer, module, x, args.iters))
 
-    median = {name: {mode: statistics.median(v) for mode, v in modes.items()} for name, modes in results.items()}
     print(f"{cell} hidden={hidden} (N={args.batch}, L={args.length}, H_in={args.input_size}):")
-    print(f"  {'':8s} {'train ms':>9s} {'ratio':>6s} {'infer ms':>9s} {'ratio':>6s}")
-    for name in contenders:
-        train, infer = median[name]["train"], median[name]["infer"]
-        print(
-            f"  {name:8s} {train:9.1f} {train / median['fused']['train']:6.2f} "
-            f"{infer:9.1f} {infer / median['fused']['infer']:6.2f}",
-            flush=True,
-        )
+    rows = []
+    for name, modes in results.items():
+        row = [name]
+        for mode in ("train", "infer"):
+            ratio = paired_ratios(modes[mode], results["fused"][mode]).median
+            row += [f"{spread(modes[mode]).median:.1f}", f"{ratio:.2f}"]
+        rows.append(row)
+    print_table(rows, header=["", "train ms", "ratio", "infer ms", "ratio"], indent=2)
 
 
 def main() -> None:
@@ -91,7 +88,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved timings per contender (median taken)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
+    print(environment("device cpu"))
     for hidden in args.hidden:
         benchmark(args.cell, hidden, args)
 

@@ -16,23 +16,23 @@ import math
 import time
 
 import torch
+from benchmark_common import QUIET, environment, load_best, print_table, run_metrics
 
-from seqmodels.checkpoint import build_from_checkpoint, load_checkpoint
 from seqmodels.config import compose_run_config
 from seqmodels.data.music import MODES, in_scale_fraction
 from seqmodels.train import train
 
-QUIET = ["~callbacks.rich_progress_bar", "+trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 
-
-def run(overrides: list[str]) -> tuple[dict, float]:
+def run(overrides: list[str]) -> tuple[object, float]:
+    """What ``train`` returned, and its wall seconds."""
     start = time.perf_counter()
-    metrics = train(compose_run_config([*overrides, *QUIET]))
-    return metrics, time.perf_counter() - start
+    result = train(compose_run_config([*overrides, *QUIET]))
+    return result, time.perf_counter() - start
 
 
 def digits() -> None:
-    metrics, seconds = run(["experiment=digits_captioning"])
+    result, seconds = run(["experiment=digits_captioning"])
+    metrics = run_metrics(result)
     print(
         f"digit captioning: test caption exact match {100 * metrics['test/exact']:.1f}%, token accuracy "
         f"{100 * metrics['test/acc']:.1f}% ({seconds:.0f} s)",
@@ -41,8 +41,8 @@ def digits() -> None:
 
 
 @torch.no_grad()
-def scale_fractions(metrics: dict, conditioned: bool, samples: int) -> dict[str, float]:
-    model, datamodule = build_from_checkpoint(load_checkpoint(metrics["_best_model_path"]), setup_data=False)
+def scale_fractions(result: object, conditioned: bool, samples: int) -> dict[str, float]:
+    model, datamodule = load_best(result, setup_data=False)
     net = model.net.eval()
     vocab = datamodule.vocab
     fractions = {}
@@ -62,14 +62,20 @@ def music(samples: int) -> None:
     conditioned, seconds_c = run(["experiment=bach_conditioned"])
     plain, seconds_p = run(["experiment=bach_melody", "data.transpose=true"])
     print(f"\nBach chorales, soprano lines moved to tonic C ({seconds_c:.0f} s and {seconds_p:.0f} s of training):")
-    print(f"{'model':<16} {'test NLL/note':>14} {'perplexity':>11} {'in C major':>11} {'in C minor':>11}")
-    for name, metrics, conditioned_model in (("mode-conditioned", conditioned, True), ("unconditioned", plain, False)):
-        fractions = scale_fractions(metrics, conditioned_model, samples)
-        nll = metrics["test/loss"]
-        print(
-            f"{name:<16} {nll:14.3f} {math.exp(nll):11.2f} {100 * fractions['major']:10.1f}% "
-            f"{100 * fractions['minor']:10.1f}%"
+    rows = []
+    for name, result, conditioned_model in (("mode-conditioned", conditioned, True), ("unconditioned", plain, False)):
+        fractions = scale_fractions(result, conditioned_model, samples)
+        nll = run_metrics(result)["test/loss"]
+        rows.append(
+            (
+                name,
+                f"{nll:.3f}",
+                f"{math.exp(nll):.2f}",
+                f"{100 * fractions['major']:.1f}%",
+                f"{100 * fractions['minor']:.1f}%",
+            )
         )
+    print_table(rows, header=["model", "test NLL/note", "perplexity", "in C major", "in C minor"])
     print(f"(in-scale: share of notes of {samples} melodies sampled per requested mode that lie in its scale)")
 
 
@@ -79,7 +85,7 @@ def main() -> None:
     parser.add_argument("--skip-digits", action="store_true")
     parser.add_argument("--skip-music", action="store_true")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    print(environment(), flush=True)
     if not args.skip_digits:
         digits()
     if not args.skip_music:

@@ -16,24 +16,15 @@ PyTorch runs the packed model under ``torch.inference_mode``; both use ``--threa
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from benchmark_common import environment, spread, time_calls
 
 from seqmodels.export import ExportedModel, export_sequence_net
 from seqmodels.nn import ManyToOneNet, RecurrentEncoder, TokenEmbedding
-
-
-def median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -59,10 +50,7 @@ def main() -> None:
         options.intra_op_num_threads = options.inter_op_num_threads = args.threads
         session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    print(
-        f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {args.threads} thread(s); "
-        f"bi-LSTM 2 x {args.hidden}, attention pooling"
-    )
+    print(f"{environment(f'onnxruntime {onnxruntime.__version__}')}; bi-LSTM 2 x {args.hidden}, attention pooling")
     print(
         f"export: {export_seconds:.1f} s, {size_kb:.0f} KiB; onnxruntime vs PyTorch max |diff| "
         f"{report.max_abs_diff:.1e}"
@@ -74,9 +62,9 @@ def main() -> None:
         feeds = {"inputs": inputs.numpy(), "lengths": lengths.numpy()}
         with torch.inference_mode():
             model(inputs, lengths)  # warm-up
-            ours = median_seconds(lambda: model(inputs, lengths), repeats)
+            ours = spread(time_calls(lambda: model(inputs, lengths), repeats)).median
         session.run(None, feeds)
-        ort = median_seconds(lambda: session.run(None, feeds), repeats)
+        ort = spread(time_calls(lambda: session.run(None, feeds), repeats)).median
         return ours, ort
 
     one = torch.randint(1, 5000, (1, 50), generator=g)
@@ -91,7 +79,7 @@ def main() -> None:
         ours, ort = run_both(inputs, lengths, 1)
         torch_rates.append(64 / ours)
         ort_rates.append(64 / ort)
-    ours, ort = statistics.median(torch_rates), statistics.median(ort_rates)
+    ours, ort = spread(torch_rates).median, spread(ort_rates).median
     print(
         f"batches of 64, lengths 10-200: PyTorch {ours:,.0f} sequences/s, onnxruntime {ort:,.0f} sequences/s "
         f"({ort / ours:.2f}x)"

@@ -21,10 +21,21 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
-import lightning as L
 import torch
+from benchmark_common import (
+    QUIET,
+    EpochTime,
+    Seconds,
+    TrainingTimer,
+    clock,
+    environment,
+    paired_ratios,
+    print_table,
+    run_metrics,
+    since,
+    spread,
+)
 from torch import nn
 
 from seqmodels.config import compose_run_config
@@ -32,12 +43,7 @@ from seqmodels.data.forecasting import ForecastingDataModule
 from seqmodels.train import train
 
 EVAL_BATCH = 512  # validation windows per batch, in both trainers (all 389 origins at once)
-QUIET = [
-    "~callbacks.rich_progress_bar",
-    "+trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "trainer.accelerator=cpu",
-]
+CPU = ["trainer.accelerator=cpu"]
 SINE = [
     "experiment=sunspots",  # a forecasting recipe whose data and model are then replaced below
     "data.source=sine",
@@ -69,16 +75,6 @@ SINE = [
     "seed=0",
 ]
 EPOCHS = 5
-
-
-def clock() -> tuple[float, float]:
-    # Wall time, and this process's CPU time: on a shared machine the second is less disturbed by other jobs.
-    return time.perf_counter(), time.process_time()
-
-
-def elapsed(start: tuple[float, float]) -> tuple[float, float]:
-    now = clock()
-    return now[0] - start[0], now[1] - start[1]
 
 
 class PlainLSTM(nn.Module):
@@ -116,7 +112,7 @@ class PlainLoop:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3, fused=fused or None)
         self.epoch = 0
 
-    def run_epoch(self) -> tuple[float, tuple[float, float]]:
+    def run_epoch(self) -> tuple[float, Seconds]:
         """Validation MAE after one more epoch, and the epoch's wall and CPU seconds."""
         start = clock()
         model, loss_fn = self.model, nn.L1Loss()
@@ -136,46 +132,33 @@ class PlainLoop:
                 errors.append((forecast - self.val_actual[i : i + EVAL_BATCH]).abs())
         mae = torch.cat(errors).mean().item()
         self.epoch += 1
-        return mae, elapsed(start)
+        return mae, since(start)
 
 
-class PairedEpochs(L.Callback):
-    """Times each seqmodels epoch (training, validation and every epoch-end hook), then runs one epoch of each
-    plain loop right after it, outside the seqmodels clock."""
+def run_paired() -> tuple[dict[str, float], dict[str, list[Seconds]]]:
+    """One seqmodels fit of 5 epochs, each paired with one epoch of each plain loop; final MAEs and seconds.
 
-    def __init__(self, plain: dict[str, PlainLoop]) -> None:
-        self.plain = plain
-        self.seconds: dict[str, list[tuple[float, float]]] = {"seqmodels": [], **{name: [] for name in plain}}
-        self.mae: dict[str, float] = {}
-        self._start: tuple[float, float] | None = None
+    A seqmodels epoch is timed whole (training, validation and every epoch-end hook); one epoch of each plain loop
+    runs right after it, outside the seqmodels clock."""
+    plain = {"plain": PlainLoop(fused=False), "plain_fused": PlainLoop(fused=True)}
+    mae: dict[str, float] = {}
+    seconds: dict[str, list[Seconds]] = {name: [] for name in plain}
 
-    def _close_epoch(self) -> None:
-        if self._start is None:
-            return
-        self.seconds["seqmodels"].append(elapsed(self._start))
-        for name, loop in self.plain.items():
-            self.mae[name], seconds = loop.run_epoch()
-            self.seconds[name].append(seconds)
+    def plain_epochs(_: EpochTime) -> None:
+        for name, loop in plain.items():
+            mae[name], epoch_seconds = loop.run_epoch()
+            seconds[name].append(epoch_seconds)
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._close_epoch()
-        self._start = clock()
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._close_epoch()
-        self._start = None
-
-
-def run_paired() -> tuple[dict[str, float], dict[str, list[tuple[float, float]]]]:
-    """One seqmodels fit of 5 epochs, each paired with one epoch of each plain loop; final MAEs and seconds."""
-    pairing = PairedEpochs({"plain": PlainLoop(fused=False), "plain_fused": PlainLoop(fused=True)})
-    metrics = train(compose_run_config([*SINE, *QUIET[1:]]), extra_callbacks=[pairing])
-    assert all(len(seconds) == EPOCHS for seconds in pairing.seconds.values()), pairing.seconds
-    return {"seqmodels": metrics["val/mae"], **pairing.mae}, pairing.seconds
+    timer = TrainingTimer(after_epoch=plain_epochs)
+    quiet = [o for o in QUIET if not o.startswith("~callbacks.")]  # callbacks=none: nothing to remove
+    result = train(compose_run_config([*SINE, *quiet, *CPU]), extra_callbacks=[timer])
+    seconds = {"seqmodels": [epoch.total for epoch in timer.epochs], **seconds}
+    assert all(len(epochs) == EPOCHS for epochs in seconds.values()), seconds
+    return {"seqmodels": run_metrics(result)["val/mae"], **mae}, seconds
 
 
 def real_data(experiment: str) -> dict[str, float]:
-    return train(compose_run_config([f"experiment={experiment}", "logger=none", *QUIET]))
+    return run_metrics(train(compose_run_config([f"experiment={experiment}", "logger=none", *QUIET, *CPU])))
 
 
 def main() -> None:
@@ -183,10 +166,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="seqmodels fits of 5 epochs, each epoch paired")
     parser.add_argument("--skip-real", action="store_true", help="only the sine benchmark")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)", flush=True)
+    print(environment(), flush=True)
     names = ("seqmodels", "plain", "plain_fused")
     maes: dict[str, list[float]] = {name: [] for name in names}
-    seconds: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    seconds: dict[str, list[Seconds]] = {name: [] for name in names}
     for repeat in range(args.repeats):
         mae, run_seconds = run_paired()
         for name in names:
@@ -195,36 +178,31 @@ def main() -> None:
         print(
             f"fit {repeat + 1}: "
             + ", ".join(
-                f"{name} MAE {mae[name]:.4f} {statistics.mean(w for w, _ in run_seconds[name]):.3f} s/epoch"
+                f"{name} MAE {mae[name]:.4f} {statistics.mean(s.wall for s in run_seconds[name]):.3f} s/epoch"
                 for name in names
             ),
             flush=True,
         )
 
-    def ratios(name: str, index: int) -> list[float]:  # per paired epoch
-        return [ours[index] / theirs[index] for ours, theirs in zip(seconds["seqmodels"], seconds[name], strict=True)]
+    def row(label: str, name: str, note: str = "") -> tuple[str, ...]:
+        wall, cpu = spread(s.wall for s in seconds[name]).median, spread(s.cpu for s in seconds[name]).median
+        return label, f"MAE {spread(maes[name]).median:.4f}", note, f"{wall:.3f} s/epoch wall,", f"{cpu:.3f} s CPU"
 
-    def row(label: str, name: str, note: str = "") -> str:
-        wall = statistics.median(w for w, _ in seconds[name])
-        cpu = statistics.median(c for _, c in seconds[name])
-        return (
-            f"  {label:<26} MAE {statistics.median(maes[name]):.4f}{note:<20} {wall:.3f} s/epoch wall, {cpu:.3f} s CPU"
-        )
+    def ratio_text(name: str) -> str:  # per paired epoch
+        wall = paired_ratios([s.wall for s in seconds["seqmodels"]], [s.wall for s in seconds[name]])
+        cpu = paired_ratios([s.cpu for s in seconds["seqmodels"]], [s.cpu for s in seconds[name]])
+        return f"{wall.median:.2f}x wall (quartiles {wall.quartiles()}), {cpu.median:.2f}x CPU"
 
-    def ratio_text(name: str) -> str:
-        wall, cpu = ratios(name, 0), ratios(name, 1)
-        return f"{statistics.median(wall):.2f}x wall (quartiles {_quartiles(wall)}), {statistics.median(cpu):.2f}x CPU"
-
+    print(f"\nsine, 389 validation origins ({len(seconds['seqmodels'])} paired epochs from {args.repeats} fits):")
+    rows = [
+        row("seqmodels-train", "seqmodels", "(target <= 0.104)"),
+        row("plain PyTorch, Adam", "plain"),
+        row("plain PyTorch, fused Adam", "plain_fused"),
+    ]
+    print_table(rows, align="<<<>>", indent=2)
     print(
-        f"\nsine, 389 validation origins ({len(seconds['seqmodels'])} paired epochs from {args.repeats} fits):\n"
-        + row("seqmodels-train", "seqmodels", " (target <= 0.104)")
-        + "\n"
-        + row("plain PyTorch, Adam", "plain")
-        + "\n"
-        + row("plain PyTorch, fused Adam", "plain_fused")
-        + "\n"
-        + f"  seqmodels / plain loop:       {ratio_text('plain')}; target <= 1.2x\n"
-        + f"  seqmodels / plain fused loop: {ratio_text('plain_fused')} (the framework alone)"
+        f"  seqmodels / plain loop:       {ratio_text('plain')}; target <= 1.2x\n"
+        f"  seqmodels / plain fused loop: {ratio_text('plain_fused')} (the framework alone)"
     )
     if args.skip_real:
         return
@@ -237,11 +215,6 @@ def main() -> None:
             f"{m['test/seasonal_naive_mae']:.3f})",
             flush=True,
         )
-
-
-def _quartiles(values: list[float]) -> str:
-    q1, _, q3 = statistics.quantiles(values, n=4) if len(values) > 1 else (values * 3)
-    return f"{q1:.2f}-{q3:.2f}"
 
 
 if __name__ == "__main__":

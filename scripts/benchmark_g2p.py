@@ -7,7 +7,8 @@
 
 Scoring follows published CMUdict results: a word counts as right (for WER) when the output matches any of
 its pronunciations, and PER is the edit distance to the closest pronunciation over that pronunciation's length,
-summed over the test words. Both are printed for greedy decoding and for beam search (5).
+summed over the test words (edit distances: torchmetrics' word error rate with the phonemes as the words). Both
+are printed for greedy decoding and for beam search (5).
 """
 
 from __future__ import annotations
@@ -16,27 +17,25 @@ import argparse
 import time
 
 import torch
-from benchmark_timing import TrainingTimer
+from benchmark_common import QUIET, TrainingTimer, decoding_label, environment, load_best
+from torchmetrics.functional.text import word_error_rate
 
-from seqmodels.checkpoint import build_from_checkpoint, load_checkpoint
 from seqmodels.config import compose_run_config
 from seqmodels.train import train
 
 
-def edit_distance(a: list[str], b: list[str]) -> int:
-    previous = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        current = [i]
-        for j, y in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
-        previous = current
-    return previous[-1]
+def phoneme_errors(predicted: list[str], reference: list[str]) -> int:
+    """Edit distance between two phoneme sequences (substitutions, insertions and deletions of whole phonemes)."""
+    rate = float(word_error_rate(" ".join(predicted), " ".join(reference)))  # errors / len(reference)
+    return round(rate * len(reference))
 
 
 def score(predictions: list[list[str]], references: list[list[list[str]]]) -> tuple[float, float]:
+    """WER (share of words not matching any pronunciation) and PER (edit distance to the closest pronunciation,
+    ties to the first in sorted order, over its length, summed over the words)."""
     wrong_words, errors, length = 0, 0, 0
     for predicted, refs in zip(predictions, references, strict=True):
-        distance, closest = min((edit_distance(predicted, ref), ref) for ref in refs)
+        distance, closest = min((phoneme_errors(predicted, ref), ref) for ref in refs)
         wrong_words += distance > 0
         errors += distance
         length += len(closest)
@@ -63,9 +62,7 @@ def main() -> None:
     args = parser.parse_args()
     overrides = [
         "experiment=cmudict_g2p",
-        "~callbacks.rich_progress_bar",
-        "+trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false",
+        *QUIET,
         "model.test_beam_size=1",
         *args.overrides,
     ]
@@ -75,14 +72,14 @@ def main() -> None:
         overrides.append(f"data.max_words={args.max_words}")
     cfg = compose_run_config(overrides)
     device_name = "cuda" if cfg.trainer.get("accelerator") == "gpu" else "cpu"
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device_name}", flush=True)
+    print(environment(f"device {device_name}"), flush=True)
 
     timer = TrainingTimer()
     start = time.perf_counter()
-    metrics = train(cfg, extra_callbacks=[timer])
+    result = train(cfg, extra_callbacks=[timer])
     total = time.perf_counter() - start
 
-    model, datamodule = build_from_checkpoint(load_checkpoint(metrics["_best_model_path"]))
+    model, datamodule = load_best(result)
     references = datamodule.references["test"]
     print(
         f"\nCMUdict: {len(datamodule.train_set):,} train / {len(datamodule.val_set):,} val / "
@@ -94,9 +91,8 @@ def main() -> None:
         start = time.perf_counter()
         predictions = decode_test(model, datamodule, beam, device)
         wer, per = score(predictions, references)
-        label = "greedy" if beam == 1 else f"beam {beam}"
         print(
-            f"{label:>8}: test WER {100 * wer:.1f}%  PER {100 * per:.2f}%  "
+            f"{decoding_label(beam):>8}: test WER {100 * wer:.1f}%  PER {100 * per:.2f}%  "
             f"(decoding {time.perf_counter() - start:.0f} s)",
             flush=True,
         )

@@ -12,25 +12,16 @@ import argparse
 import statistics
 import time
 
-import torch
+from benchmark_common import QUIET, environment, run_metrics
 
 from seqmodels.config import compose_run_config
 from seqmodels.train import train
 
 
 def run(seed: int, overrides: list[str]) -> tuple[float, float]:
-    cfg = compose_run_config(
-        [
-            "experiment=japanese_vowels",
-            f"seed={seed}",
-            "~callbacks.rich_progress_bar",
-            "+trainer.enable_progress_bar=false",
-            "trainer.enable_model_summary=false",
-            *overrides,
-        ]
-    )
+    cfg = compose_run_config(["experiment=japanese_vowels", f"seed={seed}", *QUIET, *overrides])
     start = time.perf_counter()
-    metrics = train(cfg)
+    metrics = run_metrics(train(cfg))
     return metrics["test/acc"], time.perf_counter() - start
 
 
@@ -39,7 +30,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. model/encoder=gru")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(environment())
     accs, times = [], []
     for seed in args.seeds:
         acc, seconds = run(seed, args.overrides)

@@ -17,26 +17,12 @@ import argparse
 import sysconfig
 import time
 
-import lightning as L
 import torch
+from benchmark_common import QUIET, TrainingTimer, environment, print_table, run_metrics
 
 from seqmodels.config import compose_run_config, instantiate_datamodule
 from seqmodels.nn import RecurrentLanguageModel
 from seqmodels.train import train
-
-
-class TrainEpochTimer(L.Callback):
-    """Seconds spent in training epochs only (not validation, sampling or test)."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        self._start = 0.0
-
-    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self._start = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self.seconds += time.perf_counter() - self._start
 
 
 def train_and_measure(args: argparse.Namespace) -> None:
@@ -50,16 +36,14 @@ def train_and_measure(args: argparse.Namespace) -> None:
         f"trainer.max_epochs={args.epochs}",
         f"model.net.hidden_size={args.hidden}",
         f"model.net.num_layers={args.layers}",
-        "~callbacks.rich_progress_bar",
+        *QUIET,
         "~callbacks.early_stopping",
-        "+trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false",
         "callbacks.generation_samples.max_new_tokens=100",
         *args.overrides,
     ]
     cfg = compose_run_config(overrides)
-    timer = TrainEpochTimer()
-    metrics = train(cfg, extra_callbacks=[timer])
+    timer = TrainingTimer()  # training steps only: not validation, sampling or test
+    metrics = run_metrics(train(cfg, extra_callbacks=[timer]))
     datamodule = instantiate_datamodule(cfg.data)
     train_tokens = datamodule.num_tokens("train") * args.epochs
     print(
@@ -92,7 +76,7 @@ def generation_cost(args: argparse.Namespace) -> None:
         return sequence[:, prompt.shape[1] :]
 
     print(f"\ngeneration (hidden {args.hidden}, {args.layers} layers, greedy, batch 1):")
-    print(f"{'new tokens':>10} {'carried tok/s':>14} {'re-run tok/s':>13} {'speed-up':>9} {'carried ms/token':>17}")
+    rows = []
     for n in (100, 500, 1000):
         start = time.perf_counter()
         carried, _ = lm.generate(prompt, n, temperature=0)
@@ -102,10 +86,12 @@ def generation_cost(args: argparse.Namespace) -> None:
             reference = rerun(n)
             t_rerun = time.perf_counter() - start
             assert torch.equal(carried, reference), "carried and re-run generation disagree"
-            rerun_text, speedup = f"{n / t_rerun:13,.0f}", f"{t_rerun / t_carried:8.1f}x"
+            rerun_text, speedup = f"{n / t_rerun:,.0f}", f"{t_rerun / t_carried:.1f}x"
         else:
-            rerun_text, speedup = f"{'skipped':>13}", f"{'':>9}"
-        print(f"{n:>10} {n / t_carried:14,.0f} {rerun_text} {speedup} {1000 * t_carried / n:17.3f}")
+            rerun_text, speedup = "skipped", ""
+        rows.append((str(n), f"{n / t_carried:,.0f}", rerun_text, speedup, f"{1000 * t_carried / n:.3f}"))
+    header = ["new tokens", "carried tok/s", "re-run tok/s", "speed-up", "carried ms/token"]
+    print_table(rows, header=header, align=">>>>>")
 
 
 def main() -> None:
@@ -121,7 +107,7 @@ def main() -> None:
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(environment())
     if not args.skip_training:
         train_and_measure(args)
     generation_cost(args)

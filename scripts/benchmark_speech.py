@@ -18,10 +18,9 @@ from collections import defaultdict
 
 import hydra
 import torch
-from benchmark_timing import TrainingTimer
-from torchmetrics.text import CharErrorRate, WordErrorRate
+from benchmark_common import QUIET, TrainingTimer, decoding_label, environment, load_best, print_table
+from torchmetrics.functional.text import char_error_rate, word_error_rate
 
-from seqmodels.checkpoint import build_from_checkpoint, load_checkpoint
 from seqmodels.config import compose_run_config
 from seqmodels.data.speech import EspeakNotFoundError
 from seqmodels.nn.ctc import ctc_greedy_decode, ctc_prefix_beam_search
@@ -29,7 +28,7 @@ from seqmodels.train import train
 
 
 def error_rates(hypotheses: list[str], references: list[str]) -> tuple[float, float]:
-    return float(CharErrorRate()(hypotheses, references)), float(WordErrorRate()(hypotheses, references))
+    return float(char_error_rate(hypotheses, references)), float(word_error_rate(hypotheses, references))
 
 
 @torch.no_grad()
@@ -65,15 +64,13 @@ def main() -> None:
     args = parser.parse_args()
     overrides = [
         "experiment=spoken_digits",
-        "~callbacks.rich_progress_bar",
-        "+trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false",
+        *QUIET,
         "model.test_beam_size=1",
         f"trainer.max_epochs={args.epochs}",
         *args.overrides,
     ]
     cfg = compose_run_config(overrides)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    print(environment(), flush=True)
 
     start = time.perf_counter()
     try:
@@ -85,10 +82,10 @@ def main() -> None:
 
     timer = TrainingTimer()
     start = time.perf_counter()
-    metrics = train(cfg, extra_callbacks=[timer])
+    result = train(cfg, extra_callbacks=[timer])
     total = time.perf_counter() - start
 
-    model, datamodule = build_from_checkpoint(load_checkpoint(metrics["_best_model_path"]))
+    model, datamodule = load_best(result)
     model.eval()
     references = datamodule.texts["test"]
     voices = [item["voice"] for item in datamodule.plan("test")]
@@ -105,9 +102,8 @@ def main() -> None:
         start = time.perf_counter()
         hypotheses = transcribe(model, datamodule, beam)
         cer, wer = error_rates(hypotheses, references)
-        label = "greedy" if beam == 1 else f"beam {beam}"
         print(
-            f"{label:>8}: test CER {100 * cer:.2f}%  WER {100 * wer:.2f}%  "
+            f"{decoding_label(beam):>8}: test CER {100 * cer:.2f}%  WER {100 * wer:.2f}%  "
             f"(decoding {time.perf_counter() - start:.1f} s)",
             flush=True,
         )
@@ -116,19 +112,20 @@ def main() -> None:
             for voice, hyp, ref in zip(voices, hypotheses, references, strict=True):
                 by_voice[voice][0].append(hyp)
                 by_voice[voice][1].append(ref)
+            rows = []
             for voice, (hyps, refs) in sorted(by_voice.items()):
                 voice_cer, voice_wer = error_rates(hyps, refs)
-                print(f"          {voice:<20} CER {100 * voice_cer:5.2f}%  WER {100 * voice_wer:5.2f}%  ({len(refs)})")
+                rows.append((voice, f"CER {100 * voice_cer:.2f}%", f"WER {100 * voice_wer:.2f}%", f"({len(refs)})"))
+            print_table(rows, indent=10)
 
     torch.set_num_threads(1)
     waveforms = [torch.from_numpy(w) for w, _ in datamodule.utterances("test")[: args.rtf_utterances]]
     seconds = sum(len(w) for w in waveforms) / datamodule.sample_rate
     for beam in (1, args.beam):
         rtf = real_time_factor(model, datamodule, waveforms, beam)
-        label = "greedy" if beam == 1 else f"beam {beam}"
         print(
-            f"real-time factor, CPU, 1 thread, {label}: {rtf:.4f} ({len(waveforms)} utterances, {seconds:.0f} s "
-            "of audio, features + network + decoding)"
+            f"real-time factor, CPU, 1 thread, {decoding_label(beam)}: {rtf:.4f} ({len(waveforms)} utterances, "
+            f"{seconds:.0f} s of audio, features + network + decoding)"
         )
     print("targets: test CER < 5% on held-out voices; real-time factor well under 0.1")
 

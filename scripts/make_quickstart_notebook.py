@@ -66,8 +66,8 @@ cells = [
         "    cfg.paths.output_dir = cfg.hydra.runtime.output_dir = out\n"
         "    cfg.hydra.job.num = 0\n"
         "HydraConfig().set_config(cfg)\n"
-        "metrics = train(cfg)\n"
-        "print({k: round(v, 3) for k, v in metrics.items() if k.startswith('test/')})"
+        "result = train(cfg)\n"
+        "print({k: round(v, 3) for k, v in result.metrics.items() if k.startswith('test/')})"
     ),
     new_markdown_cell("Runs log to TensorBoard: `tensorboard --logdir <out>/tensorboard`."),
 ]

@@ -332,9 +332,9 @@ def test_custom_cells_train_from_the_config_tree(compose_train):
         "model.net.encoder.recurrent_dropout=0.1",
         "model.net.encoder.forget_bias=2.0",
     )
-    metrics = train(cfg)
-    assert metrics["test/mse"] == metrics["test/mse"]  # a number, not NaN
-    checkpoint = torch.load(metrics["_best_model_path"], map_location="cpu", weights_only=True)
+    result = train(cfg)
+    assert result.metrics["test/mse"] == result.metrics["test/mse"]  # a number, not NaN
+    checkpoint = torch.load(result.best_model_path, map_location="cpu", weights_only=True)
     assert "net.encoder.rnn.ln_c_weight_l0" in checkpoint["state_dict"]
     saved = checkpoint[CHECKPOINT_KEY]["config"]["model"]["net"]["encoder"]
     assert (saved["impl"], saved["zoneout"], saved["forget_bias"]) == ("custom", 0.1, 2.0)

@@ -67,8 +67,8 @@ def test_trained_waveform_model_generates_each_class_apart(compose_train, tmp_pa
     Catches: the condition not reaching the decoder, broken teacher forcing or free-running generation.
     """
     cfg = compose_train("experiment=waveform_generation", "trainer.max_epochs=8", "data.num_train=1000")
-    metrics = train(cfg)
-    assert metrics["test/generated_mse"] < 0.1, metrics  # a class-agnostic mean curve scores ~0.5
+    result = train(cfg)
+    assert result.metrics["test/generated_mse"] < 0.1, result.metrics  # a class-agnostic mean curve scores ~0.5
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     images = set()
@@ -79,7 +79,7 @@ def test_trained_waveform_model_generates_each_class_apart(compose_train, tmp_pa
     assert "samples" in images  # generated curves reach TensorBoard at every validation epoch
     from seqmodels.checkpoint import build_from_checkpoint, load_checkpoint
 
-    model, datamodule = build_from_checkpoint(load_checkpoint(metrics["_best_model_path"]))
+    model, datamodule = build_from_checkpoint(load_checkpoint(result.best_model_path))
     model.eval()
     curves = model.net.generate_values(torch.arange(datamodule.num_classes), datamodule.length)
     distances = torch.cdist(curves.squeeze(-1), curves.squeeze(-1))

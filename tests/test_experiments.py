@@ -44,9 +44,9 @@ def test_experiment_fast_dev_run(compose_train, experiment):
     if not available():
         pytest.skip(reason)
     cfg = compose_train(f"experiment={experiment}", "debug=fdr", *QUICK_DATA.get(experiment, []))
-    metrics = train(cfg)
-    assert "test/loss" in metrics, metrics
-    assert all(math.isfinite(v) for k, v in metrics.items() if k.startswith(("train/", "test/"))), metrics
+    result = train(cfg)
+    assert "test/loss" in result.metrics, result.metrics
+    assert all(math.isfinite(v) for k, v in result.metrics.items() if k.startswith(("train/", "test/"))), result.metrics
 
 
 @pytest.mark.parametrize("encoder,cell", [("rnn", "rnn_tanh"), ("lstm", "lstm"), ("gru", "gru")])

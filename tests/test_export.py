@@ -25,8 +25,8 @@ from seqmodels.export import export_onnx  # noqa: E402  (after the skips: needs 
 def test_exported_graph_takes_any_batch_and_length_and_matches_the_packed_model(
     compose_train, tmp_path, experiment, output
 ):
-    metrics = train(compose_train(f"experiment={experiment}", "trainer.max_epochs=1"))
-    checkpoint = load_checkpoint(metrics["_best_model_path"])
+    result = train(compose_train(f"experiment={experiment}", "trainer.max_epochs=1"))
+    checkpoint = load_checkpoint(result.best_model_path)
     report = export_onnx(checkpoint, tmp_path / "model.onnx")
     assert report.path.is_file() and report.max_abs_diff is not None and report.max_abs_diff < 1e-5
     assert report.output.startswith(output)

@@ -56,13 +56,13 @@ def airline_run(tmp_path_factory):
 
 
 def test_training_logs_model_and_baseline_metrics_on_the_original_scale(airline_run):
-    cfg, metrics = airline_run
+    cfg, result = airline_run
     for name in ("mae", "rmse", "smape", "mase", "coverage", "naive_mae", "naive_mase", "seasonal_naive_mase"):
-        assert math.isfinite(metrics[f"test/{name}"]), name
-    assert "val/seasonal_naive_mae" in metrics and "val/mae_best" in metrics
+        assert math.isfinite(result.metrics[f"test/{name}"]), name
+    assert "val/seasonal_naive_mae" in result.metrics and "val/mae_best" in result.metrics
     # Passengers are in the hundreds: errors on the original scale, not in standard deviations.
-    assert metrics["test/seasonal_naive_mae"] > 10
-    assert 0.0 <= metrics["test/coverage"] <= 1.0
+    assert result.metrics["test/seasonal_naive_mae"] > 10
+    assert 0.0 <= result.metrics["test/coverage"] <= 1.0
 
 
 def test_forecast_plots_reach_tensorboard(airline_run):
@@ -76,25 +76,25 @@ def test_forecast_plots_reach_tensorboard(airline_run):
 
 
 def test_checkpoint_carries_the_scaler_and_eval_reproduces_the_test_metrics(airline_run, compose_eval):
-    _, metrics = airline_run
-    ckpt = torch.load(metrics["_best_model_path"], map_location="cpu", weights_only=True)
+    _, result = airline_run
+    ckpt = torch.load(result.best_model_path, map_location="cpu", weights_only=True)
     assert ckpt["state_dict"]["target_log"].item() is True  # data.transform=log travels with the weights
     assert ckpt["ForecastingDataModule"]["mean"] is not None
     evaluated = evaluate(
         compose_eval(
-            f"ckpt_path={metrics['_best_model_path']}", "trainer.accelerator=cpu", "+trainer.enable_progress_bar=false"
+            f"ckpt_path={result.best_model_path}", "trainer.accelerator=cpu", "+trainer.enable_progress_bar=false"
         )
     )
-    assert evaluated["test/mae"] == pytest.approx(metrics["test/mae"], rel=1e-5)
-    assert evaluated["test/mase"] == pytest.approx(metrics["test/mase"], rel=1e-5)
+    assert evaluated["test/mae"] == pytest.approx(result.metrics["test/mae"], rel=1e-5)
+    assert evaluated["test/mase"] == pytest.approx(result.metrics["test/mase"], rel=1e-5)
 
 
 def test_predict_writes_the_next_horizon_as_csv(airline_run, tmp_path):
-    _, metrics = airline_run
+    _, result = airline_run
     out = tmp_path / "forecast.csv"
     cfg = OmegaConf.create(
         {
-            "ckpt_path": metrics["_best_model_path"],
+            "ckpt_path": result.best_model_path,
             "input": None,
             "input_file": None,
             "output_file": str(out),
@@ -125,11 +125,11 @@ def test_predict_writes_the_next_horizon_as_csv(airline_run, tmp_path):
 
 
 def test_backtest_writes_the_historical_forecasts_that_eval_scores(airline_run, compose_eval, tmp_path, capsys):
-    _, metrics = airline_run
+    _, result = airline_run
     out = tmp_path / "backtest.csv"
     cfg = OmegaConf.create(
         {
-            "ckpt_path": metrics["_best_model_path"],
+            "ckpt_path": result.best_model_path,
             "input": None,
             "input_file": None,
             "output_file": str(out),
@@ -167,12 +167,12 @@ def test_backtest_writes_the_historical_forecasts_that_eval_scores(airline_run, 
     for row in rows:
         if row["origin"] in actual_at:
             assert float(row["naive"]) == pytest.approx(actual_at[row["origin"]])
-    # Averaged over the file, the errors are the test metrics seqmodels-eval reports for the same checkpoint.
+    # Averaged over the file, the errors are the test result.metrics seqmodels-eval reports for the same checkpoint.
     mae = sum(abs(float(r["forecast"]) - float(r["actual"])) for r in rows) / len(rows)
     seasonal = sum(abs(float(r["seasonal_naive"]) - float(r["actual"])) for r in rows) / len(rows)
     evaluated = evaluate(
         compose_eval(
-            f"ckpt_path={metrics['_best_model_path']}", "trainer.accelerator=cpu", "+trainer.enable_progress_bar=false"
+            f"ckpt_path={result.best_model_path}", "trainer.accelerator=cpu", "+trainer.enable_progress_bar=false"
         )
     )
     assert mae == pytest.approx(evaluated["test/mae"], rel=1e-4)
@@ -199,13 +199,13 @@ def test_predict_cli_prints_one_line_errors(tmp_path, airline_run):
     import subprocess
     import sys
 
-    _, metrics = airline_run
+    _, trained = airline_run
     result = subprocess.run(
         [
             sys.executable,
             "-m",
-            "seqmodels.predict",
-            f"ckpt_path={metrics['_best_model_path']}",
+            "seqmodels.cli.predict",
+            f"ckpt_path={trained.best_model_path}",
             f"input_file={tmp_path / 'nope.csv'}",
         ],
         capture_output=True,
@@ -325,9 +325,9 @@ def test_every_network_and_output_runs_end_to_end(compose_train, model, output):
         "data.lookback=30",
         "data.horizon=40",
     )
-    metrics = train(cfg)
-    assert all(math.isfinite(metrics[f"test/{name}"]) for name in ("loss", "mae", "mase")), metrics
-    assert ("test/coverage" in metrics) == (output in ("gaussian", "quantile"))
+    result = train(cfg)
+    assert all(math.isfinite(result.metrics[f"test/{name}"]) for name in ("loss", "mae", "mase")), result.metrics
+    assert ("test/coverage" in result.metrics) == (output in ("gaussian", "quantile"))
 
 
 @pytest.mark.parametrize("clip_by", ["task", "trainer"])
@@ -364,7 +364,7 @@ def test_two_process_ddp_scores_every_test_window_once(tmp_path, compose_train):
         [
             sys.executable,
             "-m",
-            "seqmodels.train",
+            "seqmodels.cli.train",
             "experiment=airline",
             "trainer=ddp_sim",
             "trainer.max_epochs=1",
@@ -402,7 +402,7 @@ def test_forecasters_export_to_onnx_with_outputs_on_the_original_scale(compose_t
     from seqmodels.export import export_onnx
 
     # Monthly airline data: calendar features make a known-future input; the log transform is undone in the graph.
-    metrics = train(
+    result = train(
         compose_train(
             "experiment=airline",
             f"model={model}",
@@ -413,7 +413,7 @@ def test_forecasters_export_to_onnx_with_outputs_on_the_original_scale(compose_t
             "trainer.gradient_clip_val=null",
         )
     )
-    checkpoint = load_checkpoint(metrics["_best_model_path"])
+    checkpoint = load_checkpoint(result.best_model_path)
     report = export_onnx(checkpoint, tmp_path / "forecaster.onnx")
     assert report.inputs == "inputs: (N, 24, 3) float32, future: (N, 12, 2) float32"
     assert report.output == "point, lower, upper: (N, 12, 1)" and report.max_abs_diff < 1e-3  # passengers: 100s

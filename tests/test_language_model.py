@@ -348,10 +348,10 @@ def test_language_model_drives_a_deterministic_grammar_to_near_zero_loss(tmp_pat
         "~callbacks.early_stopping",
         "callbacks.generation_samples.max_new_tokens=30",
     )
-    metrics = train(cfg)
-    assert metrics["test/loss"] < 0.05, metrics
-    assert metrics["test/bpc"] == pytest.approx(metrics["test/loss"] / math.log(2), rel=1e-4)
-    assert metrics["test/ppl"] == pytest.approx(math.exp(metrics["test/loss"]), rel=1e-4)
+    trained = train(cfg)
+    assert trained.metrics["test/loss"] < 0.05, trained.metrics
+    assert trained.metrics["test/bpc"] == pytest.approx(trained.metrics["test/loss"] / math.log(2), rel=1e-4)
+    assert trained.metrics["test/ppl"] == pytest.approx(math.exp(trained.metrics["test/loss"]), rel=1e-4)
 
     # The GenerationSamples callback wrote text samples to TensorBoard.
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -370,8 +370,8 @@ def test_language_model_drives_a_deterministic_grammar_to_near_zero_loss(tmp_pat
     args = [
         sys.executable,
         "-m",
-        "seqmodels.generate",
-        f"ckpt_path={metrics['_best_model_path']}",
+        "seqmodels.cli.generate",
+        f"ckpt_path={trained.best_model_path}",
         "prompt='the cat'",
         "max_new_tokens=20",
         "temperature=0",

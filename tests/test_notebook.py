@@ -84,3 +84,28 @@ def test_vanishing_gradients_notebook_tells_the_same_story_over_seeds(monkeypatc
     # Solving needs the learning signal to reach t = 0: every LSTM seed that solved kept it.
     assert all(r > 1e-2 for m, r in zip(mse["lstm"], trained["lstm"], strict=True) if m < 0.05), outputs
     assert statistics.median(trained["lstm"]) > 100 * statistics.median(trained["rnn_tanh"]), outputs
+
+
+PYTHON_API = Path(__file__).resolve().parents[1] / "notebooks" / "python_api.ipynb"
+
+
+@pytest.mark.slow
+@pytest.mark.learns
+def test_python_api_notebook_forecasts_better_than_naive():
+    """The Python-API notebook trains from a DataFrame in memory and forecasts on the user's scale.
+
+    Catches: a notebook broken by an API change, forecasts returned on the wrong scale (they would miss by the
+    series' mean), in-memory data ignored. Its forecasting MAE must be well under the naive forecast's (measured:
+    about a fifth of it).
+    """
+    nb = nbformat.read(PYTHON_API, as_version=4)
+    client = NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(PYTHON_API.parent)}}
+    )
+    client.execute()
+    outputs = "".join(
+        out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
+    )
+    words = outputs.split("MAE ")[1].split()
+    mae, naive = float(words[0]), float(words[3])
+    assert mae < 0.6 * naive, outputs

@@ -59,7 +59,7 @@ def test_installed_wheel_trains_with_user_config_dir(wheel, tmp_path):
         [
             sys.executable,
             "-m",
-            "seqmodels.train",
+            "seqmodels.cli.train",
             "--config-dir",
             str(tmp_path / "my_configs"),
             "experiment=my_parity",

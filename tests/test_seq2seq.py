@@ -153,12 +153,12 @@ def test_reversal_is_learned_and_predict_decodes_from_the_checkpoint(compose_tra
     Catches: broken attention masking, teacher forcing, beam search or the checkpoint's vocabularies.
     """
     cfg = compose_train("experiment=reverse", "trainer.max_epochs=8", "data.num_train=3000")
-    metrics = train(cfg)
-    assert metrics["test/exact"] > 0.95, metrics
-    assert metrics["test/ter"] < 0.02, metrics
+    trained = train(cfg)
+    assert trained.metrics["test/exact"] > 0.95, trained.metrics
+    assert trained.metrics["test/ter"] < 0.02, trained.metrics
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "seqmodels.predict", f"ckpt_path={metrics['_best_model_path']}", "input=abcdef"],
+        [sys.executable, "-m", "seqmodels.cli.predict", f"ckpt_path={trained.best_model_path}", "input=abcdef"],
         capture_output=True,
         text=True,
         env=env,
@@ -168,7 +168,7 @@ def test_reversal_is_learned_and_predict_decodes_from_the_checkpoint(compose_tra
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "abcdef\tfedcba"
     missing = subprocess.run(
-        [sys.executable, "-m", "seqmodels.predict", "ckpt_path=nope.ckpt", "input=ab"],
+        [sys.executable, "-m", "seqmodels.cli.predict", "ckpt_path=nope.ckpt", "input=ab"],
         capture_output=True,
         text=True,
         env=env,

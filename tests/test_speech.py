@@ -19,6 +19,7 @@ from seqmodels.data.speech import dtmf_signal, espeak_available
 from seqmodels.nn import (
     ConvSubsampling,
     CTCNet,
+    FeatureConfig,
     FrameStacking,
     LogMelSpectrogram,
     RecurrentEncoder,
@@ -378,9 +379,9 @@ def test_dtmf_is_learned_and_predict_transcribes_a_wav(compose_train, tmp_path):
     Catches: misaligned CTC lengths, a broken front-end or decoder.
     """
     cfg = compose_train("experiment=dtmf_ctc", "trainer.max_epochs=8")
-    metrics = train(cfg)
-    assert metrics["test/cer"] < 0.05, metrics
-    assert metrics["test/wer"] < 0.10, metrics
+    trained = train(cfg)
+    assert trained.metrics["test/cer"] < 0.05, trained.metrics
+    assert trained.metrics["test/wer"] < 0.10, trained.metrics
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     tags: dict[str, set] = {"images": set(), "tensors": set()}
@@ -397,7 +398,7 @@ def test_dtmf_is_learned_and_predict_transcribes_a_wav(compose_train, tmp_path):
     )
     wav = write_wav(tmp_path / "keys.wav", signal, 16000)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "seqmodels.predict", f"ckpt_path={metrics['_best_model_path']}"]
+    command = [sys.executable, "-m", "seqmodels.cli.predict", f"ckpt_path={trained.best_model_path}"]
     result = subprocess.run(
         [*command, f"input_file={wav}"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
     )
@@ -413,7 +414,7 @@ def test_dtmf_is_learned_and_predict_transcribes_a_wav(compose_train, tmp_path):
 
     from seqmodels.predict import transcribe_audio
 
-    options = dict(ckpt_path=metrics["_best_model_path"], input=None, beam_size=4, n_best=2, device="cpu")
+    options = dict(ckpt_path=trained.best_model_path, input=None, beam_size=4, n_best=2, device="cpu")
     (tmp_path / "list.txt").write_text("keys.wav\n\nkeys.wav\n")  # paths relative to the list
     results = transcribe_audio(OmegaConf.create({**options, "input_file": str(tmp_path / "list.txt")}))
     assert [path for path, _ in results] == [str(wav.resolve())] * 2
@@ -421,3 +422,94 @@ def test_dtmf_is_learned_and_predict_transcribes_a_wav(compose_train, tmp_path):
     assert best == "9 0 #" + " 5" and best_score >= second_score
     with pytest.raises(ValueError, match="a speech model reads audio"):
         transcribe_audio(OmegaConf.create({**options, "input": "hello", "input_file": None}))
+
+
+# ------------------------------------------------------------------------------------------------ front-end settings
+def test_feature_config_gives_the_sample_sizes_and_builds_the_same_front_end():
+    config = FeatureConfig(sample_rate=8000, n_mels=20, f_min=300, f_max=3400, deltas=1)
+    assert (config.win_length, config.hop_length, config.n_fft, config.output_size) == (200, 80, 256, 40)
+    assert config.f_min == 300.0 and isinstance(config.f_min, float)  # YAML ints become the field's type
+    built = LogMelSpectrogram.from_config(config)
+    same = LogMelSpectrogram.from_milliseconds(8000, n_mels=20, f_min=300.0, f_max=3400.0, deltas=1)
+    assert repr(built) == repr(same) and built.output_size == 40
+    assert FeatureConfig(**config.to_dict()) == config
+    assert config.replace({"n_mels": 30}, deltas=0) == FeatureConfig(8000, n_mels=30, f_min=300, f_max=3400)
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) \['n_fft'\]"):
+        config.replace(n_fft=512)
+    with pytest.raises(ValueError, match="deltas must be 0, 1 or 2"):
+        LogMelSpectrogram.from_config(FeatureConfig(deltas=3))
+
+
+# The data config of a dtmf_ctc checkpoint written before the front-end settings became one ``features`` node, and
+# the datamodule hyperparameters Lightning stored beside it (``alphabet`` included).
+OLD_DTMF_DATA = {
+    "_target_": "seqmodels.data.DTMFDataModule",
+    "num_train": 12,
+    "num_val": 2,
+    "num_test": 2,
+    "keys": "0123456789*#",
+    "min_keys": 1,
+    "max_keys": 6,
+    "tone_ms": [40, 120],
+    "gap_ms": [30, 120],
+    "snr_db": [5, 30],
+    "frequency_jitter": 0.015,
+    "separator": " ",
+    "sample_rate": 8000,
+    "win_ms": 25.0,
+    "hop_ms": 10.0,
+    "n_mels": 32,
+    "f_min": 300.0,
+    "f_max": 3400.0,
+    "deltas": 1,
+    "normalize": True,
+    "preemphasis": 0.0,
+    "batch_size": 32,
+    "num_workers": 0,
+    "pin_memory": False,
+    "bucket_by_length": True,
+    "seed": 12345,
+}
+OLD_DTMF_HPARAMS = {
+    **{k: v for k, v in OLD_DTMF_DATA.items() if k != "_target_"},
+    "val_fraction": 0.1,
+    "alphabet": "0123456789*# ",
+}
+
+
+def test_speech_datamodules_load_old_flat_front_end_settings(tmp_path):
+    from omegaconf import OmegaConf
+
+    from seqmodels.config import instantiate_datamodule
+
+    nested = {k: v for k, v in OLD_DTMF_DATA.items() if k not in FeatureConfig.field_names()}
+    nested["features"] = {k: OLD_DTMF_DATA[k] for k in FeatureConfig.field_names()}
+    new = instantiate_datamodule(OmegaConf.create(nested))
+    expected = FeatureConfig(8000, n_mels=32, f_min=300, f_max=3400, deltas=1)
+    assert new.features == expected and new.dims()["input_size"] == 64 and new.dims()["feature_groups"] == 2
+    # How seqmodels rebuilds a checkpoint's datamodule: its stored data config, through Hydra, and its state.
+    old = instantiate_datamodule(OmegaConf.create(OLD_DTMF_DATA), state={})
+    assert old.features == expected and old.dims() == new.dims()
+    torch.testing.assert_close(old.train_set[0][0], new.train_set[0][0], rtol=0, atol=0)
+    # Lightning's own route: the saved hyperparameters, flat keys and alphabet included.
+    import lightning
+
+    path = tmp_path / "old.ckpt"
+
+    def save(hparams: dict) -> None:
+        version = {"pytorch-lightning_version": lightning.__version__}
+        torch.save({**version, "datamodule_hyper_parameters": hparams, "datamodule_hparams_name": "kwargs"}, path)
+
+    save(OLD_DTMF_HPARAMS)
+    assert DTMFDataModule.load_from_checkpoint(path).features == expected
+    with pytest.raises(ValueError, match="alphabet"):
+        DTMFDataModule(**{**OLD_DTMF_HPARAMS, "alphabet": "0123"})
+    # New hyperparameters: the whole front-end as one plain dict, loadable with weights_only=True.
+    save(dict(new.hparams))
+    saved = torch.load(path, weights_only=True)["datamodule_hyper_parameters"]
+    assert saved["features"] == expected.to_dict() and "alphabet" not in saved and "n_mels" not in saved
+    assert DTMFDataModule.load_from_checkpoint(path).features == expected
+    # A flat field overrides the features node (`+data.n_mels=20` on the command line still works).
+    assert DTMFDataModule(features={"n_mels": 16}, n_mels=20).features.n_mels == 20
+    spoken = SpokenDigitsDataModule(cache_dir=None, features={"n_mels": 24})
+    assert spoken.features == FeatureConfig(16000, n_mels=24, preemphasis=0.97) and spoken.sample_rate == 16000

@@ -84,21 +84,21 @@ def test_tagger_scores_do_not_depend_on_padding():
 def test_ner_experiment_learns_the_demo_corpus_and_its_checkpoint_alone_tags_sentences(compose_train, caplog):
     """The NER experiment learns its demo corpus (token accuracy > 0.95, entity F1 > 0.85) and its checkpoint tags text.
 
-    Catches: tags misaligned with tokens, padding counted in loss or metrics, a broken bidirectional encoder.
+    Catches: tags misaligned with tokens, padding counted in loss or result.metrics, a broken bidirectional encoder.
     """
     from omegaconf import OmegaConf
 
     from seqmodels.predict import label_texts
 
     cfg = compose_train("experiment=ner", "trainer.max_epochs=5")
-    metrics = train(cfg)
-    assert metrics["test/acc"] > 0.95, metrics
-    assert metrics["test/f1"] > 0.85, metrics
+    result = train(cfg)
+    assert result.metrics["test/acc"] > 0.95, result.metrics
+    assert result.metrics["test/f1"] > 0.85, result.metrics
 
     # seqmodels-predict with the checkpoint alone: one tag per word, as the gold file has them.
     sentences = read_conll(demo_ner_path())[:40]
     options = {
-        "ckpt_path": metrics["_best_model_path"],
+        "ckpt_path": result.best_model_path,
         "input": None,
         "n_best": 1,
         "batch_size": 16,

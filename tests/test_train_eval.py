@@ -55,8 +55,8 @@ def trained_run(tmp_path_factory):
         cfg.hydra.runtime.output_dir = str(out)
         cfg.hydra.job.num = 0
     HydraConfig().set_config(cfg)
-    metrics = train(cfg)
-    return cfg, metrics, out
+    result = train(cfg)
+    return cfg, result, out
 
 
 @pytest.mark.learns
@@ -65,16 +65,16 @@ def test_training_learns_and_tests_best_checkpoint(trained_run):
 
     Catches: a training loop that does not learn, the wrong checkpoint tested, a mislabelled best score.
     """
-    cfg, metrics, out = trained_run
-    assert metrics["test/acc"] > 0.95, metrics
-    assert metrics["best/val/acc"] == pytest.approx(metrics["val/acc_best"])
-    best = Path(metrics["_best_model_path"])
+    cfg, result, out = trained_run
+    assert result.metrics["test/acc"] > 0.95, result.metrics
+    assert result.metrics["best/val/acc"] == pytest.approx(result.metrics["val/acc_best"])
+    best = Path(result.best_model_path)
     assert best.is_file() and best.parent == out / "checkpoints"
 
 
 def test_checkpoint_loads_weights_only_and_carries_config(trained_run):
-    _, metrics, _ = trained_run
-    ckpt = torch.load(metrics["_best_model_path"], map_location="cpu", weights_only=True)
+    _, result, _ = trained_run
+    ckpt = torch.load(result.best_model_path, map_location="cpu", weights_only=True)
     saved = ckpt[CHECKPOINT_KEY]["config"]
     assert saved["model"]["net"]["encoder"]["cell"] == "gru"
     assert saved["model"]["num_classes"] == 2  # the interpolation was resolved before saving
@@ -82,13 +82,13 @@ def test_checkpoint_loads_weights_only_and_carries_config(trained_run):
 
 
 def test_eval_reproduces_test_metric(trained_run, compose_eval):
-    _, metrics, _ = trained_run
+    _, result, _ = trained_run
     cfg = compose_eval(
-        f"ckpt_path={metrics['_best_model_path']}", "trainer.accelerator=cpu", "+trainer.enable_progress_bar=false"
+        f"ckpt_path={result.best_model_path}", "trainer.accelerator=cpu", "+trainer.enable_progress_bar=false"
     )
     evaluated = evaluate(cfg)
-    assert evaluated["test/acc"] == pytest.approx(metrics["test/acc"], abs=1e-6)
-    assert evaluated["test/loss"] == pytest.approx(metrics["test/loss"], rel=1e-5)
+    assert evaluated["test/acc"] == pytest.approx(result.metrics["test/acc"], abs=1e-6)
+    assert evaluated["test/loss"] == pytest.approx(result.metrics["test/loss"], rel=1e-5)
 
 
 def test_tensorboard_has_scalars_and_hparams(trained_run):
@@ -105,7 +105,7 @@ def test_tensorboard_has_scalars_and_hparams(trained_run):
         tags |= set(acc.Tags()["scalars"])
         with contextlib.suppress(KeyError):  # an event file without hparams raises KeyError
             plugins |= set(acc.PluginTagToContent("hparams"))
-    assert {"train/loss_step", "val/loss", "val/acc", "val/f1", "val/acc_best", "test/acc", "hp_metric"} <= tags
+    assert {"train/loss_step", "val/loss", "val/acc", "val/f1", "val/acc_best", "test/acc", "best/val/acc"} <= tags
     assert "_hparams_/session_start_info" in plugins
     texts = set()
     for event_file in event_files:
@@ -115,6 +115,35 @@ def test_tensorboard_has_scalars_and_hparams(trained_run):
     assert any(tag.startswith("config") for tag in texts), texts
     hparams_yaml = (out / "tensorboard" / "hparams.yaml").read_text()
     assert "hidden_size: 24" in hparams_yaml
+
+
+def test_hparams_tab_compares_runs_by_settings_and_lists_the_best_and_test_metrics(trained_run):
+    """Catches an HParams table cluttered with plumbing (``_target_``, paths, callbacks) or missing its metrics."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    _, _, out = trained_run
+    experiment = session = None
+    for event_file in (out / "tensorboard").rglob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(event_file))
+        acc.Reload()
+        with contextlib.suppress(KeyError):
+            content = acc.PluginTagToContent("hparams")
+            if "_hparams_/experiment" in content:
+                experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+            if "_hparams_/session_start_info" in content:
+                session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    assert experiment is not None and session is not None
+    metrics = {info.name.tag for info in experiment.metric_infos}
+    assert "best/val/acc" in metrics and {"test/acc", "test/loss"} <= metrics, metrics
+    names = {info.name for info in experiment.hparam_infos}
+    assert {"experiment", "seed", "model/net/encoder/hidden_size", "model/optimizer/lr", "trainer/max_epochs"} <= names
+    assert not [n for n in names if "_target_" in n or "callbacks" in n or n.endswith(("path", "dir"))], names
+    values = session.session_start_info.hparams
+    assert (
+        values["model/optimizer"].string_value in ("Adam", "AdamW")
+        and values["model/net/encoder/hidden_size"].number_value == 24
+    )
 
 
 def test_eval_missing_checkpoint_is_one_line_error(compose_eval, tmp_path):
@@ -151,7 +180,7 @@ def test_bad_model_config_is_one_line_error(compose_train, override, expected):
 
 
 def test_cli_error_is_a_single_line(tmp_path):
-    result = _cli(["seqmodels.train", "experiment=parity", "debug=fdr", "model.net.encoder.num_layers=0"], tmp_path)
+    result = _cli(["seqmodels.cli.train", "experiment=parity", "debug=fdr", "model.net.encoder.num_layers=0"], tmp_path)
     assert result.returncode == 1
     err = [line for line in result.stderr.splitlines() if line.strip()]
     assert err[-1].startswith("seqmodels-train: error: model.net.encoder: num_layers"), result.stderr
@@ -159,7 +188,7 @@ def test_cli_error_is_a_single_line(tmp_path):
 
 
 def test_cli_eval_missing_checkpoint(tmp_path):
-    result = _cli(["seqmodels.eval", f"ckpt_path={tmp_path / 'missing.ckpt'}"], tmp_path)
+    result = _cli(["seqmodels.cli.eval", f"ckpt_path={tmp_path / 'missing.ckpt'}"], tmp_path)
     assert result.returncode == 1
     assert "checkpoint not found" in result.stderr and "Traceback" not in result.stderr
 
@@ -168,7 +197,7 @@ def test_cli_eval_missing_checkpoint(tmp_path):
 def test_cli_multirun_over_three_encoders(tmp_path):
     result = _cli(
         [
-            "seqmodels.train",
+            "seqmodels.cli.train",
             "-m",
             "experiment=parity",
             "debug=fdr",
@@ -188,7 +217,7 @@ def test_cli_multirun_over_three_encoders(tmp_path):
 def test_cli_ddp_sim_two_processes(tmp_path):
     result = _cli(
         [
-            "seqmodels.train",
+            "seqmodels.cli.train",
             "experiment=parity",
             "trainer=ddp_sim",
             "trainer.max_epochs=1",
@@ -239,7 +268,7 @@ def test_missing_data_file_is_one_line_error(compose_train, tmp_path):
 def test_cli_optuna_sweep_returns_best_value(tmp_path):
     result = _cli(
         [
-            "seqmodels.train",
+            "seqmodels.cli.train",
             "-m",
             "hparams_search=optuna",
             "experiment=parity",
@@ -259,7 +288,7 @@ def test_cli_optuna_sweep_returns_best_value(tmp_path):
 def test_resume_from_last_checkpoint(compose_train, tmp_path):
     short = ["experiment=parity", "data.num_train=128", "data.num_val=64", "data.num_test=64", "test=false"]
     first = train(compose_train(*short, "trainer.max_epochs=2"))
-    last = Path(first["_best_model_path"]).parent / "last.ckpt"
+    last = Path(first.best_model_path).parent / "last.ckpt"
     assert torch.load(last, weights_only=True)["epoch"] == 1
     resumed = compose_train(*short, "trainer.max_epochs=3", f"ckpt_path={last}")
     train(resumed)
@@ -270,8 +299,10 @@ def test_training_without_any_logger(compose_train):
     cfg = compose_train(
         "experiment=parity", "logger=none", "+trainer.max_steps=2", "test=false", "data.num_train=64", "data.num_val=16"
     )
-    metrics = train(cfg)  # the default LearningRateMonitor must not stop a run that has no logger
-    assert "train/loss" in metrics or "train/loss_step" in metrics or "val/loss" in metrics, metrics
+    result = train(cfg)  # the default LearningRateMonitor must not stop a run that has no logger
+    assert "train/loss" in result.metrics or "train/loss_step" in result.metrics or "val/loss" in result.metrics, (
+        result.metrics
+    )
 
 
 @pytest.mark.learns
@@ -287,10 +318,10 @@ def test_predict_labels_texts_with_the_text_classifier_checkpoint_alone(compose_
     from seqmodels.data.text import demo_reviews_path
     from seqmodels.predict import label_texts
 
-    metrics = train(compose_train("experiment=text_classification", "trainer.max_epochs=4"))
+    result = train(compose_train("experiment=text_classification", "trainer.max_epochs=4"))
     rows = list(csv.DictReader(demo_reviews_path().open()))[:60]
     options = {
-        "ckpt_path": metrics["_best_model_path"],
+        "ckpt_path": result.best_model_path,
         "input_file": None,
         "n_best": 2,
         "batch_size": 16,
@@ -308,4 +339,4 @@ def test_predict_labels_texts_with_the_text_classifier_checkpoint_alone(compose_
     # A classifier of synthetic (non-text) sequences says what to use instead.
     _, parity, _ = trained_run
     with pytest.raises(ValueError, match="not text; score it on its data with seqmodels-eval"):
-        label_texts(OmegaConf.create({**options, "ckpt_path": parity["_best_model_path"], "input": "0 1"}))
+        label_texts(OmegaConf.create({**options, "ckpt_path": parity.best_model_path, "input": "0 1"}))

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from seqmodels.callbacks import CHECKPOINT_KEY
 from seqmodels.config import instantiate_datamodule
+from seqmodels.tasks.capabilities import Capabilities
 
 
 class UntrustedCheckpointError(ValueError):
@@ -134,9 +135,18 @@ def load_checkpoint(path: str | os.PathLike, weights_only: bool = True) -> dict[
     return checkpoint
 
 
-def task_name(checkpoint: dict[str, Any]) -> str:
-    """The class name of the checkpoint's task (``"ForecastingTask"``, ``"SequenceTaggingTask"``, ...)."""
-    return str(checkpoint[CHECKPOINT_KEY]["config"]["model"].get("_target_", "")).rsplit(".", 1)[-1]
+def task_class(checkpoint: dict[str, Any]) -> type:
+    """The class of the checkpoint's task (its ``_target_`` passed the allow-list when the checkpoint was loaded)."""
+    target = checkpoint[CHECKPOINT_KEY]["config"]["model"].get("_target_")
+    if not _allowed_class(target):
+        raise UntrustedCheckpointError(f"checkpoint: refused to build config.model._target_={str(target)[:80]!r}")
+    return hydra.utils.get_class(target)
+
+
+def task_capabilities(checkpoint: dict[str, Any]) -> tuple[type, Capabilities]:
+    """The checkpoint's task class and what it declares it can do (predict, export, generate)."""
+    cls = task_class(checkpoint)
+    return cls, getattr(cls, "capabilities", Capabilities())
 
 
 def build_from_checkpoint(

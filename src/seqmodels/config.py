@@ -197,6 +197,28 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def check_experiment_choice(overrides: list[str], default: str = "japanese_vowels") -> None:
+    """Refuses ``data=X`` or ``model=Y`` on a command line that names no ``experiment=``.
+
+    Such a run would keep the default recipe's task name, optimized metric, encoder and epochs around the new data:
+    consistent only by chance. One line says which recipe to name instead, or ``experiment=none``.
+    """
+    names = {override.split("=", 1)[0].lstrip("+~") for override in overrides}
+    if "experiment" in names:
+        return
+    chosen = [
+        f"{name}={value}"
+        for name, _, value in (o.lstrip("+~").partition("=") for o in overrides)
+        if name in ("data", "model")
+    ]
+    if chosen:
+        raise ValueError(
+            f"{' '.join(chosen)} without experiment= keeps experiment={default} (the default) for the task name, "
+            f"metric, model and epochs; name a recipe for it (e.g. experiment={chosen[0].split('=', 1)[1]}) or "
+            "pass experiment=none to compose the run from its groups"
+        )
+
+
 def check_run_settings(cfg: DictConfig) -> None:
     """One line for a run setting of the wrong kind, before anything is built (a torch or Lightning error later
     would not name the key: ``'<=' not supported between 'float' and 'str'``)."""

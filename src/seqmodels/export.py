@@ -1,4 +1,4 @@
-"""``seqmodels-export ckpt_path=... [output_file=model.onnx]``: a checkpoint's network as an ONNX graph.
+"""ONNX export (the library behind ``seqmodels-export ckpt_path=... [output_file=model.onnx]``): a network as a graph.
 
     seqmodels-export ckpt_path=logs/text_classification/runs/<date>/checkpoints/last.ckpt
     seqmodels-export ckpt_path=<tagger>.ckpt output_file=tagger.onnx verify=false
@@ -28,22 +28,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
-from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from seqmodels.checkpoint import build_from_checkpoint, load_checkpoint, task_name
-from seqmodels.config import config_dir, describe_error, silence_library_noise
+from seqmodels.checkpoint import build_from_checkpoint, task_capabilities
 from seqmodels.nn.recurrent import RecurrentEncoder
-from seqmodels.train import USER_ERRORS
+from seqmodels.tasks.capabilities import Export
 
 TRACED_LENGTH = 13
-EXPORTABLE = {
-    "SequenceClassificationTask": "probs",
-    "SequenceRegressionTask": "values",
-    "SequenceTaggingTask": "probs",
-}
+# The graph's output name for each kind of export of a sequence network.
+OUTPUT_NAMES = {Export.CLASS_PROBABILITIES: "probs", Export.VALUES: "values", Export.TAG_PROBABILITIES: "probs"}
 
 
 class ExportedModel(nn.Module):
@@ -126,19 +120,20 @@ def export_onnx(
     checkpoint: dict[str, Any], path: str | os.PathLike, verify: bool = True, opset: int | None = None
 ) -> ExportReport:
     """Writes the checkpoint's network to ``path`` as ONNX; returns what was written and how well it matches."""
-    task = task_name(checkpoint)
-    if task not in EXPORTABLE and task != "ForecastingTask":
+    task, capabilities = task_capabilities(checkpoint)
+    if capabilities.export is None:
         raise ValueError(
-            f"{task} checkpoints do not export yet; seqmodels-export takes sequence classifiers, regressors, "
+            f"{task.__name__} checkpoints do not export yet; seqmodels-export takes sequence classifiers, regressors, "
             "taggers and forecasters (decoding loops stay in PyTorch: use seqmodels-predict or seqmodels-generate)"
         )
     _require_onnx()
     model, datamodule = build_from_checkpoint(checkpoint, setup_data=False)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if task == "ForecastingTask":
+    if capabilities.export is Export.FORECAST:
         return _export_forecaster(model, datamodule, path, verify, opset)
-    return export_sequence_net(model.net, EXPORTABLE[task], task == "SequenceTaggingTask", path, verify, opset)
+    per_step = capabilities.export is Export.TAG_PROBABILITIES
+    return export_sequence_net(model.net, OUTPUT_NAMES[capabilities.export], per_step, path, verify, opset)
 
 
 def export_sequence_net(
@@ -318,27 +313,3 @@ def verify_onnx(path: Path, module: nn.Module, feeds: dict[str, Tensor]) -> floa
         expected = module(*feeds.values())
     expected = expected if isinstance(expected, tuple) else (expected,)
     return max(float((torch.from_numpy(g) - e).abs().max()) for g, e in zip(got, expected, strict=True))
-
-
-@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="export")
-def main(cfg: DictConfig) -> None:
-    silence_library_noise()
-    try:
-        checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
-        output = cfg.get("output_file") or str(Path(cfg.ckpt_path).with_suffix(".onnx"))
-        report = export_onnx(checkpoint, output, verify=cfg.verify, opset=cfg.get("opset"))
-    except USER_ERRORS as exc:
-        if os.environ.get("SEQMODELS_DEBUG"):
-            raise
-        print(f"seqmodels-export: error: {describe_error(exc)}", file=sys.stderr, flush=True)
-        raise SystemExit(1) from None
-    check = (
-        "not verified (onnxruntime missing or verify=false)"
-        if report.max_abs_diff is None
-        else f"onnxruntime matches PyTorch within {report.max_abs_diff:.2g}"
-    )
-    print(f"wrote {report.path}: {report.inputs} -> {report.output}; {check}", flush=True)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""``seqmodels-generate ckpt_path=... prompt="..."``: continue a prompt with a trained generative model.
+"""Generation from a checkpoint (the library behind ``seqmodels-generate ckpt_path=... prompt="..."``).
 
     seqmodels-generate ckpt_path=run/checkpoints/epoch_009.ckpt prompt="async def " max_new_tokens=300
     seqmodels-generate ckpt_path=... temperature=0        # greedy
@@ -21,19 +21,16 @@ quietly too (status 141, as for other tools).
 from __future__ import annotations
 
 import math
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import hydra
 import torch
 from omegaconf import DictConfig
 
-from seqmodels.checkpoint import build_from_checkpoint, load_checkpoint
-from seqmodels.config import config_dir, describe_error, requested_device, silence_library_noise
-from seqmodels.train import USER_ERRORS
+from seqmodels.checkpoint import build_from_checkpoint, load_checkpoint, task_capabilities
+from seqmodels.config import requested_device
 
 
 class GenerationInterrupted(KeyboardInterrupt):
@@ -142,12 +139,11 @@ def generate(cfg: DictConfig, write: Callable[[str], None] | None = None) -> lis
     """
     options = check_options(cfg)
     checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
+    task, capabilities = task_capabilities(checkpoint)
+    if not capabilities.generate:
+        raise capabilities.refusal(task, "seqmodels-generate", cfg.ckpt_path)
     model, datamodule = build_from_checkpoint(checkpoint, setup_data=False)  # the vocabulary is in the checkpoint
     net = model.net
-    if not hasattr(net, "generate_steps") or not hasattr(datamodule, "encode_prompt"):
-        raise ValueError(
-            f"{cfg.ckpt_path} holds a {type(net).__name__}, which does not generate; use a language model checkpoint"
-        )
     if cfg.get("midi_path") and not hasattr(datamodule, "write_midi"):  # refused before minutes of sampling
         raise ValueError(f"midi_path is for music models; {type(datamodule).__name__} does not write MIDI")
     device = requested_device(cfg)
@@ -201,36 +197,3 @@ def _write_midi(cfg: DictConfig, datamodule: Any, samples: list[list[int]], num_
         target = path if num_samples == 1 else path.with_name(f"{path.stem}_{index}{path.suffix or '.mid'}")
         datamodule.write_midi(sample, target)
         print(f"wrote {target}", file=sys.stderr, flush=True)
-
-
-def _print(piece: str) -> None:
-    if piece:
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-
-
-@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="generate")
-def main(cfg: DictConfig) -> None:
-    silence_library_noise()
-    try:
-        generate(cfg, write=_print)
-    except USER_ERRORS as exc:
-        if os.environ.get("SEQMODELS_DEBUG"):
-            raise
-        print(f"seqmodels-generate: error: {describe_error(exc)}", file=sys.stderr, flush=True)
-        raise SystemExit(1) from None
-    except KeyboardInterrupt as exc:  # Ctrl-C: the text so far is printed already
-        print(
-            f"seqmodels-generate: {exc if isinstance(exc, GenerationInterrupted) else 'interrupted'}",
-            file=sys.stderr,
-            flush=True,
-        )
-        raise SystemExit(130) from None
-    except BrokenPipeError:
-        # The reader is gone (``| head``): stop quietly. Python would report the unflushable stdout at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise SystemExit(141) from None
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""``seqmodels-predict ckpt_path=... input="..."``: predict with a trained checkpoint, whatever its task.
+"""Prediction from a checkpoint, whatever its task (the library behind ``seqmodels-predict ckpt_path=...``).
 
     seqmodels-predict ckpt_path=run/checkpoints/epoch_019.ckpt input=seqmodels            # G2P
     seqmodels-predict ckpt_path=... input="'seventy one'"                                  # quote spaces
@@ -16,26 +16,27 @@ tokens a vocabulary lacks are read as ``<unk>`` (with a warning on stderr). Text
 encoder-decoders, probability for classifiers). A speech (CTC) checkpoint reads PCM WAV files at any sample
 rate (resampled to the model's) and decodes with CTC prefix beam search (``beam_size=1``: greedy). Language
 models generate with ``seqmodels-generate``.
+
+Which reader and writer a checkpoint gets is what its task declares (``capabilities.predict``, see
+:mod:`seqmodels.tasks.capabilities`); :func:`predict_from_checkpoint` dispatches on it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 from omegaconf import DictConfig
 
-from seqmodels.checkpoint import build_from_checkpoint, load_checkpoint, task_name
-from seqmodels.config import config_dir, describe_error, requested_device, silence_library_noise
+from seqmodels.checkpoint import build_from_checkpoint, load_checkpoint, task_capabilities
+from seqmodels.config import requested_device
 from seqmodels.data.collate import pad_collate
 from seqmodels.data.files import read_utf8
-from seqmodels.train import USER_ERRORS
+from seqmodels.tasks.capabilities import Prediction
 
 
 def _lines(path: Path) -> list[str]:
@@ -137,7 +138,7 @@ def write_forecasts(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -
     check_output_file(cfg)
     if checkpoint is None:
         checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
-    if task_name(checkpoint) != "ForecastingTask":
+    if task_capabilities(checkpoint)[1].predict is not Prediction.SERIES_TO_FORECAST:
         return False
     if cfg.get("input") is not None:
         raise ValueError("a forecaster reads series, not text: pass input_file=/path/to/series.csv (or nothing)")
@@ -227,7 +228,7 @@ def transcribe_audio(
 
     if checkpoint is None:
         checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
-    if task_name(checkpoint) != "CTCTask":
+    if task_capabilities(checkpoint)[1].predict is not Prediction.AUDIO_TO_TEXT:
         return None
     if cfg.beam_size < 1 or not 1 <= cfg.n_best <= cfg.beam_size:
         raise ValueError(f"need beam_size >= 1 and 1 <= n_best <= beam_size, got {cfg.beam_size}, {cfg.n_best}")
@@ -252,8 +253,8 @@ def label_texts(
     sentence (words separated by spaces), its tags, one per word. None for other checkpoints."""
     if checkpoint is None:
         checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
-    task = task_name(checkpoint)
-    if task not in ("SequenceClassificationTask", "SequenceTaggingTask"):
+    reads = task_capabilities(checkpoint)[1].predict
+    if reads not in (Prediction.TEXT_TO_LABEL, Prediction.TEXT_TO_TAGS):
         return None
     model, datamodule = build_from_checkpoint(checkpoint, setup_data=False)
     if not hasattr(datamodule, "inputs_from_text"):
@@ -261,7 +262,7 @@ def label_texts(
             f"{cfg.ckpt_path} classifies {type(datamodule).__name__} data, not text; score it on its data with "
             f"seqmodels-eval ckpt_path={cfg.ckpt_path}"
         )
-    tagger = task == "SequenceTaggingTask"
+    tagger = reads is Prediction.TEXT_TO_TAGS
     if tagger and cfg.n_best != 1:
         raise ValueError(f"a tagger gives one tag per word; set n_best=1 (got {cfg.n_best})")
     num_classes = 0 if tagger else len(datamodule.class_names)  # type: ignore[attr-defined]
@@ -287,38 +288,26 @@ def label_texts(
     return results
 
 
-@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="predict")
-def main(cfg: DictConfig) -> None:
-    silence_library_noise()
-    try:
-        check_output_file(cfg)  # before any work: a bad path must not cost a whole prediction run
-        checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
-        if write_forecasts(cfg, checkpoint):  # a forecaster's checkpoint: a CSV of forecasts
-            return
-        if cfg.get("backtest"):
-            raise ValueError(f"backtest={cfg.backtest} needs a forecasting checkpoint; {cfg.ckpt_path} is not one")
-        transcripts = transcribe_audio(cfg, checkpoint)  # a speech model's checkpoint: transcripts of WAV files
-        if transcripts is not None and len(transcripts) == 1 and cfg.n_best == 1 and not cfg.get("output_file"):
-            print(transcripts[0][1][0][0], flush=True)
-            return
-        results = transcripts if transcripts is not None else label_texts(cfg, checkpoint)
-        if results is None:
-            results = predict(cfg, checkpoint)
-    except USER_ERRORS as exc:
-        if os.environ.get("SEQMODELS_DEBUG"):
-            raise
-        print(f"seqmodels-predict: error: {describe_error(exc)}", file=sys.stderr, flush=True)
-        raise SystemExit(1) from None
-    if cfg.n_best == 1:
-        lines = [f"{text}\t{outputs[0][0]}" for text, outputs in results]
-    else:
-        lines = [f"{text}\t{output}\t{score:.4f}" for text, outputs in results for output, score in outputs]
-    if cfg.get("output_file"):
-        Path(cfg.output_file).write_text("\n".join(lines) + "\n", encoding="utf-8")
-        print(f"wrote {len(results)} predictions to {cfg.output_file}", file=sys.stderr)
-    else:
-        print("\n".join(lines), flush=True)
+Results = list[tuple[str, list[tuple[str, float]]]]
 
 
-if __name__ == "__main__":
-    main()
+def predict_from_checkpoint(cfg: DictConfig) -> tuple[Prediction, Results | None]:
+    """Runs what the checkpoint's task declares it predicts; returns that kind of prediction and, per input, its
+    ``n_best`` outputs with their scores (None for a forecaster, whose CSV :func:`write_forecasts` has written)."""
+    check_output_file(cfg)  # before any work: a bad path must not cost a whole prediction run
+    checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
+    task, capabilities = task_capabilities(checkpoint)
+    if capabilities.predict is None:
+        raise capabilities.refusal(task, "seqmodels-predict", cfg.ckpt_path)
+    if cfg.get("backtest") and capabilities.predict is not Prediction.SERIES_TO_FORECAST:
+        raise ValueError(f"backtest={cfg.backtest} needs a forecasting checkpoint; {cfg.ckpt_path} is not one")
+    if capabilities.predict is Prediction.SERIES_TO_FORECAST:
+        write_forecasts(cfg, checkpoint)
+        return capabilities.predict, None
+    readers = {
+        Prediction.TEXT_TO_TEXT: predict,
+        Prediction.TEXT_TO_LABEL: label_texts,
+        Prediction.TEXT_TO_TAGS: label_texts,
+        Prediction.AUDIO_TO_TEXT: transcribe_audio,
+    }
+    return capabilities.predict, readers[capabilities.predict](cfg, checkpoint)

@@ -1,4 +1,4 @@
-"""``seqmodels-train``: compose configs, build data, model, trainer, loggers and callbacks, fit, then test.
+"""Training (the library behind ``seqmodels-train``): build data, model, trainer, loggers and callbacks, fit, test.
 
 seqmodels-train experiment=parity model/encoder=gru trainer.max_epochs=5
 seqmodels-train -m model/encoder=rnn,lstm,gru
@@ -7,8 +7,7 @@ seqmodels-train -m model/encoder=rnn,lstm,gru
 from __future__ import annotations
 
 import logging
-import os
-import sys
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,57 +17,88 @@ import lightning as L
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from seqmodels.callbacks import CHECKPOINT_KEY, EpochSeed, RunConfigCheckpoint
 from seqmodels.checkpoint import check_weights_fit, load_checkpoint
 from seqmodels.config import (
     check_run_settings,
-    config_dir,
-    describe_error,
     instantiate_callbacks,
     instantiate_datamodule,
     instantiate_loggers,
     resolve_with_datamodule,
-    silence_library_noise,
 )
 
 log = logging.getLogger(__name__)
 
-# Errors a user can fix from the command line; anything else is a bug and keeps its traceback.
-USER_ERRORS = (
-    ValueError,
-    TypeError,
-    FileNotFoundError,
-    ImportError,  # an optional extra (e.g. seqmodels[datasets]) is not installed
-    KeyError,
-    hydra.errors.InstantiationException,
-    OmegaConfBaseException,
+
+# Trainer settings that change what a run learns (the rest, devices and logging, does not).
+_TRAINER_HPARAMS = (
+    "max_epochs",
+    "max_steps",
+    "gradient_clip_val",
+    "gradient_clip_algorithm",
+    "accumulate_grad_batches",
+    "precision",
+    "limit_train_batches",
 )
+# Data settings that change speed or where files are, not results.
+_DATA_PLUMBING = ("num_workers", "pin_memory", "cache_dir")
 
 
-def _log_hyperparameters(loggers: list, cfg: DictConfig, model: L.LightningModule, metric_name: str) -> None:
-    if not loggers:
-        return
-    params: dict[str, Any] = {
-        key: OmegaConf.to_container(cfg[key], resolve=True)
-        for key in ("data", "model", "trainer", "callbacks")
-        if cfg.get(key) is not None
-    }
-    params["seed"] = cfg.get("seed")
-    params["tags"] = ",".join(cfg.get("tags") or [])
-    params["model/params/total"] = sum(p.numel() for p in model.parameters())
-    params["model/params/trainable"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    config_text = OmegaConf.to_yaml({key: params[key] for key in ("data", "model", "trainer") if key in params})
+def _comparable(node: Any, prefix: str, out: dict[str, Any]) -> None:
+    """Flattens ``node`` into ``out`` as ``prefix/key`` entries a person compares runs by: a ``_target_`` becomes
+    its class name, Hydra keys and paths are left out, lists become text."""
+    if isinstance(node, dict):
+        if "_target_" in node:
+            out[prefix] = str(node["_target_"]).rsplit(".", 1)[-1]
+        for key, value in node.items():
+            plumbing = key.startswith("_") or key in _DATA_PLUMBING or key.endswith(("path", "dir", "file"))
+            if not plumbing and key != "fused":
+                _comparable(value, f"{prefix}/{key}", out)
+    elif isinstance(node, (list, tuple)):
+        out[prefix] = ",".join(map(str, node))
+    elif node is None or isinstance(node, (bool, int, float, str)):
+        out[prefix] = "none" if node is None else node
+
+
+def comparable_hparams(cfg: DictConfig, model: L.LightningModule) -> dict[str, Any]:
+    """The hyperparameters of a run that TensorBoard's HParams table compares runs by."""
+    params: dict[str, Any] = {"experiment": str(cfg.get("task_name")), "seed": cfg.get("seed") or "none"}
+    for key in ("data", "model"):
+        if cfg.get(key) is not None:
+            _comparable(OmegaConf.to_container(cfg[key], resolve=True), key, params)
+    trainer = OmegaConf.to_container(cfg.trainer, resolve=True) if cfg.get("trainer") is not None else {}
+    _comparable({k: trainer.get(k) for k in _TRAINER_HPARAMS if k in trainer}, "trainer", params)
+    params["model/params"] = sum(p.numel() for p in model.parameters())
+    return params
+
+
+def _log_config(loggers: list, cfg: DictConfig) -> None:
+    """The whole resolved config: ``hparams.yaml`` beside the events, and TensorBoard's Text tab."""
+    full = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("data", "model", "trainer") if key in cfg}
+    full["seed"] = cfg.get("seed")
+    for logger in loggers:
+        logger.log_hyperparams(full)  # a TensorBoard logger registers no HParams session yet (see _log_hparams)
+        if isinstance(logger, TensorBoardLogger):
+            # Markdown code block: TensorBoard's text tab keeps the YAML's indentation.
+            text = "    " + OmegaConf.to_yaml(full).replace("\n", "\n    ")
+            logger.experiment.add_text("config", text, global_step=0)
+
+
+def _log_hparams(loggers: list, params: dict[str, Any], metrics: dict[str, float], step: int) -> None:
+    """Registers the run in TensorBoard's HParams tab: its comparable hyperparameters, and as metrics the best value
+    of the optimized metric and every ``test/*`` (their values are the scalars logged under those names)."""
+    from torch.utils.tensorboard.summary import hparams
+    from torch.utils.tensorboard.writer import FileWriter
+
+    names = {name: value for name, value in metrics.items() if name.startswith(("best/", "test/"))}
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
-            # A placeholder metric registers the hparams session; the best score replaces it after fit.
-            logger.log_hyperparams(params, metrics={"hp_metric": float("nan")})
-            # Markdown code block: TensorBoard's text tab keeps the YAML's indentation.
-            text = "    " + config_text.replace("\n", "\n    ")
-            logger.experiment.add_text("config", text, global_step=0)
-        else:
-            logger.log_hyperparams(params)
+            # An event file of its own: Lightning has closed the logger's writer after testing.
+            writer = FileWriter(logger.log_dir)
+            for summary in hparams(params, names):
+                writer.add_summary(summary, step)
+            writer.close()
 
 
 @dataclass
@@ -114,10 +144,27 @@ def _prepare_resume(cfg: DictConfig) -> _Resume | None:
     return _Resume(run_dir, checkpoint["state_dict"])
 
 
-def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> dict[str, float]:
-    """Trains and tests one run; returns every logged metric plus ``best/{optimized_metric}``.
+@dataclass
+class TrainResult:
+    """What one run produced."""
 
-    ``extra_callbacks`` join the configured ones (for scripts that measure a run from the outside).
+    metrics: dict[str, float]  # every logged metric (train/*, val/*, test/*) and best/{optimized_metric}
+    best_model_path: str  # the best checkpoint on the optimized metric ("" when none was saved)
+    task: L.LightningModule  # the trained task (its weights as after training, not the best checkpoint's)
+    datamodule: L.LightningDataModule
+
+
+def train(
+    cfg: DictConfig,
+    extra_callbacks: list[L.Callback] | None = None,
+    datamodule: L.LightningDataModule | None = None,
+) -> TrainResult:
+    """Trains and tests one run; returns its metrics (``best/{optimized_metric}`` included), best checkpoint path,
+    task and datamodule.
+
+    ``extra_callbacks`` join the configured ones (for scripts that measure a run from the outside). ``datamodule``
+    replaces the one ``cfg.data`` would build (e.g. one holding in-memory data, see :func:`seqmodels.fit`); it is
+    set up here if it was not.
     """
     check_run_settings(cfg)
     resume = _prepare_resume(cfg)
@@ -125,7 +172,11 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
         L.seed_everything(cfg.seed, workers=True)
 
     log.info("Building datamodule <%s>", cfg.data.get("_target_"))
-    datamodule = instantiate_datamodule(cfg.data)
+    if datamodule is None:
+        datamodule = instantiate_datamodule(cfg.data)
+    else:
+        datamodule.prepare_data()
+        datamodule.setup("fit")
     resolve_with_datamodule(cfg, datamodule)
 
     log.info("Building model <%s>", cfg.model.get("_target_"))
@@ -143,7 +194,7 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
 
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    _log_hyperparameters(loggers, cfg, model, cfg.optimized_metric)
+    _log_config(loggers, cfg)
 
     metrics: dict[str, float] = {}
     if cfg.get("train", True):
@@ -158,8 +209,8 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
         best = metrics.get(cfg.optimized_metric, float("nan"))
     metrics[f"best/{cfg.optimized_metric}"] = best
     for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):
-            logger.log_metrics({"hp_metric": best}, step=trainer.global_step)
+        if isinstance(logger, TensorBoardLogger) and not math.isnan(best):
+            logger.log_metrics({f"best/{cfg.optimized_metric}": best}, step=trainer.global_step)
 
     if cfg.get("test", True):
         if not best_path:
@@ -167,16 +218,18 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
         trainer.test(model=model, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
 
+    if trainer.is_global_zero:
+        _log_hparams(loggers, comparable_hparams(cfg, model), metrics, trainer.global_step)
     for logger in loggers:
         logger.finalize("success")
     if trainer.is_global_zero:
         _print_summary(cfg, metrics, best_path, loggers)
-    metrics["_best_model_path"] = best_path  # type: ignore[assignment]
-    return metrics
+    return TrainResult(metrics=metrics, best_model_path=best_path, task=model, datamodule=datamodule)
 
 
 def _print_summary(cfg: DictConfig, metrics: dict[str, float], best_path: str, loggers: list) -> None:
-    lines = [f"{cfg.optimized_metric} (best): {metrics[f'best/{cfg.optimized_metric}']:.4f}"]
+    best = metrics[f"best/{cfg.optimized_metric}"]
+    lines = [] if math.isnan(best) else [f"{cfg.optimized_metric} (best): {best:.4f}"]  # nan: no validation
     lines += [f"{k}: {v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("test/")]
     if best_path:
         lines.append(f"checkpoint: {best_path}")
@@ -184,21 +237,3 @@ def _print_summary(cfg: DictConfig, metrics: dict[str, float], best_path: str, l
     if tb_dirs:
         lines.append(f"tensorboard --logdir {tb_dirs[0]}")
     print("\n".join(lines), flush=True)
-
-
-@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
-def main(cfg: DictConfig) -> float:
-    """Hydra entrypoint; returns the optimized metric so sweepers (Optuna) can use it."""
-    silence_library_noise()
-    try:
-        metrics = train(cfg)
-    except USER_ERRORS as exc:
-        if os.environ.get("SEQMODELS_DEBUG"):
-            raise
-        print(f"seqmodels-train: error: {describe_error(exc)}", file=sys.stderr, flush=True)
-        raise SystemExit(1) from None
-    return metrics[f"best/{cfg.optimized_metric}"]
-
-
-if __name__ == "__main__":
-    main()

@@ -149,7 +149,7 @@ def test_every_cli_refuses_the_checkpoint_in_one_line_and_runs_nothing(tmp_path,
     args = [f"ckpt_path={path}", "input=abc"] if cli == "predict" else [f"ckpt_path={path}"]
     env = {**os.environ, "SEQMODELS_LOG_DIR": str(tmp_path / "logs")}
     result = subprocess.run(
-        [sys.executable, "-m", f"seqmodels.{cli}", *args],
+        [sys.executable, "-m", f"seqmodels.cli.{cli}", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -303,7 +303,7 @@ def test_predict_cli_checks_output_file_before_any_work(tmp_path, where):
     output = tmp_path / "nowhere" / "out.tsv" if where == "missing_folder" else tmp_path
     kept = write(tmp_path / "kept.tsv", "earlier results\n")
     result = subprocess.run(
-        [sys.executable, "-m", "seqmodels.predict", "ckpt_path=nope.ckpt", "input=abc", f"output_file={output}"],
+        [sys.executable, "-m", "seqmodels.cli.predict", "ckpt_path=nope.ckpt", "input=abc", f"output_file={output}"],
         capture_output=True,
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},

@@ -56,14 +56,14 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ],
         output_dir=root / "run",
     )
-    metrics = train(cfg)
-    path = Path(str(metrics["_best_model_path"]))
-    assert path.is_file(), metrics
+    result = train(cfg)
+    path = Path(str(result.best_model_path))
+    assert path.is_file(), result.metrics
     return path
 
 
 def _cli(checkpoint: Path, *overrides: str) -> list[str]:
-    return [sys.executable, "-m", "seqmodels.generate", f"ckpt_path={checkpoint}", *overrides]
+    return [sys.executable, "-m", "seqmodels.cli.generate", f"ckpt_path={checkpoint}", *overrides]
 
 
 def _config(checkpoint: Path, **values: object):

@@ -91,7 +91,12 @@ def test_a_setting_of_the_wrong_kind_is_named_before_anything_is_built(compose_t
 def _cli(cli: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "SEQMODELS_LOG_DIR": str(cwd / "logs")}
     return subprocess.run(
-        [sys.executable, "-m", f"seqmodels.{cli}", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
+        [sys.executable, "-m", f"seqmodels.cli.{cli}", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
     )
 
 
@@ -120,3 +125,35 @@ def test_a_device_that_is_not_one_is_named_with_the_choices():
     with pytest.raises(ValueError, match=r"^device='foo' is not a device; use device=cpu or device=cuda$"):
         requested_device(OmegaConf.create({"device": "foo"}))
     assert requested_device(OmegaConf.create({})) == torch.device("cpu")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "refused"),
+    [
+        (["data=parity"], True),
+        (["model=regression", "trainer.max_epochs=2"], True),
+        (["experiment=parity", "data.num_train=10"], False),
+        (["experiment=none", "data=parity"], False),
+        (["experiment=adding_problem", "data=adding_problem"], False),
+        (["data.batch_size=8"], False),
+    ],
+)
+def test_data_or_model_without_a_recipe_is_refused(overrides, refused):
+    """Catches ``seqmodels-train data=parity`` silently training with the default recipe's name, metric and model."""
+    from seqmodels.config import check_experiment_choice
+
+    if not refused:
+        check_experiment_choice(overrides)
+        return
+    with pytest.raises(ValueError, match=r"without experiment= keeps experiment=japanese_vowels .*experiment=none"):
+        check_experiment_choice(overrides)
+
+
+def test_cli_refuses_data_without_experiment_in_one_line(tmp_path):
+    result = _cli("train", "data=parity", cwd=tmp_path)
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("seqmodels-train: error: data=parity without experiment= keeps experiment=japanese_vowels")
+    ), result.stderr

@@ -12,7 +12,7 @@ from seqmodels.data.datamodule import (
     sequence_lengths,
     stratified_split,
 )
-from seqmodels.data.forecasting import ForecastBatch, ForecastingDataModule, TargetScaler
+from seqmodels.data.forecasting import Forecast, ForecastBatch, ForecastingDataModule, TargetScaler
 from seqmodels.data.language import LanguageModelDataModule, StreamWindows, TextCorpusDataModule
 from seqmodels.data.music import BachChoralesDataModule
 from seqmodels.data.parallel import (
@@ -42,6 +42,7 @@ __all__ = [
     "SpokenDigitsDataModule",
     "read_wav",
     "write_wav",
+    "Forecast",
     "ForecastBatch",
     "ForecastingDataModule",
     "TargetScaler",

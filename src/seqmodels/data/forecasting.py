@@ -22,7 +22,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -39,11 +39,12 @@ from seqmodels.data.timeseries_sources import (
     default_calendar,
     future_times,
     load_builtin,
+    memory_series,
     read_csv_series,
     sine_series,
 )
 
-SOURCES = ("csv", "sine", *BUILTIN)
+SOURCES = ("csv", "memory", "sine", *BUILTIN)
 
 
 def demo_demand_path() -> Path:
@@ -79,6 +80,61 @@ class ForecastBatch(SequenceBatch):
     mase_scale: Tensor | None = None
     series: Tensor | None = None
     origin: Tensor | None = None
+
+
+@dataclass
+class Forecast:
+    """Forecasts on the data's own scale (targets in their units, the transform and standardisation undone).
+
+    Shapes (N forecasts: one per series for :meth:`ForecastingDataModule.forecast`, one per window for
+    :meth:`ForecastingDataModule.backtest`; H horizon; C targets; Q quantiles):
+        series: N series names
+        time:   (N, H) times of the forecast steps (``datetime64[s]``, or numbers for a numeric time axis)
+        point:  (N, H, C) point forecasts
+        lower, upper: (N, H, C) interval bounds, when the model's output gives an interval
+        quantiles: (N, H, C, Q) at ``quantile_levels``, for a quantile output
+        actual, naive, seasonal_naive: (N, H, C) truth and the two baselines (backtests only)
+
+    :meth:`to_frame` gives one row per forecast, step and target (pandas).
+    """
+
+    series: list[str]
+    time: np.ndarray
+    target_names: list[str]
+    point: np.ndarray
+    lower: np.ndarray | None = None
+    upper: np.ndarray | None = None
+    quantiles: np.ndarray | None = None
+    quantile_levels: list[float] | None = None
+    actual: np.ndarray | None = None
+    naive: np.ndarray | None = None
+    seasonal_naive: np.ndarray | None = None
+
+    def to_frame(self) -> Any:
+        """A pandas DataFrame: ``series, time, step, target, forecast`` and, when present, ``lower, upper``, one
+        ``q<level>`` column per quantile, ``actual, naive, seasonal_naive``."""
+        import pandas as pd
+
+        N, H, C = self.point.shape
+        columns: dict[str, Any] = {
+            "series": np.repeat(np.asarray(self.series, dtype=object), H * C),
+            "time": np.repeat(self.time.reshape(-1), C),
+            "step": np.tile(np.repeat(np.arange(1, H + 1), C), N),
+            "target": np.tile(np.asarray(self.target_names, dtype=object), N * H),
+            "forecast": self.point.reshape(-1),
+        }
+        if self.lower is not None and self.upper is not None:
+            columns["lower"], columns["upper"] = self.lower.reshape(-1), self.upper.reshape(-1)
+        if self.quantiles is not None:
+            flat = self.quantiles.reshape(N * H * C, -1)
+            levels = self.quantile_levels or [float(q) for q in range(flat.shape[1])]
+            for q, level in enumerate(levels):
+                columns[f"q{level:g}"] = flat[:, q]
+        for name in ("actual", "naive", "seasonal_naive"):
+            values = getattr(self, name)
+            if values is not None:
+                columns[name] = values.reshape(-1)
+        return pd.DataFrame(columns)
 
 
 class ForecastWindows:
@@ -183,10 +239,17 @@ class ForecastingDataModule(SequenceDataModule):
 
     Args:
         source: ``"csv"`` (``path``), ``"sunspots"``, ``"co2"``, ``"airline"`` (bundled, see
-            :mod:`seqmodels.data.timeseries_sources`) or ``"sine"`` (generated: ``sine_length`` points of
-            ``sin(2 pi t / sine_period) + sine_noise * N(0, 1)``, numpy seed ``seed``).
+            :mod:`seqmodels.data.timeseries_sources`), ``"sine"`` (generated: ``sine_length`` points of
+            ``sin(2 pi t / sine_period) + sine_noise * N(0, 1)``, numpy seed ``seed``) or ``"memory"`` (``data``;
+            set by itself when ``data`` is given).
         path: the CSV/TSV file for ``source=csv`` (header row; one row per time step); None: the bundled demo
             (:func:`demo_demand_path`).
+        data: the series in memory instead of a file (not with ``path`` or a bundled ``source``): a pandas DataFrame
+            with the columns the CSV would have (or indexed by time), a pandas Series, a numpy array ((T,) or
+            (T, C): one series; (N, T, C): N series), or a list / ``{name: ...}`` dict of these; read and checked
+            as a file is (see :func:`~seqmodels.data.timeseries_sources.memory_series`). It is kept out of the
+            saved hyperparameters: a checkpoint holds ``source=memory`` and the scaler, and forecasts from it
+            need the history passed again (:meth:`forecast`, ``seqmodels-predict input_file=...``).
         time_column: dates (ISO or YYYYMMDD) or numbers, strictly increasing within each series.
         target_columns: column(s) to forecast (C of them).
         past_covariates: columns observed up to the present only (inputs over the lookback).
@@ -207,6 +270,10 @@ class ForecastingDataModule(SequenceDataModule):
 
     dims: ``input_size`` (C_in), ``num_targets`` (C), ``future_size`` (F), ``lookback``, ``horizon``.
     """
+
+    #: The config values that say the series came from ``data`` (:func:`seqmodels.fit` writes them into the run
+    #: config that checkpoints keep, in place of the experiment's file or bundled source).
+    memory_config: ClassVar[dict[str, Any]] = {"source": "memory", "path": None}
 
     def __init__(
         self,
@@ -230,11 +297,22 @@ class ForecastingDataModule(SequenceDataModule):
         sine_period: float = 50.0,
         sine_noise: float = 0.1,
         eval_batch_size: int | None = None,
+        data: Any = None,
         **base: Any,
     ) -> None:
+        # The data itself stays out of the saved hyperparameters (checkpoints hold plain data).
+        data, memory = None, data
         super().__init__(**base)
+        for store in (self.hparams, self._hparams_initial):
+            store.pop("data", None)
         if source not in SOURCES:
             raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
+        if memory is not None:
+            if path is not None:
+                raise ValueError(f"pass the series as data= or as path={path}, not both")
+            if source not in ("csv", "memory"):
+                raise ValueError(f"pass the series as data= or as source={source}, not both")
+            source = self.hparams["source"] = self._hparams_initial["source"] = "memory"
         for name, value in (
             ("lookback", lookback),
             ("horizon", horizon),
@@ -245,7 +323,7 @@ class ForecastingDataModule(SequenceDataModule):
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if transform not in TRANSFORMS:
             raise ValueError(f"transform must be one of {', '.join(TRANSFORMS)}, got {transform!r}")
-        self.source, self.path = source, (str(path) if path is not None else None)
+        self.source, self.path, self.data = source, (str(path) if path is not None else None), memory
         if source == "csv" and path is None:
             # The bundled demo panel; its columns are the defaults below only when the user names none.
             self.path = str(demo_demand_path())
@@ -278,24 +356,29 @@ class ForecastingDataModule(SequenceDataModule):
         names = {"sine": "value", "sunspots": "SUNACTIVITY", "co2": "co2", "airline": "Passengers"}
         return [names[self.source]] if self.source in names else list(self.target_columns)
 
-    def read_series(self, path: str | Path | None = None, future_rows: int = 0) -> list[Series]:
-        """The configured series (or those of another file with the same columns, for forecasting it)."""
-        if path is None and self.source != "csv":
-            if self.source == "sine":
+    def read_series(self, path: str | Path | None = None, future_rows: int = 0, data: Any = None) -> list[Series]:
+        """The configured series, or those of another file (``path``) or of ``data`` in memory with the same
+        columns (for forecasting them)."""
+        if path is not None and data is not None:
+            raise ValueError("pass the history as a file or as data, not both")
+        if path is None and data is None:
+            if self.source == "memory":
+                if self.data is None:
+                    raise ValueError(
+                        "this forecaster was trained on series held in memory, which checkpoints do not keep; pass "
+                        "the history (data=... in Python, input_file=... to seqmodels-predict)"
+                    )
+                data = self.data
+            elif self.source == "sine":
                 return [sine_series(seed=self.seed, **self.sine)]  # type: ignore[arg-type]
-            return [load_builtin(self.source, missing=self.missing)]
+            elif self.source != "csv":
+                return [load_builtin(self.source, missing=self.missing)]
         time_column = {"sunspots": "YEAR", "co2": "date", "airline": "Date"}.get(self.source, self.time_column)
         targets = self.target_names if self.source != "csv" else self.target_columns
-        return read_csv_series(
-            path or self.path,  # type: ignore[arg-type]
-            time_column,
-            targets,
-            self.past_covariates,
-            self.future_covariates,
-            self.series_column,
-            self.missing,
-            allow_future_rows=future_rows,
-        )
+        columns = (time_column, targets, self.past_covariates, self.future_covariates, self.series_column)
+        if data is not None:
+            return memory_series(data, *columns, self.missing, allow_future_rows=future_rows)
+        return read_csv_series(path or self.path, *columns, self.missing, allow_future_rows=future_rows)  # type: ignore[arg-type]
 
     def _calendar_names(self, series: Series) -> list[str]:
         if self.calendar_names is None:
@@ -489,12 +572,13 @@ class ForecastingDataModule(SequenceDataModule):
             dataset, batch_size, shuffle=train, seed=self.seed, num_replicas=num_replicas or 1, rank=rank or 0
         )
 
-    def backtest_windows(self, split: str, path: str | Path | None = None) -> ForecastWindows:
-        """Every window of the ``"val"`` or ``"test"`` part of the series, or of those in ``path`` (same columns
-        as in training), split as in training. A checkpoint's scaler, when loaded, is kept."""
+    def backtest_windows(self, split: str, path: str | Path | None = None, data: Any = None) -> ForecastWindows:
+        """Every window of the ``"val"`` or ``"test"`` part of the series, or of those in ``path`` or ``data`` (same
+        columns as in training), split as in training. A checkpoint's scaler, when loaded, is kept."""
         if split not in ("val", "test"):
             raise ValueError(f"backtest must be val or test, got {split!r}; pass backtest=test (or backtest=val)")
-        self.build(self.read_series(path) if path is not None else None)
+        given = path is not None or data is not None
+        self.build(self.read_series(path, data=data) if given else None)
         self._built = True
         windows: ForecastWindows = getattr(self, f"{split}_set")
         if not len(windows):
@@ -504,24 +588,27 @@ class ForecastingDataModule(SequenceDataModule):
         return windows
 
     # ------------------------------------------------------------------ forecasting ahead
-    def last_windows(self, path: str | Path | None = None) -> tuple[list[Series], ForecastBatch, np.ndarray]:
+    def last_windows(
+        self, path: str | Path | None = None, data: Any = None
+    ) -> tuple[list[Series], ForecastBatch, np.ndarray]:
         """The windows that forecast past the end of each series: its last ``lookback`` observed steps.
 
-        With ``path``, the series come from that file (same columns as in training; with known-future
-        covariates its last ``horizon`` rows give them for the steps to forecast, their targets left empty);
-        otherwise from the configured source. The scaler is the training one.
+        With ``path`` (or ``data`` in memory, as the constructor takes it), the series come from that file (same
+        columns as in training; with known-future covariates its last ``horizon`` rows give them for the steps to
+        forecast, their targets left empty); otherwise from the configured source. The scaler is the training one.
 
         Returns the series, a batch (N series) without targets, and the (N, H) times of the forecast steps.
         """
         if self.mean is None:
             self.setup()
         ahead = self.horizon if self.future_covariates else 0
-        if ahead and path is None:
+        given = path is not None or data is not None
+        if ahead and not given:
             raise ValueError(
-                f"the model uses known-future covariates ({', '.join(self.future_covariates)}): pass a file whose "
-                f"last {self.horizon} rows give them for the steps to forecast (targets left empty)"
+                f"the model uses known-future covariates ({', '.join(self.future_covariates)}): pass a history "
+                f"(file or data) whose last {self.horizon} rows give them for the steps to forecast (targets empty)"
             )
-        series = self.read_series(path, future_rows=ahead) if path is not None else self.read_series()
+        series = self.read_series(path, future_rows=ahead, data=data) if given else self.read_series()
         inputs, futures, times = [], [], []
         for s in series:
             observed = len(s) - ahead
@@ -560,6 +647,86 @@ class ForecastingDataModule(SequenceDataModule):
             series=torch.arange(len(series)),
         )
         return series, batch, np.stack(times)
+
+    # ------------------------------------------------------------------ forecasts on the data's scale
+    def forecast(self, task: Any, history: Any = None) -> Forecast:
+        """The ``horizon`` steps after the end of each series of ``history``, forecast by ``task`` on the data's own
+        scale: the history is scaled with this datamodule's training scaler before the network sees it (as
+        :meth:`ForecastingTask.forecast <seqmodels.tasks.ForecastingTask.forecast>` expects), and the forecast is
+        brought back by the task.
+
+        ``history``: the series as the constructor's ``data`` takes them (a DataFrame with the training columns, a
+        pandas Series, arrays, ...), a CSV/TSV path, or None (the training series, so the forecast runs past their
+        end). With known-future covariates, its last ``horizon`` rows give them for the steps to forecast, their
+        targets left empty (NaN). Each series needs at least ``lookback`` observed steps.
+        """
+        path, data = _history(history)
+        series, batch, times = self.last_windows(path, data)
+        arrays = _forecast_arrays(self, task, batch.inputs, batch.future)
+        return Forecast(series=[s.name for s in series], time=times, target_names=self.target_names, **arrays)
+
+    def backtest(self, task: Any, split: str = "test", history: Any = None) -> Forecast:
+        """Historical forecasts: one from every origin of the ``"val"`` or ``"test"`` part of each series (split as
+        in training), on the data's own scale, beside the ``actual`` values and both baselines (``naive``,
+        ``seasonal_naive``). ``history`` as in :meth:`forecast` (None: the training series). Rebuilds the splits
+        from that history."""
+        path, data = _history(history)
+        windows = self.backtest_windows(split, path, data)
+        arrays = _forecast_arrays(self, task, windows.tensors["inputs"], windows.tensors["future"])
+        t = {key: value.numpy() for key, value in windows.tensors.items() if value is not None}
+        horizon = np.arange(self.horizon)
+        times = np.stack([self.series[i].time[o + horizon] for i, o in zip(t["series"], t["origin"], strict=True)])
+        return Forecast(
+            series=[self.series[i].name for i in t["series"]],
+            time=times,
+            target_names=self.target_names,
+            actual=t["actual"],
+            naive=t["naive"],
+            seasonal_naive=t["seasonal_naive"],
+            **arrays,
+        )
+
+
+def _history(history: Any) -> tuple[str | Path | None, Any]:
+    """``(path, data)``: a str/Path names a file; anything else is data in memory."""
+    return (history, None) if isinstance(history, (str, Path)) else (None, history)
+
+
+def _forecast_arrays(
+    datamodule: ForecastingDataModule, task: Any, inputs: Tensor, future: Tensor | None
+) -> dict[str, Any]:
+    """``task.forecast`` over scaled windows, in batches on the task's device: numpy arrays on the original scale."""
+    if not callable(getattr(task, "forecast", None)) or not hasattr(task, "scaler"):
+        raise TypeError(f"forecasting needs a ForecastingTask (the trained task), got {type(task).__name__}")
+    ours, theirs = datamodule.target_scaler(), task.scaler
+    same = (
+        ours.transform == theirs.transform
+        and ours.mean.shape == theirs.mean.shape
+        and torch.allclose(ours.mean, theirs.mean.detach().cpu())
+        and torch.allclose(ours.std, theirs.std.detach().cpu())
+    )
+    if not same:
+        raise ValueError(
+            "the task's target scaler is not this datamodule's: forecast with the datamodule the task was trained "
+            "with (or one given its checkpoint's state)"
+        )
+    device = next(task.parameters()).device
+    was_training = task.training
+    task.eval()
+    parts: dict[str, list[Tensor]] = {}
+    try:
+        step = datamodule.eval_batch_size
+        for start in range(0, len(inputs), step):
+            window_future = future[start : start + step].to(device) if future is not None else None
+            for key, value in task.forecast(inputs[start : start + step].to(device), window_future).items():
+                parts.setdefault(key, []).append(value.detach().cpu())
+    finally:
+        task.train(was_training)
+    arrays: dict[str, Any] = {key: torch.cat(values).numpy() for key, values in parts.items()}
+    output = getattr(getattr(task, "net", None), "output", None)
+    if "quantiles" in arrays and hasattr(output, "levels"):
+        arrays["quantile_levels"] = [float(level) for level in output.levels.tolist()]  # type: ignore[union-attr]
+    return arrays
 
 
 def _time_text(value: np.generic) -> str:
@@ -665,6 +832,7 @@ class _EmptyWindows(ForecastWindows):
 
 
 __all__ = [
+    "Forecast",
     "ForecastBatch",
     "ForecastWindows",
     "ForecastingDataModule",

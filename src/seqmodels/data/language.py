@@ -17,7 +17,7 @@ import logging
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -26,7 +26,18 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from seqmodels.data.batch import SequenceBatch
 from seqmodels.data.datamodule import MissingDataFileError, SequenceDataModule
-from seqmodels.data.text import CharTokenizer, Vocabulary, make_tokenizer, tokenizer_from_dict
+from seqmodels.data.text import (
+    IN_MEMORY,
+    CharTokenizer,
+    Vocabulary,
+    forget_data_hparam,
+    make_tokenizer,
+    memory_items,
+    memory_lost,
+    memory_lost_error,
+    refuse_both,
+    tokenizer_from_dict,
+)
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +208,9 @@ class TextCorpusDataModule(LanguageModelDataModule):
 
     Args:
         path: a UTF-8 text file, or a directory whose files matching ``pattern`` are read in sorted order.
+        data: the text in memory instead of ``path`` (not with it): a string, or a list of strings read one after
+            another as a directory's files are. Kept out of the saved hyperparameters (checkpoints keep the
+            vocabulary).
         pattern: glob for the files of a directory, searched recursively (``"*.txt"``; ``"*.py"`` models code).
         level: ``"char"`` (every character, newlines included) or ``"word"`` (words and punctuation, with an
             ``<eos>`` token at each line end).
@@ -210,6 +224,9 @@ class TextCorpusDataModule(LanguageModelDataModule):
             from a zero state, so fewer, longer streams measure a slightly lower loss (1 is the strictest).
         **base: :class:`SequenceDataModule` arguments; ``batch_size`` is the number of parallel streams.
     """
+
+    #: The config values that say the text came from ``data`` (:func:`seqmodels.fit` writes them into the run config).
+    memory_config: ClassVar[dict[str, Any]] = {"path": IN_MEMORY}
 
     def __init__(
         self,
@@ -225,9 +242,23 @@ class TextCorpusDataModule(LanguageModelDataModule):
         test_fraction: float = 0.05,
         eval_batch_size: int | None = None,
         encoding: str = "utf-8",
+        data: str | Sequence[str] | None = None,
         **base: Any,
     ) -> None:
+        # The data itself stays out of the saved hyperparameters (checkpoints hold plain data).
+        data, memory = None, data
         super().__init__(val_fraction=val_fraction, **base)
+        forget_data_hparam(self)
+        self.memory_lost = memory_lost(memory, path)
+        path = None if path == IN_MEMORY else path
+        refuse_both(memory, "text", path=path)
+        self.texts: list[str] | None = None
+        if memory is not None:
+            texts = [memory] if isinstance(memory, str) else memory_items(memory, "data", "a string or list of strings")
+            bad = next((i for i, text in enumerate(texts) if not isinstance(text, str)), None)
+            if bad is not None:
+                raise ValueError(f"data: item {bad} is not a string ({type(texts[bad]).__name__})")
+            self.texts = texts
         if level not in ("char", "word"):
             raise ValueError(f"level must be 'char' or 'word', got {level!r}")
         if bptt < 1:
@@ -255,7 +286,8 @@ class TextCorpusDataModule(LanguageModelDataModule):
     def files(self) -> list[Path]:
         if self.path is None:
             raise ValueError(
-                "no text to model: pass data.path=/path/to/text.txt (a file, or a directory with data.pattern)"
+                "no text to model: pass data.path=/path/to/text.txt (a file, or a directory with data.pattern), "
+                "or the text as data= in Python"
             )
         if self.path.is_dir():
             files = sorted(p for p in self.path.rglob(self.pattern) if p.is_file())
@@ -269,13 +301,20 @@ class TextCorpusDataModule(LanguageModelDataModule):
             raise MissingDataFileError(f"text file not found: {self.path}; pass data.path=/path/to/text.txt")
         return [self.path]
 
-    def read_tokens(self) -> list[str]:
-        tokens: list[str] = []
+    def _read_texts(self) -> Iterator[str]:
+        """The corpus, one text per file (or per string given in memory)."""
+        if self.texts is not None:
+            yield from self.texts
+            return
         for file in self.files():
             try:
-                text = file.read_text(encoding=self.encoding)
+                yield file.read_text(encoding=self.encoding)
             except UnicodeDecodeError as exc:
                 raise ValueError(f"{file} is not {self.encoding} text ({exc.reason}); pass data.encoding=...") from None
+
+    def read_tokens(self) -> list[str]:
+        tokens: list[str] = []
+        for text in self._read_texts():
             if self.level == "word":
                 for line in text.splitlines():
                     words = self.tokenize(line)
@@ -285,10 +324,13 @@ class TextCorpusDataModule(LanguageModelDataModule):
             else:
                 tokens.extend(self.tokenize(text))
         if not tokens:
-            raise ValueError(f"{self.path} holds no text; a language model needs a non-empty corpus")
+            source = "data" if self.texts is not None else self.path
+            raise ValueError(f"{source} holds no text; a language model needs a non-empty corpus")
         return tokens
 
     def build(self) -> None:
+        if self.memory_lost:
+            raise memory_lost_error(self, "path")
         tokens = self.read_tokens()
         total = len(tokens)
         num_test = int(round(self.test_fraction * total))

@@ -16,7 +16,7 @@ import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -24,7 +24,20 @@ from torch import Tensor
 
 from seqmodels.data.datamodule import MissingDataFileError, SequenceDataModule, SequenceDataset, fewest_for_holdout
 from seqmodels.data.files import MAX_FIELD_CHARS, read_utf8
-from seqmodels.data.text import CharTokenizer, Vocabulary, check_new_input, make_tokenizer, tokenizer_from_dict
+from seqmodels.data.text import (
+    IN_MEMORY,
+    CharTokenizer,
+    Vocabulary,
+    check_new_input,
+    forget_data_hparam,
+    make_tokenizer,
+    memory_items,
+    memory_lost,
+    memory_lost_error,
+    memory_splits,
+    refuse_both,
+    tokenizer_from_dict,
+)
 
 
 class ParallelDataModule(SequenceDataModule):
@@ -210,6 +223,29 @@ def read_tsv_pairs(path: str | Path, columns: Sequence[int] = (0, 1)) -> list[tu
     return pairs
 
 
+def pairs_from_memory(data: Any, where: str = "data") -> list[tuple[str, str]]:
+    """``(source, target)`` text pairs held in memory, checked as :func:`read_tsv_pairs` checks a file: each item a
+    pair of strings, both sides non-empty (after stripping) and at most ``MAX_FIELD_CHARS`` long; errors name the
+    item."""
+    pairs: list[tuple[str, str]] = []
+    for index, item in enumerate(memory_items(data, where, "(source, target) pairs of strings")):
+        if isinstance(item, (str, bytes)) or not hasattr(item, "__len__") or len(item) != 2:
+            raise ValueError(f"{where}: item {index} is not a (source, target) pair: {str(item)[:60]!r}")
+        if not all(isinstance(side, str) for side in item):
+            raise ValueError(f"{where}: item {index}: source and target must be strings, got {str(item)[:60]!r}")
+        source, target = item[0].strip(), item[1].strip()
+        if not source or not target:
+            raise ValueError(f"{where}: item {index}: empty {'source' if not source else 'target'} side")
+        if max(len(source), len(target)) > MAX_FIELD_CHARS:
+            side = "source" if len(source) > MAX_FIELD_CHARS else "target"
+            raise ValueError(
+                f"{where}: item {index}: the {side} side is longer than {MAX_FIELD_CHARS} characters; split it into "
+                "sentence pairs"
+            )
+        pairs.append((source, target))
+    return pairs
+
+
 def demo_translation_path() -> Path:
     """Bundled demo pairs: English number words -> French number words, 1..9999."""
     return Path(str(importlib.resources.files("seqmodels.data") / "resources" / "numbers_en_fr.tsv"))
@@ -228,7 +264,14 @@ class ParallelTextDataModule(ParallelDataModule):
         lowercase: lowercase both sides.
         min_freq: rarer tokens read as ``<unk>``.
         max_length: drop training pairs whose either side is longer (in tokens); None keeps all.
+        data: the pairs in memory instead of files (not with the paths): a list of ``(source, target)`` strings
+            (:func:`pairs_from_memory`), or a dict ``{"train": ..., "val": ..., "test": ...}`` of those (``train``
+            required). Checked as files are; kept out of the saved hyperparameters.
     """
+
+    #: The config values that say the pairs came from ``data`` (:func:`seqmodels.fit` writes them into the run
+    #: config).
+    memory_config: ClassVar[dict[str, Any]] = {"train_path": IN_MEMORY, "val_path": None, "test_path": None}
 
     def __init__(
         self,
@@ -243,11 +286,20 @@ class ParallelTextDataModule(ParallelDataModule):
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         columns: Sequence[int] = (0, 1),
+        data: Any = None,
         **base: Any,
     ) -> None:
+        # The data itself stays out of the saved hyperparameters (checkpoints hold plain data).
+        data, memory = None, data
         super().__init__(source_tokenizer, target_tokenizer, lowercase, min_freq, val_fraction=val_fraction, **base)
+        forget_data_hparam(self)
         self.columns = check_columns(columns)
-        self.train_path = Path(train_path) if train_path is not None else demo_translation_path()
+        self.memory_lost = memory_lost(memory, train_path)
+        train_path = None if train_path == IN_MEMORY else train_path
+        refuse_both(memory, "pairs", train_path=train_path, val_path=val_path, test_path=test_path)
+        self.memory = memory_splits(memory, "(source, target) pairs") if memory is not None else None
+        default = demo_translation_path() if self.memory is None and not self.memory_lost else None
+        self.train_path: Path | None = Path(train_path) if train_path is not None else default
         self.val_path = Path(val_path) if val_path else None
         self.test_path = Path(test_path) if test_path else None
         self.max_length = max_length
@@ -256,22 +308,37 @@ class ParallelTextDataModule(ParallelDataModule):
     def _tokenize(self, pairs: list[tuple[str, str]]) -> list[tuple[list[str], list[str]]]:
         return [(self.source_tokenizer(s), self.target_tokenizer(t)) for s, t in pairs]
 
+    def _given(self, split: str) -> bool:
+        return split in self.memory if self.memory is not None else bool(getattr(self, f"{split}_path"))
+
+    def _read(self, split: str) -> list[tuple[list[str], list[str]]]:
+        if self.memory is not None:
+            where = "data" if len(self.memory) == 1 else f"data[{split!r}]"
+            return self._tokenize(pairs_from_memory(self.memory[split], where))
+        return self._tokenize(read_tsv_pairs(getattr(self, f"{split}_path"), self.columns))
+
     def read_pairs(self) -> dict[str, list[tuple[list[str], list[str]]]]:
-        train = self._tokenize(read_tsv_pairs(self.train_path, self.columns))
-        held_val = 0.0 if self.val_path else self.val_fraction
-        held_test = 0.0 if self.test_path else self.test_fraction
+        if self.memory_lost:
+            raise memory_lost_error(self, "train_path")
+        train = self._read("train")
+        held_val = 0.0 if self._given("val") else self.val_fraction
+        held_test = 0.0 if self._given("test") else self.test_fraction
         splits = split_pairs(train, held_val, held_test, self.seed)
         if held_val > 0 and not splits["val"]:
             # Lightning would stop later on the missing val/loss; say now what it takes.
             need = fewest_for_holdout(lambda n: round(held_val * n))
-            raise ValueError(
-                f"{self.train_path}: {len(train)} pair(s) leave none for validation (val_fraction={held_val}; "
-                f"need at least {need}); add pairs or pass data.val_path=/path/to/val.tsv"
+            source, hint = (
+                ("data", "data={'train': ..., 'val': ...}")
+                if self.memory is not None
+                else (self.train_path, "data.val_path=/path/to/val.tsv")
             )
-        if self.val_path:
-            splits["val"] = self._tokenize(read_tsv_pairs(self.val_path, self.columns))
-        if self.test_path:
-            splits["test"] = self._tokenize(read_tsv_pairs(self.test_path, self.columns))
+            raise ValueError(
+                f"{source}: {len(train)} pair(s) leave none for validation (val_fraction={held_val}; "
+                f"need at least {need}); add pairs or pass {hint}"
+            )
+        for split in ("val", "test"):
+            if self._given(split):
+                splits[split] = self._read(split)
         if self.max_length:
             splits["train"] = [p for p in splits["train"] if max(len(p[0]), len(p[1])) <= self.max_length]
         return splits
@@ -412,6 +479,7 @@ __all__ = [
     "ParallelTextDataModule",
     "SyntheticTransductionDataModule",
     "demo_translation_path",
+    "pairs_from_memory",
     "read_tsv_pairs",
     "split_pairs",
 ]

@@ -19,7 +19,7 @@ import logging
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from torch import Tensor
 from seqmodels.data.audio import read_wav, write_wav
 from seqmodels.data.conditional import DIGIT_WORDS
 from seqmodels.data.datamodule import MissingDataFileError, SequenceDataModule, SequenceDataset
-from seqmodels.nn.audio import LogMelSpectrogram, resample
+from seqmodels.nn.audio import FeatureConfig, LogMelSpectrogram, resample
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +69,25 @@ def add_noise(
     return (signal + noise).astype(np.float32)
 
 
+def _derived_alphabet(alphabet: str, base: dict[str, Any]) -> str:
+    """``alphabet``, after taking a stored ``alphabet`` out of ``base``: hyperparameters saved before the front-end
+    settings became :class:`~seqmodels.nn.FeatureConfig` hold it, though it always follows from the other arguments."""
+    stored = base.pop("alphabet", alphabet)
+    if stored != alphabet:
+        raise ValueError(f"alphabet {stored!r} does not match the one these settings give, {alphabet!r}")
+    return alphabet
+
+
 class SpeechDataModule(SequenceDataModule):
     """Base of speech datamodules: subclasses implement :meth:`utterances` -> ``[(waveform, transcript), ...]``.
 
     Args:
         alphabet: the characters transcripts use; labels are ``["<blank>", *alphabet]`` (blank = 0).
-        sample_rate: Hz of the waveforms (audio at another rate is resampled when read from a file).
-        win_ms, hop_ms: analysis window and frame step in milliseconds.
-        n_mels, f_min, f_max, deltas, normalize, preemphasis: see :class:`~seqmodels.nn.LogMelSpectrogram`.
-        **base: :class:`SequenceDataModule` arguments.
+        features: the log-mel front-end, a :class:`~seqmodels.nn.FeatureConfig` or a mapping of some of its
+            fields (the ``data.features`` config node), over the class's :attr:`default_features`. Its
+            ``sample_rate`` is the waveforms' (audio at another rate is resampled when read from a file).
+        **base: :class:`SequenceDataModule` arguments. Front-end fields given here flat (``sample_rate=8000``, as
+            configs and checkpoints wrote them before ``features``) are accepted and override ``features``.
 
     ``dims``: ``input_size`` (features per frame), ``num_classes`` (labels, blank included), ``blank`` (0),
     ``labels``, ``feature_groups`` (1 + deltas: blocks of ``n_mels`` channels), ``n_mels``.
@@ -87,37 +97,23 @@ class SpeechDataModule(SequenceDataModule):
     target_mode = "pad"
     dims_need_data = False
     blank = 0
+    #: the front-end when ``features`` leaves a field out
+    default_features = FeatureConfig()
 
-    def __init__(
-        self,
-        alphabet: str,
-        sample_rate: int = 16000,
-        win_ms: float = 25.0,
-        hop_ms: float = 10.0,
-        n_mels: int = 40,
-        f_min: float = 0.0,
-        f_max: float | None = None,
-        deltas: int = 0,
-        normalize: bool = True,
-        preemphasis: float = 0.0,
-        **base: Any,
-    ) -> None:
+    def __init__(self, alphabet: str, features: FeatureConfig | Mapping[str, Any] | None = None, **base: Any) -> None:
+        flat = {name: base.pop(name) for name in FeatureConfig.field_names() if name in base}
         super().__init__(**base)
         if not alphabet or len(set(alphabet)) != len(alphabet):
             raise ValueError(f"alphabet must be non-empty characters without repeats, got {alphabet!r}")
+        self.features = self.default_features.replace(features, **flat)
+        # Checkpoints keep the hyperparameters as plain data: the whole front-end as one ``features`` dict, no flat
+        # copies of its fields, and no ``alphabet`` (it follows from the subclass's arguments).
+        for name in (*FeatureConfig.field_names(), "alphabet"):
+            self.hparams.pop(name, None)
+        self.hparams["features"] = self.features.to_dict()
         self.labels = [BLANK, *alphabet]
         self.label_ids = {char: index for index, char in enumerate(self.labels) if index != self.blank}
-        self.featurizer = LogMelSpectrogram.from_milliseconds(
-            sample_rate,
-            win_ms,
-            hop_ms,
-            n_mels=n_mels,
-            f_min=f_min,
-            f_max=f_max,
-            deltas=deltas,
-            normalize=normalize,
-            preemphasis=preemphasis,
-        )
+        self.featurizer = LogMelSpectrogram.from_config(self.features)
         self.texts: dict[str, list[str]] = {}
 
     @property
@@ -270,9 +266,10 @@ class DTMFDataModule(SpeechDataModule):
         min_keys, max_keys: keys per utterance.
         tone_ms, gap_ms, snr_db, frequency_jitter: see :func:`dtmf_signal`.
         separator: between keys in the transcript ("" for none).
-        sample_rate, win_ms, hop_ms, n_mels, f_min, f_max, deltas, normalize, preemphasis: features
-            (:class:`SpeechDataModule`); the defaults cover the telephone band at 8 kHz.
+        features: the front-end (:class:`SpeechDataModule`); the defaults cover the telephone band at 8 kHz.
     """
+
+    default_features = FeatureConfig(sample_rate=8000, f_min=300.0, f_max=3400.0)
 
     def __init__(
         self,
@@ -287,15 +284,7 @@ class DTMFDataModule(SpeechDataModule):
         snr_db: Sequence[float] = (5, 30),
         frequency_jitter: float = 0.015,
         separator: str = " ",
-        sample_rate: int = 8000,
-        win_ms: float = 25.0,
-        hop_ms: float = 10.0,
-        n_mels: int = 40,
-        f_min: float = 300.0,
-        f_max: float | None = 3400.0,
-        deltas: int = 0,
-        normalize: bool = True,
-        preemphasis: float = 0.0,
+        features: FeatureConfig | Mapping[str, Any] | None = None,
         **base: Any,
     ) -> None:
         bad = sorted(set(keys) - set(DTMF_TONES))
@@ -303,10 +292,8 @@ class DTMFDataModule(SpeechDataModule):
             raise ValueError(f"keys must be DTMF keys (0-9 * # A-D), got {keys!r}")
         if len(separator) > 1 or separator in DTMF_TONES:
             raise ValueError(f"separator must be one non-key character or empty, got {separator!r}")
-        alphabet = "".join(dict.fromkeys(keys)) + separator
-        super().__init__(
-            alphabet, sample_rate, win_ms, hop_ms, n_mels, f_min, f_max, deltas, normalize, preemphasis, **base
-        )
+        alphabet = _derived_alphabet("".join(dict.fromkeys(keys)) + separator, base)
+        super().__init__(alphabet, features=features, **base)
         if min(num_train, num_val, num_test) < 0 or num_train == 0:
             raise ValueError(f"need num_train > 0 and num_val, num_test >= 0, got {num_train}, {num_val}, {num_test}")
         if not 1 <= min_keys <= max_keys:
@@ -422,8 +409,10 @@ class SpokenDigitsDataModule(SpeechDataModule):
         transcript: ``"words"`` (``"three one four"``: CER counts letters, WER counts digits) or ``"digits"``
             (``"3 1 4"``).
         jobs: espeak-ng processes run at once while generating.
-        sample_rate, win_ms, hop_ms, n_mels, f_min, f_max, deltas, normalize, preemphasis: features.
+        features: the front-end (:class:`SpeechDataModule`); 16 kHz, pre-emphasis 0.97 by default.
     """
+
+    default_features = FeatureConfig(sample_rate=16000, preemphasis=0.97)
 
     def __init__(
         self,
@@ -443,23 +432,13 @@ class SpokenDigitsDataModule(SpeechDataModule):
         silence_ms: Sequence[float] = (20, 300),
         transcript: str = "words",
         jobs: int = 2,
-        sample_rate: int = 16000,
-        win_ms: float = 25.0,
-        hop_ms: float = 10.0,
-        n_mels: int = 40,
-        f_min: float = 0.0,
-        f_max: float | None = None,
-        deltas: int = 0,
-        normalize: bool = True,
-        preemphasis: float = 0.97,
+        features: FeatureConfig | Mapping[str, Any] | None = None,
         **base: Any,
     ) -> None:
         if transcript not in ("words", "digits"):
             raise ValueError(f"transcript must be 'words' or 'digits', got {transcript!r}")
         alphabet = "".join(sorted(set("".join(DIGIT_WORDS)))) + " " if transcript == "words" else "0123456789 "
-        super().__init__(
-            alphabet, sample_rate, win_ms, hop_ms, n_mels, f_min, f_max, deltas, normalize, preemphasis, **base
-        )
+        super().__init__(_derived_alphabet(alphabet, base), features=features, **base)
         if min(num_train, num_val, num_test) < 0 or num_train == 0:
             raise ValueError(f"need num_train > 0 and num_val, num_test >= 0, got {num_train}, {num_val}, {num_test}")
         if not 1 <= min_digits <= max_digits:

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -222,8 +222,14 @@ def check_new_input(vocab: Vocabulary, tokens: Sequence[str], text: str, action:
 class TextRow:
     text: str
     label: str
-    path: str
-    line: int
+    path: str  # the file, or "data" for rows held in memory
+    line: int  # the file line, or the item's index in memory
+    kind: str = "line"  # "item" for rows held in memory
+
+    @property
+    def where(self) -> str:
+        """How a message names the row: ``reviews.csv: line 12``, or ``data: item 11`` in memory."""
+        return f"{self.path}: {self.kind} {self.line}"
 
 
 def demo_reviews_path() -> Path:
@@ -289,6 +295,107 @@ def read_text_rows(
     return rows
 
 
+# ---------------------------------------------------------------------------------------------- in memory
+SPLITS = ("train", "val", "test")
+
+
+def _is_frame(data: object) -> bool:
+    return hasattr(data, "columns") and hasattr(data, "iloc")  # duck-typed: pandas stays optional
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and value != value)  # None, NaN (pandas' empty cell)
+
+
+#: What :func:`seqmodels.fit` writes in a run config in place of the file a datamodule's data came from when it was
+#: given in memory: a datamodule built from that config (as from a checkpoint) knows its data is not at hand, and
+#: says so when it must read it, instead of reading a bundled demo set in its place.
+IN_MEMORY = "<in memory>"
+
+
+def memory_lost(memory: Any, path: Any) -> bool:
+    """Whether a path argument says the data was given in memory (:data:`IN_MEMORY`) while none is given now."""
+    return memory is None and isinstance(path, str) and path == IN_MEMORY
+
+
+def memory_lost_error(datamodule: Any, argument: str) -> ValueError:
+    return ValueError(
+        f"{type(datamodule).__name__}: this run's data was given in memory, and checkpoints do not keep it; pass it "
+        f"again (data= in Python) or a file (data.{argument}=...)"
+    )
+
+
+def forget_data_hparam(datamodule: Any) -> None:
+    """Drops ``data`` from a datamodule's saved hyperparameters: checkpoints hold plain data (they load with
+    ``weights_only=True``), never the user's objects. Constructors pass ``data=None`` up to
+    :class:`SequenceDataModule` (which saves the hyperparameters), so the data is never copied there either."""
+    for store in (datamodule.hparams, datamodule._hparams_initial):
+        store.pop("data", None)
+
+
+def refuse_both(memory: Any, what: str, **paths: object) -> None:
+    """A one-line ``ValueError`` when data is given in memory and as a file too (naming the first path)."""
+    named = [f"{key}={value}" for key, value in paths.items() if value is not None]
+    if memory is not None and named:
+        raise ValueError(f"pass the {what} as data= or as files ({named[0]}), not both")
+
+
+def memory_splits(data: Any, what: str) -> dict[str, Any]:
+    """``data`` as ``{split: items}``: one collection is the training data; a dict gives ``train`` (required),
+    ``val`` and ``test``, as the ``*_path`` arguments would."""
+    if not isinstance(data, dict):
+        return {"train": data}
+    unknown = [str(key) for key in data if key not in SPLITS]
+    if unknown or "train" not in data:
+        problem = f"unknown split {unknown[0]!r}" if unknown else "no 'train' split"
+        raise ValueError(f"data: {problem}; pass {what}, or a dict of them with keys train (required), val, test")
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def memory_items(data: Any, where: str, what: str) -> list[Any]:
+    """The items of a collection held in memory (a list or tuple, or any iterable but a string); a one-line error
+    for anything else or an empty one."""
+    if isinstance(data, (str, bytes, dict)) or not hasattr(data, "__iter__"):
+        raise ValueError(f"{where}: expected {what}, got {type(data).__name__}")
+    items = list(data)
+    if not items:
+        raise ValueError(f"{where} is empty; pass {what}")
+    return items
+
+
+def text_rows_from_memory(
+    data: Any, text_column: str = "text", label_column: str = "label", where: str = "data"
+) -> list[TextRow]:
+    """``(text, label)`` rows held in memory: a list of ``(text, label)`` pairs or a pandas DataFrame with the two
+    columns. Checked as :func:`read_text_rows` checks a file: an empty label is an error naming its item; a missing
+    text (None/NaN) reads as empty (a row without tokens, skipped). Labels become strings, as in a file."""
+    what = f"(text, label) pairs or a DataFrame with columns {text_column!r} and {label_column!r}"
+    if _is_frame(data):
+        columns = [str(c) for c in data.columns]
+        missing = [c for c in (text_column, label_column) if c not in columns]
+        if missing:
+            raise ValueError(
+                f"{where}: no column {missing[0]!r}; columns found: {columns} (set data.text_column / "
+                "data.label_column)"
+            )
+        pairs: list[Any] = list(zip(data[text_column].tolist(), data[label_column].tolist(), strict=True))
+        if not pairs:
+            raise ValueError(f"{where} holds no rows; pass {what}")
+    else:
+        pairs = memory_items(data, where, what)
+    rows: list[TextRow] = []
+    for index, pair in enumerate(pairs):
+        if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
+            raise ValueError(f"{where}: item {index} is not a (text, label) pair: {str(pair)[:60]!r}")
+        text, label = pair
+        label = "" if _is_missing(label) else str(label).strip()
+        if not label:
+            raise ValueError(f"{where}: item {index}: empty label")
+        text = "" if _is_missing(text) else str(text)
+        rows.append(TextRow(text, label, where, index, "item"))
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------- datamodule
 class TextClassificationDataModule(SequenceDataModule):
     """Classify texts from CSV/TSV files with a text column and a label column.
@@ -306,6 +413,10 @@ class TextClassificationDataModule(SequenceDataModule):
 
     Args:
         train_path, val_path, test_path: data files (``None``: bundled demo / carved from train).
+        data: the rows in memory instead of files (not with the paths): a list of ``(text, label)`` pairs or a pandas
+            DataFrame with ``text_column`` and ``label_column``, or a dict ``{"train": ..., "val": ..., "test": ...}``
+            of those (``train`` required; the others are carved from it when absent, as without their files). Checked
+            as files are; kept out of the saved hyperparameters (checkpoints keep the vocabulary and labels).
         text_column, label_column: header names of the two columns used.
         delimiter: field separator; default from the extension (``.tsv`` tab, ``.csv`` comma) or sniffed.
         tokenizer: ``"char"`` or ``"word"`` (words and punctuation).
@@ -320,6 +431,8 @@ class TextClassificationDataModule(SequenceDataModule):
     """
 
     input_padding_value = Vocabulary.PAD_ID
+    #: The config values that say the rows came from ``data`` (:func:`seqmodels.fit` writes them into the run config).
+    memory_config: ClassVar[dict[str, Any]] = {"train_path": IN_MEMORY, "val_path": None, "test_path": None}
 
     def __init__(
         self,
@@ -335,14 +448,25 @@ class TextClassificationDataModule(SequenceDataModule):
         max_vocab_size: int | None = None,
         max_length: int | None = None,
         test_fraction: float = 0.2,
+        data: Any = None,
         **base: Any,
     ) -> None:
+        # The data itself stays out of the saved hyperparameters (checkpoints hold plain data).
+        data, memory = None, data
         super().__init__(**base)
+        forget_data_hparam(self)
         if not 0.0 <= test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
         if max_length is not None and max_length < 1:
             raise ValueError(f"max_length must be >= 1 or null, got {max_length}")
-        self.train_path = Path(train_path) if train_path is not None else demo_reviews_path()
+        self.memory_lost = memory_lost(memory, train_path)
+        train_path = None if train_path == IN_MEMORY else train_path
+        refuse_both(memory, "rows", train_path=train_path, val_path=val_path, test_path=test_path)
+        self.memory = memory_splits(memory, "(text, label) pairs or a DataFrame") if memory is not None else None
+        if self.memory is None and not self.memory_lost:
+            self.train_path: Path | None = Path(train_path) if train_path is not None else demo_reviews_path()
+        else:
+            self.train_path = None
         self.val_path = Path(val_path) if val_path is not None else None
         self.test_path = Path(test_path) if test_path is not None else None
         self.text_column, self.label_column, self.delimiter = text_column, label_column, delimiter
@@ -380,26 +504,41 @@ class TextClassificationDataModule(SequenceDataModule):
         ids = self.vocab.encode(self.tokenize(text)) or [self.vocab.unk_id]
         return torch.tensor(ids, dtype=torch.int64)
 
-    def _read(self, path: Path, what: str) -> list[TextRow]:
-        rows = read_text_rows(path, self.text_column, self.label_column, self.delimiter)
+    def _source(self, split: str) -> str:
+        """How messages name a split's rows: its file, or ``data`` (``data['val']``) in memory."""
+        if self.memory is None:
+            return str(getattr(self, f"{split}_path"))
+        return "data" if len(self.memory) == 1 else f"data[{split!r}]"
+
+    def _given(self, split: str) -> bool:
+        return split in self.memory if self.memory is not None else getattr(self, f"{split}_path") is not None
+
+    def _read(self, split: str) -> list[TextRow]:
+        where = self._source(split)
+        if self.memory is not None:
+            rows = text_rows_from_memory(self.memory[split], self.text_column, self.label_column, where)
+        else:
+            rows = read_text_rows(getattr(self, f"{split}_path"), self.text_column, self.label_column, self.delimiter)
         usable = [row for row in rows if self.tokenize(row.text)]
         if not usable:
-            raise ValueError(f"{path}: no usable rows: all {len(rows)} texts in column {self.text_column!r} are empty")
+            raise ValueError(f"{where}: no usable rows: all {len(rows)} texts in column {self.text_column!r} are empty")
         if len(usable) < len(rows):
-            log.warning("%s: skipped %d %s rows with empty text", path, len(rows) - len(usable), what)
+            log.warning("%s: skipped %d %s rows with empty text", where, len(rows) - len(usable), split)
         return usable
 
     # ------------------------------------------------------------------ building
     def build(self) -> None:
-        train = self._read(self.train_path, "train")
+        if self.memory_lost:
+            raise memory_lost_error(self, "train_path")
+        train = self._read("train")
         total = len(train)
-        if self.test_path is not None:
-            test = self._read(self.test_path, "test")
+        if self._given("test"):
+            test = self._read("test")
         else:
             keep, held = stratified_split([r.label for r in train], self.test_fraction, self.seed)
             train, test = [train[i] for i in keep], [train[i] for i in held]
-        if self.val_path is not None:
-            val = self._read(self.val_path, "val")
+        if self._given("val"):
+            val = self._read("val")
         else:
             keep, held = stratified_split([r.label for r in train], self.val_fraction, self.seed + 1)
             if not held and self.val_fraction > 0:
@@ -419,14 +558,16 @@ class TextClassificationDataModule(SequenceDataModule):
     def _refuse_without_validation(self, total: int) -> None:
         """A training file too small for ``val_fraction`` to hold out a row: Lightning would fail later, on the
         missing ``val/loss``, so say now how many rows it takes (or that ``val_path`` must be given)."""
-        test_share = 0.0 if self.test_path is not None else self.test_fraction
+        test_given = self._given("test")
+        test_share = 0.0 if test_given else self.test_fraction
         need = fewest_for_holdout(lambda n: round(self.val_fraction * (n - round(test_share * n))))
         # Enough rows but none held out: every label keeps one row for training.
         reason = "every label keeps one row for training" if total >= need else f"need at least {need}"
+        hint = "data={'train': ..., 'val': ...}" if self.memory is not None else "data.val_path=/path/to/val.csv"
         raise ValueError(
-            f"{self.train_path}: {total} usable rows leave none for validation (val_fraction={self.val_fraction}"
-            f"{'' if self.test_path is not None else f', test_fraction={self.test_fraction}'}; {reason}); "
-            "add rows or pass data.val_path=/path/to/val.csv"
+            f"{self._source('train')}: {total} usable rows leave none for validation (val_fraction="
+            f"{self.val_fraction}{'' if test_given else f', test_fraction={self.test_fraction}'}; {reason}); "
+            f"add rows or pass {hint}"
         )
 
     def _materialize(self) -> None:
@@ -437,8 +578,7 @@ class TextClassificationDataModule(SequenceDataModule):
             for row in rows:
                 if row.label not in label_ids:
                     raise ValueError(
-                        f"{row.path}: line {row.line}: label {row.label!r} ({split} split) is not a training "
-                        f"label {self.class_names}"
+                        f"{row.where}: label {row.label!r} ({split} split) is not a training label {self.class_names}"
                     )
             inputs = [self._encode(r.text) for r in rows]
             targets = torch.tensor([label_ids[r.label] for r in rows], dtype=torch.int64)

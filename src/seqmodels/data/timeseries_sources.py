@@ -20,6 +20,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -98,8 +99,9 @@ def _parses_as_date(value: str) -> bool:
         return False
 
 
-def check_increasing(time: np.ndarray, column: str, where: str) -> None:
-    """A ``ValueError`` naming the first row where ``time`` does not strictly increase."""
+def check_increasing(time: np.ndarray, column: str, where: str, rows: Sequence[int] | StepNames | None = None) -> None:
+    """A ``ValueError`` naming the first row where ``time`` does not strictly increase (``rows``: how to name each
+    element, see :func:`fill_missing`; default: the rows of a file below its header)."""
     if len(time) < 2:
         return
     steps = np.diff(time)
@@ -107,19 +109,42 @@ def check_increasing(time: np.ndarray, column: str, where: str) -> None:
     if bad.size:
         i = int(bad[0])
         kind = "repeats" if time[i] == time[i + 1] else "goes back"
+        at = _row(rows, i) if rows is not None else f"row {i + 2}"
         raise ValueError(
-            f"{where}: time column {column!r} {kind} at row {i + 2} ({time[i]} then {time[i + 1]}); "
+            f"{where}: time column {column!r} {kind} at {at} ({time[i]} then {time[i + 1]}); "
             "sort the rows by time and drop duplicates"
         )
 
 
-def _row(rows: Sequence[int] | None, i: int) -> str:
-    """How a message names element ``i``: its row of the file (header = row 1) or, in memory, its step."""
-    return f"row {rows[i]}" if rows is not None else f"step {i}"
+class StepNames:
+    """How messages name element ``i`` of in-memory data: ``step i`` (arrays) or ``index <label>`` (the label of a
+    pandas object's index), instead of a file's row number."""
+
+    def __init__(self, index: Sequence[object] | None = None) -> None:
+        self.index = index
+
+    def __getitem__(self, i: int) -> str:
+        return f"step {i}" if self.index is None else f"index {self.index[i]}"
+
+    def __len__(self) -> int:  # pragma: no cover - only indexed
+        return len(self.index) if self.index is not None else 0
+
+
+def _row(rows: Sequence[int | str] | StepNames | None, i: int) -> str:
+    """How a message names element ``i``: its row of the file (header = row 1) or, in memory, its step (or the
+    label that :class:`StepNames` gives it)."""
+    if rows is None:
+        return f"step {i}"
+    label = rows[i]
+    return label if isinstance(label, str) else f"row {label}"
 
 
 def check_finite(
-    values: np.ndarray, names: list[str], where: str, rows: Sequence[int] | None = None, allow_nan: bool = False
+    values: np.ndarray,
+    names: list[str],
+    where: str,
+    rows: Sequence[int] | StepNames | None = None,
+    allow_nan: bool = False,
 ) -> None:
     """A one-line ``ValueError`` naming the column and row of the first ``inf``/``-inf`` (or value beyond float32's
     range) in (T, K) ``values``; also of the first NaN unless ``allow_nan`` (NaN marks a missing value there)."""
@@ -131,20 +156,22 @@ def check_finite(
             bad |= np.isnan(column)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
+            gap = "NaN" if rows is None or isinstance(rows, StepNames) else "an empty cell"
             raise ValueError(
                 f"{where}: column {name!r} {_row(rows, i)} holds {column[i]:g}, not a finite number within "
-                f"+-{MAX_VALUE:g} (the models compute in float32); fix the value (an empty cell marks a missing one)"
+                f"+-{MAX_VALUE:g} (the models compute in float32); fix the value ({gap} marks a missing one)"
             )
 
 
 def fill_missing(
-    values: np.ndarray, how: str, names: list[str], where: str, rows: Sequence[int] | None = None
+    values: np.ndarray, how: str, names: list[str], where: str, rows: Sequence[int] | StepNames | None = None
 ) -> np.ndarray:
     """NaNs in (T, K) ``values``: refuse (``error``), interpolate linearly, or carry the last value forward.
 
     Leading gaps (before the first observation) take the first observed value in both filling modes. Infinite
     values are always refused (:func:`check_finite`): they are not missing, and no filling makes them right.
-    ``rows``: the file row of each of the T values, for messages (default: the T values follow a header row).
+    ``rows``: the file row of each of the T values, for messages (default: the T values follow a header row), or a
+    :class:`StepNames` for data given in memory.
     """
     if how not in MISSING:
         raise ValueError(f"missing must be one of {', '.join(MISSING)}, got {how!r}")
@@ -158,9 +185,10 @@ def fill_missing(
             continue
         if how == "error" or gaps.all():
             first = int(np.flatnonzero(gaps)[0])
+            source = "the data" if isinstance(rows, StepNames) else "the file"
             raise ValueError(
-                f"{where}: column {name!r} has {int(gaps.sum())} missing values (first at row {rows[first]}); "
-                "fill them in the file or set data.missing=interpolate (or ffill)"
+                f"{where}: column {name!r} has {int(gaps.sum())} missing values (first at {_row(rows, first)}); "
+                f"fill them in {source} or set data.missing=interpolate (or ffill)"
             )
         index = np.arange(len(column))
         observed = index[~gaps]
@@ -263,14 +291,252 @@ def read_csv_series(
         where = f"{path}" + (f" (series {name!r})" if series_column else "")
         at = group_lines[name]
         time = parse_time([r[time_column] or "" for r in group], time_column)
-        check_increasing(time, time_column, where)
-        observed = len(group) - allow_future_rows
-        values, past_values, future_values = (_columns(group, names, where, at) for names in (targets, past, future))
-        values[:observed] = fill_missing(values[:observed], missing, targets, where, at)
-        past_values[:observed] = fill_missing(past_values[:observed], missing, past, where, at)
-        future_values = fill_missing(future_values, missing, future, where, at)
-        out.append(Series(name, time, values, past_values, future_values))
+        columns = [_columns(group, names, where, at) for names in (targets, past, future)]
+        out.append(
+            _series(name, time, columns, (time_column, targets, past, future), missing, where, at, allow_future_rows)
+        )
     return out
+
+
+def _series(
+    name: str,
+    time: np.ndarray,
+    columns: list[np.ndarray],
+    names: tuple[str, list[str], list[str], list[str]],
+    missing: str,
+    where: str,
+    rows: Sequence[int] | StepNames,
+    allow_future_rows: int,
+) -> Series:
+    """One series from its time axis and (T, K) target, past and future columns (NaN where missing): time checked,
+    gaps filled or refused as ``missing`` says; the last ``allow_future_rows`` rows keep their targets and past
+    covariates unfilled (the steps to forecast)."""
+    time_column, targets, past, future = names
+    check_increasing(time, time_column, where, rows)
+    values, past_values, future_values = columns
+    observed = len(time) - allow_future_rows
+    values[:observed] = fill_missing(values[:observed], missing, targets, where, rows)
+    past_values[:observed] = fill_missing(past_values[:observed], missing, past, where, rows)
+    future_values = fill_missing(future_values, missing, future, where, rows)
+    return Series(name, time, values, past_values, future_values)
+
+
+# ----------------------------------------------------------------------------------------- in memory
+#: What :func:`memory_series` reads (the ``data=`` of :class:`~seqmodels.data.ForecastingDataModule`).
+MEMORY_FORMATS = (
+    "a pandas DataFrame with the CSV's columns (time_column, target_columns, covariates, series_column), or indexed "
+    "by time; a pandas Series (indexed by time); a numpy array (T,) or (T, C) for one series, (N, T, C) for N; "
+    "a list of these, or a dict {name: series}, for many series"
+)
+
+
+def _is_frame(data: object) -> bool:
+    return hasattr(data, "columns") and hasattr(data, "iloc")  # duck-typed: pandas stays optional
+
+
+def _is_pandas_series(data: object) -> bool:
+    return hasattr(data, "index") and hasattr(data, "to_numpy") and not hasattr(data, "columns")
+
+
+def _time_values(raw: object, column: str) -> np.ndarray:
+    """A time column (or index) held in memory: datetimes -> ``datetime64[s]``, numbers -> float64, text parsed as
+    in a CSV file (dates or numbers)."""
+    values = np.asarray(getattr(raw, "to_numpy", lambda: raw)())
+    if values.dtype.kind == "M":
+        return values.astype("datetime64[s]")
+    if values.dtype.kind in "iuf":
+        return values.astype(np.float64)
+    return parse_time([str(v) for v in values], column)  # text, or pandas Timestamps with a time zone
+
+
+def _float_column(raw: object, name: str, where: str, rows: StepNames) -> np.ndarray:
+    """One column held in memory as float64 (None/NaN/pandas NA -> NaN); a value that is not a number is a one-line
+    error naming it."""
+    to_numpy = getattr(raw, "to_numpy", None)
+    try:
+        if to_numpy is not None:
+            return np.array(to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+        return np.array(raw, dtype=np.float64)
+    except (TypeError, ValueError):
+        items = list(to_numpy() if to_numpy is not None else raw)  # type: ignore[arg-type]
+        for i, item in enumerate(items):
+            try:
+                float(np.nan if item is None else item)
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}: column {name!r} {_row(rows, i)} holds {item!r}, not a number") from None
+        raise
+
+
+def _frame_series(
+    frame: Any,
+    name: str,
+    names: tuple[str, list[str], list[str], list[str]],
+    missing: str,
+    where: str,
+    allow_future_rows: int,
+) -> Series:
+    time_column, targets, past, future = names
+    index = frame.index
+    rows = StepNames(list(index))
+    if time_column in frame.columns:
+        time = _time_values(frame[time_column], time_column)
+    else:
+        time = _time_values(index, time_column)
+    columns = [
+        np.stack([_float_column(frame[c], c, where, rows) for c in group], axis=1)
+        if group
+        else np.zeros((len(index), 0))
+        for group in (targets, past, future)
+    ]
+    return _series(name, time, columns, names, missing, where, rows, allow_future_rows)
+
+
+def memory_series(
+    data: Any,
+    time_column: str,
+    target_columns: str | list[str],
+    past_covariates: str | list[str] | None = None,
+    future_covariates: str | list[str] | None = None,
+    series_column: str | None = None,
+    missing: str = "error",
+    allow_future_rows: int = 0,
+    where: str = "data",
+) -> list[Series]:
+    """The series of data held in memory, read and checked as :func:`read_csv_series` reads a file.
+
+    ``data`` (see :data:`MEMORY_FORMATS`):
+
+    * a pandas DataFrame with the columns a CSV file would have (``time_column``, ``target_columns``, covariates and
+      ``series_column``); without a ``time_column`` column its index is the time axis;
+    * a pandas Series: one target, its index the time axis;
+    * a numpy array (or anything ``np.asarray`` takes): (T,) or (T, C) one series of C targets, (N, T, C) N series;
+      the time axis is the step number 0..T-1;
+    * a list of DataFrames, Series or arrays (series named 0, 1, ...), or a dict ``{name: series}``.
+
+    Covariates and ``series_column`` need a DataFrame. Messages name a pandas object's rows by their index label
+    and an array's by their step; NaN is a missing value (filled or refused as ``missing`` says), infinity refused.
+    """
+    targets, past, future = _as_list(target_columns), _as_list(past_covariates), _as_list(future_covariates)
+    if not targets:
+        raise ValueError("target_columns is empty; name the column(s) to forecast, e.g. data.target_columns=[sales]")
+    names = (time_column, targets, past, future)
+    if isinstance(data, dict):
+        items = [(str(key), value) for key, value in data.items()]
+    elif isinstance(data, (list, tuple)) and data and not all(np.isscalar(v) or v is None for v in data):
+        items = [(str(i), value) for i, value in enumerate(data)]
+    else:
+        items = [("0", data)]
+    if not items:
+        raise ValueError(f"{where} holds no series; pass {MEMORY_FORMATS}")
+    out: list[Series] = []
+    for name, item in items:
+        label = f"{where} (series {name!r})" if len(items) > 1 else where
+        if _is_frame(item):
+            out.extend(_frame_panel(item, name, names, series_column, missing, label, allow_future_rows))
+            continue
+        if series_column or past or future:
+            wanted = ", ".join([*([f"series_column={series_column}"] if series_column else []), *past, *future])
+            raise ValueError(f"{label}: covariates and series need a DataFrame with those columns ({wanted})")
+        out.extend(_array_series(item, name, names, missing, label, allow_future_rows))
+    return out
+
+
+def _frame_panel(
+    frame: Any,
+    name: str,
+    names: tuple[str, list[str], list[str], list[str]],
+    series_column: str | None,
+    missing: str,
+    where: str,
+    allow_future_rows: int,
+) -> list[Series]:
+    time_column, targets, past, future = names
+    columns = [str(c).strip() for c in frame.columns]
+    if len(frame.columns) and columns != list(frame.columns):
+        frame = frame.set_axis(columns, axis=1)
+    index_name = getattr(frame.index, "name", None)
+    has_time = time_column in columns or index_name == time_column or frame.index.dtype.kind == "M"
+    wanted = [*targets, *past, *future, *([series_column] if series_column else [])]
+    absent = [c for c in wanted if c not in columns] + ([] if has_time else [time_column])
+    if absent:
+        listed = ", ".join(columns) if columns else "none"
+        raise ValueError(f"{where}: no column {absent[0]!r}; its columns are {listed} (the time may also be the index)")
+    if len(frame) == 0:
+        raise ValueError(f"{where} holds no rows")
+    if not series_column:
+        return [_frame_series(frame, name, names, missing, where, allow_future_rows)]
+    keys = [("" if k is None else str(k)).strip() for k in frame[series_column].tolist()]
+    groups: dict[str, list[int]] = {}
+    for position, key in enumerate(keys):
+        groups.setdefault(key, []).append(position)
+    return [
+        _frame_series(frame.iloc[positions], key, names, missing, f"{where} (series {key!r})", allow_future_rows)
+        for key, positions in groups.items()
+    ]
+
+
+def _array_series(
+    data: Any,
+    name: str,
+    names: tuple[str, list[str], list[str], list[str]],
+    missing: str,
+    where: str,
+    allow_future_rows: int,
+) -> list[Series]:
+    time_column, targets, _, _ = names
+    if _is_pandas_series(data):
+        rows = StepNames(list(data.index))
+        values = _float_column(data, targets[0], where, rows)[:, None]
+        time = _time_values(data.index, time_column)
+        series_name = str(data.name) if getattr(data, "name", None) is not None and name == "0" else name
+        return [_checked_array(series_name, time, values, names, missing, where, rows, allow_future_rows)]
+    try:
+        array = np.asarray(data, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: cannot read {type(data).__name__} as numbers; pass {MEMORY_FORMATS}") from None
+    if array.ndim == 3:
+        return [
+            _checked_array(
+                f"{i}" if name == "0" else f"{name}/{i}",
+                np.arange(array.shape[1], dtype=np.float64),
+                array[i].copy(),
+                names,
+                missing,
+                f"{where} (series {i})",
+                StepNames(),
+                allow_future_rows,
+            )
+            for i in range(array.shape[0])
+        ]
+    if array.ndim not in (1, 2):
+        raise ValueError(
+            f"{where}: an array of shape {array.shape}; pass (T,) or (T, C) for one series, (N, T, C) for N"
+        )
+    values = (array[:, None] if array.ndim == 1 else array).copy()
+    time = np.arange(len(values), dtype=np.float64)
+    return [_checked_array(name, time, values, names, missing, where, StepNames(), allow_future_rows)]
+
+
+def _checked_array(
+    name: str,
+    time: np.ndarray,
+    values: np.ndarray,
+    names: tuple[str, list[str], list[str], list[str]],
+    missing: str,
+    where: str,
+    rows: StepNames,
+    allow_future_rows: int,
+) -> Series:
+    targets = names[1]
+    if len(values) == 0:
+        raise ValueError(f"{where} holds no values")
+    if values.shape[1] != len(targets):
+        raise ValueError(
+            f"{where}: {values.shape[1]} target channel(s) but target_columns names {len(targets)} "
+            f"({', '.join(targets)}); set data.target_columns to {values.shape[1]} names"
+        )
+    columns = [values, np.zeros((len(values), 0)), np.zeros((len(values), 0))]
+    return _series(name, time, columns, names, missing, where, rows, allow_future_rows)
 
 
 # ----------------------------------------------------------------------------------------- bundled
@@ -394,8 +660,10 @@ def calendar_features(time: np.ndarray, names: list[str]) -> np.ndarray:
 __all__ = [
     "BUILTIN",
     "CALENDAR",
+    "MEMORY_FORMATS",
     "MISSING",
     "Series",
+    "StepNames",
     "builtin_path",
     "calendar_features",
     "check_finite",
@@ -405,6 +673,7 @@ __all__ = [
     "future_times",
     "infer_step",
     "load_builtin",
+    "memory_series",
     "parse_time",
     "read_csv_series",
     "sine_series",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ from seqmodels.data.datamodule import (
     SequenceDataset,
     stratified_split,
 )
+from seqmodels.data.text import IN_MEMORY, memory_lost, memory_lost_error
 
 _MISSING_TOKENS = {"?", "nan", "na", "n/a", "null", "none"}
 
@@ -215,6 +216,68 @@ def read_ts(path: str | Path) -> tuple[list[Tensor], list[str], dict[str, Any]]:
     return series, labels, meta
 
 
+MEMORY_FORMAT = "(X, y): X an array (N, L, C) or (N, L), or a list of (L, C) / (L,) arrays; y one label per series"
+
+
+def series_from_memory(data: Any, where: str = "data") -> tuple[list[Tensor], list[str], list[Any]]:
+    """Labelled series held in memory, checked as :func:`read_ts` checks a file: ``data`` is ``(X, y)`` (see
+    :data:`MEMORY_FORMAT`). NaN (a missing value), infinity, an empty series, a different number of channels than
+    the first series and a count of labels other than the count of series are one-line errors naming the series.
+
+    Returns ``(series, labels, raw_labels)``: one ``(L, C)`` float32 tensor per series, the labels as strings (as a
+    file gives them) and as given.
+    """
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise ValueError(f"{where}: pass {MEMORY_FORMAT}")
+    xs, ys = data
+    if isinstance(xs, (str, bytes)) or not hasattr(xs, "__len__"):
+        raise ValueError(f"{where}: X is a {type(xs).__name__}; pass {MEMORY_FORMAT}")
+    raw_labels = list(getattr(ys, "tolist", lambda: ys)()) if not isinstance(ys, (str, bytes)) else None
+    if raw_labels is None:
+        raise ValueError(f"{where}: y is a string; pass one label per series")
+    if len(xs) == 0:
+        raise ValueError(f"{where} holds no series; pass {MEMORY_FORMAT}")
+    if len(raw_labels) != len(xs):
+        raise ValueError(f"{where}: {len(xs)} series but {len(raw_labels)} labels; give one label per series")
+    series: list[Tensor] = []
+    for index, x in enumerate(xs):
+        try:
+            values = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: series {index} is not numeric") from None
+        if values.ndim == 1:
+            values = values[:, None]
+        if values.ndim != 2 or values.shape[0] == 0 or values.shape[1] == 0:
+            raise ValueError(f"{where}: series {index} has shape {values.shape}; each series is (L, C) or (L,), L >= 1")
+        if series and values.shape[1] != series[0].shape[1]:
+            raise ValueError(
+                f"{where}: series {index} has {values.shape[1]} channel(s) but series 0 has {series[0].shape[1]}"
+            )
+        if np.isnan(values).any():
+            raise ValueError(f"{where}: series {index} contains NaN; impute or drop missing values first")
+        bad = np.abs(values) > np.finfo(np.float32).max  # inf, or beyond the float32 the models compute in
+        if bad.any():
+            dimension = int(np.argwhere(bad)[0][1])
+            raise ValueError(f"{where}: series {index}: infinite value in dimension {dimension}")
+        series.append(torch.from_numpy(values.astype(np.float32)))
+    labels = []
+    for index, label in enumerate(raw_labels):
+        text = "" if label is None or (isinstance(label, float) and label != label) else str(label).strip()
+        if not text:
+            raise ValueError(f"{where}: series {index} has no label")
+        labels.append(text)
+    return series, labels, raw_labels
+
+
+def _label_order(labels: list[str], raw: list[Any]) -> list[str]:
+    """Class names for labels given in memory: sorted by their values (numbers numerically), as strings."""
+    by_text = dict(zip(labels, raw, strict=True))
+    try:
+        return [text for text, _ in sorted(by_text.items(), key=lambda item: item[1])]
+    except TypeError:  # labels of mixed types
+        return sorted(by_text)
+
+
 def channel_stats(series: list[Tensor]) -> tuple[Tensor, Tensor]:
     """Mean and (population) standard deviation per channel over all time steps of ``series``."""
     steps = torch.cat(series, dim=0)
@@ -247,20 +310,52 @@ class UEADataModule(SequenceDataModule):
         data_dir: a folder holding ``{name}/{name}_TRAIN.ts`` (an archive root), or the two files directly.
             Default: the data folder inside the installed sktime package
             (``pip install 'seqmodels[datasets]'``).
+        data: labelled series in memory instead of files (not with ``data_dir``): ``(X, y)`` with X an array
+            (N, L, C) or (N, L) or a list of (L, C) arrays of any lengths, and one label per series; or a dict
+            ``{"train": (X, y), "test": (X, y)}`` (``train`` required; ``val`` may be given too). Without a test
+            part, a stratified ``test_fraction`` of train is held out. Class names are the labels as strings, in
+            the order of their values. Checked as files are; kept out of the saved hyperparameters.
+        test_fraction: share of ``data`` held out for testing when it gives no test part (files have their own).
         standardize: per-channel standardisation with training statistics.
         **base: :class:`SequenceDataModule` arguments.
 
     dims: ``input_size`` (channels), ``num_classes``.
     """
 
+    #: The config values that say the series came from ``data`` (:func:`seqmodels.fit` writes them into the run
+    #: config).
+    memory_config: ClassVar[dict[str, Any]] = {"data_dir": IN_MEMORY}
+
     def __init__(
         self,
         name: str = "JapaneseVowels",
         data_dir: str | Path | None = None,
         standardize: bool = True,
+        data: Any = None,
+        test_fraction: float = 0.2,
         **base: Any,
     ) -> None:
+        # The data itself stays out of the saved hyperparameters (checkpoints hold plain data).
+        data, memory = None, data
         super().__init__(**base)
+        for store in (self.hparams, self._hparams_initial):
+            store.pop("data", None)
+        self.memory_lost = memory_lost(memory, data_dir)
+        data_dir = None if data_dir == IN_MEMORY else data_dir
+        if memory is not None and data_dir is not None:
+            raise ValueError(f"pass the series as data= or as data_dir={data_dir}, not both")
+        if not 0.0 <= test_fraction < 1.0:
+            raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+        if memory is not None:
+            if isinstance(memory, dict):
+                unknown = [str(k) for k in memory if k not in ("train", "val", "test")]
+                if unknown or "train" not in memory:
+                    problem = f"unknown split {unknown[0]!r}" if unknown else "no 'train' split"
+                    raise ValueError(f"data: {problem}; pass {MEMORY_FORMAT}, or a dict of them: train, val, test")
+            else:
+                memory = {"train": memory}
+        self.memory: dict[str, Any] | None = memory
+        self.test_fraction = test_fraction
         self.name = name
         self.data_dir = data_dir
         self.standardize = standardize
@@ -286,7 +381,50 @@ class UEADataModule(SequenceDataModule):
         )
 
     # --------------------------------------------------------------- building
+    def _build_from_memory(self) -> None:
+        assert self.memory is not None
+        single = len(self.memory) == 1
+        parts = {
+            split: series_from_memory(value, "data" if single else f"data[{split!r}]")
+            for split, value in self.memory.items()
+        }
+        train_x, train_y, train_raw = parts["train"]
+        self.num_channels = int(train_x[0].shape[1])
+        for split, (xs, _, _) in parts.items():
+            if xs[0].shape[1] != self.num_channels:
+                raise ValueError(
+                    f"data[{split!r}]: {xs[0].shape[1]} channel(s) but the training series have {self.num_channels}"
+                )
+        if self.class_names is None:  # not restored from a checkpoint
+            self.class_names = _label_order(train_y, train_raw)
+        raw: dict[str, tuple[list[Tensor], list[str]]] = {}
+        if "test" in parts:
+            raw["test"] = parts["test"][:2]
+        else:
+            keep, held = stratified_split(train_y, self.test_fraction, self.seed + 1)
+            raw["test"] = ([train_x[i] for i in held], [train_y[i] for i in held])
+            train_x, train_y = [train_x[i] for i in keep], [train_y[i] for i in keep]
+        if "val" in parts:
+            raw["val"] = parts["val"][:2]
+        else:
+            keep, val = stratified_split(train_y, self.val_fraction, self.seed)
+            raw["val"] = ([train_x[i] for i in val], [train_y[i] for i in val])
+            train_x, train_y = [train_x[i] for i in keep], [train_y[i] for i in keep]
+        self._raw = {"train": (train_x, train_y), "val": raw["val"], "test": raw["test"]}
+        # Where messages say a split's series come from (the split it was carved from, when not given).
+        names = {split: "data" if single else f"data[{split!r}]" for split in self.memory}
+        self._paths = {split: Path(names.get(split, names["train"])) for split in self._raw}
+        if self.standardize and self.mean is None:
+            self.mean, std = channel_stats(self._raw["train"][0])
+            self.std = torch.where(std > 1e-8, std, torch.ones_like(std))  # constant channel: only centre it
+        self._materialize()
+
     def build(self) -> None:
+        if self.memory_lost:
+            raise memory_lost_error(self, "data_dir")
+        if self.memory is not None:
+            self._build_from_memory()
+            return
         train_path, test_path = self.files()
         train_x, train_y, train_meta = read_ts(train_path)
         test_x, test_y, test_meta = read_ts(test_path)
@@ -365,5 +503,10 @@ class UEADataModule(SequenceDataModule):
 class JapaneseVowelsDataModule(UEADataModule):
     """UEA JapaneseVowels: 9 speakers, 12 LPC-cepstrum channels, lengths 7-29, 270 train / 370 test series."""
 
-    def __init__(self, data_dir: str | Path | None = None, standardize: bool = True, **base: Any) -> None:
-        super().__init__(name="JapaneseVowels", data_dir=data_dir, standardize=standardize, **base)
+    def __init__(
+        self, data_dir: str | Path | None = None, standardize: bool = True, data: Any = None, **base: Any
+    ) -> None:
+        # The data itself stays out of the saved hyperparameters (checkpoints hold plain data). With it, this is the
+        # JapaneseVowels recipe's datamodule on your own labelled series.
+        data, memory = None, data
+        super().__init__(name="JapaneseVowels", data_dir=data_dir, standardize=standardize, data=memory, **base)

@@ -4,7 +4,14 @@ Shapes follow ``torch.nn.RNN``: N batch, L length, D directions (2 if bidirectio
 """
 
 from seqmodels.nn.attention import Attention
-from seqmodels.nn.audio import LogMelSpectrogram, SpecAugment, compute_deltas, mel_filterbank, resample
+from seqmodels.nn.audio import (
+    FeatureConfig,
+    LogMelSpectrogram,
+    SpecAugment,
+    compute_deltas,
+    mel_filterbank,
+    resample,
+)
 from seqmodels.nn.cells import CustomRNN, GRUCell, LayerNormLSTMCell, LSTMCell, RNNCell
 from seqmodels.nn.conditional import ClassCondition, ConditionalDecoder, ImageCondition, VectorCondition
 from seqmodels.nn.ctc import ConvSubsampling, CTCNet, FrameStacking, ctc_greedy_decode, ctc_prefix_beam_search
@@ -23,6 +30,7 @@ from seqmodels.nn.seq2seq import AttentionDecoder, Seq2Seq
 __all__ = [
     "CTCNet",
     "ConvSubsampling",
+    "FeatureConfig",
     "FrameStacking",
     "LogMelSpectrogram",
     "SpecAugment",

@@ -6,7 +6,9 @@ Shapes: N batch, T samples, L frames, C features per frame. Waveforms are float 
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -117,6 +119,88 @@ def compute_deltas(features: Tensor, lengths: Tensor | None = None, width: int =
     return out / (2 * sum(k * k for k in range(1, width + 1)))
 
 
+@dataclasses.dataclass(frozen=True)
+class FeatureConfig:
+    """The log-mel front-end's settings, in the units configs use (Hz, milliseconds): one place for their names,
+    defaults and meaning, shared by :class:`LogMelSpectrogram` and the speech datamodules (``data.features``).
+
+    Args:
+        sample_rate: Hz of the waveforms.
+        win_ms, hop_ms: analysis window and frame step in milliseconds (:attr:`win_length` and :attr:`hop_length`
+            samples, rounded); the FFT size :attr:`n_fft` is the next power of two >= the window.
+        n_mels: mel filters.
+        f_min, f_max: the filterbank's range in Hz (``f_max`` None: Nyquist).
+        deltas: 0 (log-mels only), 1 (+ deltas) or 2 (+ deltas and delta-deltas).
+        normalize: per-utterance mean and variance normalisation of each channel.
+        preemphasis: ``x[t] - preemphasis * x[t - 1]`` before framing (0 disables it).
+
+    ``LogMelSpectrogram.from_config(config)`` builds the module, which checks the values.
+    """
+
+    sample_rate: int = 16000
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+    n_mels: int = 40
+    f_min: float = 0.0
+    f_max: float | None = None
+    deltas: int = 0
+    normalize: bool = True
+    preemphasis: float = 0.0
+
+    def __post_init__(self) -> None:
+        # Plain Python types, whatever the source (YAML ints for floats, numpy scalars): equal configs compare equal.
+        for name in ("sample_rate", "n_mels", "deltas"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+        for name in ("win_ms", "hop_ms", "f_min", "preemphasis"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        object.__setattr__(self, "f_max", None if self.f_max is None else float(self.f_max))
+        object.__setattr__(self, "normalize", bool(self.normalize))
+        if self.sample_rate <= 0 or self.win_ms <= 0 or self.hop_ms <= 0:
+            raise ValueError(
+                f"features: need sample_rate, win_ms and hop_ms > 0, got {self.sample_rate}, {self.win_ms}, "
+                f"{self.hop_ms}"
+            )
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(field.name for field in dataclasses.fields(cls))
+
+    def replace(self, changes: FeatureConfig | Mapping[str, Any] | None = None, **fields: Any) -> FeatureConfig:
+        """A copy with the fields of ``changes`` (a config, or a mapping of some fields such as a Hydra node), then
+        ``fields``, replaced; a name that is not a field is a ``ValueError`` listing the fields."""
+        if isinstance(changes, FeatureConfig):
+            changes = changes.to_dict()
+        updates = {**{str(key): changes[key] for key in (changes or {})}, **fields}
+        unknown = sorted(set(updates) - set(self.field_names()))
+        if unknown:
+            raise ValueError(f"features: unknown setting(s) {unknown}; the settings are {list(self.field_names())}")
+        return dataclasses.replace(self, **updates)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (ints, floats, bools, None): fit for configs and ``torch.load(weights_only=True)``."""
+        return dataclasses.asdict(self)
+
+    @property
+    def win_length(self) -> int:
+        """Window in samples."""
+        return max(1, round(self.sample_rate * self.win_ms / 1000))
+
+    @property
+    def hop_length(self) -> int:
+        """Frame step in samples."""
+        return max(1, round(self.sample_rate * self.hop_ms / 1000))
+
+    @property
+    def n_fft(self) -> int:
+        """FFT size: the next power of two >= the window."""
+        return 1 << (self.win_length - 1).bit_length()
+
+    @property
+    def output_size(self) -> int:
+        """Features per frame."""
+        return self.n_mels * (1 + self.deltas)
+
+
 class LogMelSpectrogram(nn.Module):
     """Waveforms -> log-mel filterbank features, optionally with deltas and per-utterance normalisation.
 
@@ -184,19 +268,31 @@ class LogMelSpectrogram(nn.Module):
         )
 
     @classmethod
+    def from_config(cls, config: FeatureConfig, **kwargs: Any) -> LogMelSpectrogram:
+        """The front-end :class:`FeatureConfig` describes (``kwargs``: other arguments, e.g. ``log_floor``)."""
+        return cls(
+            sample_rate=config.sample_rate,
+            n_fft=config.n_fft,
+            win_length=config.win_length,
+            hop_length=config.hop_length,
+            n_mels=config.n_mels,
+            f_min=config.f_min,
+            f_max=config.f_max,
+            deltas=config.deltas,
+            normalize=config.normalize,
+            preemphasis=config.preemphasis,
+            **kwargs,
+        )
+
+    @classmethod
     def from_milliseconds(
         cls, sample_rate: int, win_ms: float = 25.0, hop_ms: float = 10.0, **kwargs: Any
     ) -> LogMelSpectrogram:
-        """Window and hop in milliseconds; ``n_fft`` is the next power of two >= the window."""
-        win_length = max(1, round(sample_rate * win_ms / 1000))
-        hop_length = max(1, round(sample_rate * hop_ms / 1000))
-        return cls(
-            sample_rate,
-            n_fft=1 << (win_length - 1).bit_length(),
-            win_length=win_length,
-            hop_length=hop_length,
-            **kwargs,
-        )
+        """Window and hop in milliseconds; ``n_fft`` is the next power of two >= the window (:class:`FeatureConfig`
+        fields by keyword, other arguments passed on)."""
+        names = FeatureConfig.field_names()
+        fields = {name: kwargs.pop(name) for name in list(kwargs) if name in names}
+        return cls.from_config(FeatureConfig(sample_rate=sample_rate, win_ms=win_ms, hop_ms=hop_ms, **fields), **kwargs)
 
     @property
     def output_size(self) -> int:
@@ -329,6 +425,7 @@ class SpecAugment(nn.Module):
 
 
 __all__ = [
+    "FeatureConfig",
     "LogMelSpectrogram",
     "SpecAugment",
     "compute_deltas",

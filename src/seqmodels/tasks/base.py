@@ -1,19 +1,22 @@
-"""Shared plumbing for seqmodels LightningModules: network call, optimizer and scheduler from config."""
+"""Shared plumbing for seqmodels LightningModules: network call, optimizer and scheduler from config, per-split
+metrics and their logging."""
 
 from __future__ import annotations
 
 import functools
 import inspect
 import warnings
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Collection, Iterable
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
 from torch import Tensor, nn
-from torchmetrics import MaxMetric, MeanMetric, Metric, MetricCollection, MinMetric
+from torchmetrics import MaxMetric, Metric, MetricCollection, MinMetric
 
 from seqmodels.data.batch import SequenceBatch
+from seqmodels.tasks._lightning_fastpath import CheapHookName
+from seqmodels.tasks.capabilities import Capabilities
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
@@ -26,12 +29,56 @@ warnings.filterwarnings("ignore", message=r".*overridden `transfer_batch_to_devi
 # Where a checkpoint keeps the best-so-far validation value (see on_save_checkpoint).
 _BEST_KEY = "seqmodels_val_best"
 
+# Modules whose weights are exempt from weight decay with ``decay_exempt`` (besides every bias and other 1-D
+# parameter, norm gains included): embeddings, and norms whose gain may have more than one dimension.
+_DECAY_EXEMPT_MODULES: tuple[type[nn.Module], ...] = (
+    nn.Embedding,
+    nn.EmbeddingBag,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.RMSNorm,
+)
 
-class SequenceTask(L.LightningModule):
-    """Base task: owns the network, builds optimizer/scheduler from ``_partial_`` factories.
+ProgBar = bool | Collection[str]
 
-    Subclasses implement ``compute_loss`` (and metrics); the network itself is any ``nn.Module`` whose
+
+class WeightedMean(Metric):
+    """The mean of per-batch values weighted by their batches' sizes (examples, tokens): ``update(value, weight)``.
+
+    The loss metric of every split, updated every training step: a lean ``MeanMetric`` (half its cost per update,
+    which on a small network's CPU step is about 10 us), with in-place sums and no per-update NaN check, which on a
+    GPU is a device sync every step. A NaN loss makes the epoch's value NaN; a batch of weight 0 counts for nothing.
+    """
+
+    full_state_update = False
+    higher_is_better = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("total", torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("weight", torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def update(self, value: Tensor, weight: Tensor | float = 1.0) -> None:  # type: ignore[override]
+        if not isinstance(weight, Tensor) and weight == 0:
+            return
+        self.total.add_(value.to(self.total.dtype) * weight)
+        self.weight.add_(weight)
+
+    def compute(self) -> Tensor:
+        return self.total / self.weight
+
+
+class SequenceTask(CheapHookName, L.LightningModule):
+    """Base task: owns the network, builds optimizer/scheduler from ``_partial_`` factories, and owns the per-split
+    metrics.
+
+    Subclasses implement ``step(split, batch)``; the network itself is any ``nn.Module`` whose
     ``forward(inputs, lengths)`` accepts a padded batch.
+
+    Metrics: every split has a ``loss`` (a :class:`WeightedMean`, updated with :meth:`track_loss`). A task
+    declares its other metrics once, with :meth:`add_metrics`: each split gets its own copy in
+    :attr:`split_metrics` (states never mix between train, val and test). :meth:`track` updates one per batch;
+    when the epoch ends each is computed, logged as ``{split}/{name}`` and reset (:meth:`epoch_end`).
 
     Args:
         net: the network, already constructed (Hydra ``_target_``).
@@ -39,7 +86,15 @@ class SequenceTask(L.LightningModule):
         scheduler: optional ``functools.partial`` of a LR scheduler missing only ``optimizer``.
         scheduler_monitor: metric a ``ReduceLROnPlateau`` scheduler watches.
         scheduler_interval: ``"epoch"`` or ``"step"``.
+        decay_exempt: two parameter groups: biases, norms and embeddings without weight decay, every other weight
+            with the optimizer's (the configs of AdamW turn it on; see :meth:`parameter_groups`).
+
+    Subclasses take ``scheduler_monitor``, ``scheduler_interval`` and ``decay_exempt`` as ``**options`` and hand
+    them on: they are read here only.
     """
+
+    # What it does from a checkpoint besides evaluation (see seqmodels.tasks.capabilities).
+    capabilities: ClassVar[Capabilities] = Capabilities()
 
     def __init__(
         self,
@@ -48,6 +103,7 @@ class SequenceTask(L.LightningModule):
         scheduler: SchedulerFactory | None = None,
         scheduler_monitor: str = "val/loss",
         scheduler_interval: str = "epoch",
+        decay_exempt: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(net, nn.Module):
@@ -61,20 +117,25 @@ class SequenceTask(L.LightningModule):
         self.scheduler_factory = scheduler
         self.scheduler_monitor = scheduler_monitor
         self.scheduler_interval = scheduler_interval
-        self._tracked: dict[str, dict[str, tuple[Metric, bool]]] = {split: {} for split in SPLITS}
+        self.decay_exempt = bool(decay_exempt)
+        # Every metric of every split, keyed "{split}/{name}" ("val/loss": logged under that name; a collection
+        # logs its members'). Metric states are not persistent: checkpoints hold weights only, whatever is declared.
+        self.split_metrics = nn.ModuleDict()
+        self.add_metrics(loss=WeightedMean())
+        self._tracked: dict[str, dict[str, tuple[Metric, ProgBar]]] = {split: {} for split in SPLITS}
         self.best_name: str | None = None
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Lightning sets this plain string around every hook call, about 40 times a training step; nn.Module's
-        # checks for parameters, buffers and submodules cost about 0.1 ms a step there.
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
+        self._saved_param_groups: int | None = None  # set when a checkpoint with optimizer state loads
 
     def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
         return self.net(inputs, lengths)
 
+    def _attached_trainer(self) -> L.Trainer | None:
+        try:
+            return self.trainer
+        except RuntimeError:  # not attached to a Trainer
+            return None
+
+    # ---------------------------------------------------------------- optimizer and scheduler
     def configure_optimizers(self) -> Any:
         optimizer = self.build_optimizer([p for p in self.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
@@ -91,7 +152,8 @@ class SequenceTask(L.LightningModule):
         }
 
     def build_optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
-        """The configured optimizer over ``params``; a ``fused=True`` request is dropped where it cannot run.
+        """The configured optimizer over ``params`` (in :meth:`parameter_groups`); a ``fused=True`` request is
+        dropped where it cannot run.
 
         The Adam/AdamW configs ask for ``fused=True``: one kernel updates every parameter, which on a small
         network's CPU step saves about 0.2 ms of a 4 ms step, with the same arithmetic. Torch's default
@@ -99,30 +161,80 @@ class SequenceTask(L.LightningModule):
         device without fused kernels, and under ``precision=16-mixed``, whose gradient scaler Lightning cannot
         combine with gradient clipping once the optimizer unscales inside its own step.
         """
+        groups = self.parameter_groups(params)
         factory = self.optimizer_factory
         if not isinstance(factory, functools.partial) or not factory.keywords.get("fused"):
-            return factory(params=params)
+            return factory(params=groups)
         unfused = functools.partial(
             factory.func, *factory.args, **{k: v for k, v in factory.keywords.items() if k != "fused"}
         )
         if not self._fused_allowed():
-            return unfused(params=params)
+            return unfused(params=groups)
         try:
-            return factory(params=params)
+            return factory(params=groups)
         except RuntimeError as error:  # torch: "`fused=True` requires all the params to be ... supported devices"
             if "fused" not in str(error):
                 raise
-            return unfused(params=params)
+            return unfused(params=groups)
+
+    def parameter_groups(self, params: list[nn.Parameter]) -> list[nn.Parameter] | list[dict[str, Any]]:
+        """``params`` as the optimizer gets them: one group, or with ``decay_exempt`` the usual two.
+
+        Exempt from weight decay (``weight_decay=0.0``): every parameter with fewer than two dimensions (biases,
+        norm gains and shifts, LayerNorm-LSTM gains) and every weight of an embedding or a norm layer (a weight
+        tied to an embedding included). The other group keeps the optimizer's weight decay. The groups are named
+        ``decay`` and ``no_decay`` (Lightning's LearningRateMonitor logs ``lr-AdamW/decay``, ...). One group stays
+        one where the optimizer decays nothing anyway (``weight_decay=0``), and where a checkpoint being resumed
+        holds the optimizer state of one group (it was written without ``decay_exempt``).
+        """
+        if not self.decay_exempt or self._configured_weight_decay() == 0.0:
+            return params
+        exempt = self.decay_exempt_ids()
+        decay = [p for p in params if id(p) not in exempt]
+        no_decay = [p for p in params if id(p) in exempt]
+        groups: list[dict[str, Any]] = [{"params": decay, "name": "decay"}] if decay else []
+        groups += [{"params": no_decay, "weight_decay": 0.0, "name": "no_decay"}] if no_decay else []
+        if self._saved_param_groups == 1 and len(groups) == 2:
+            warnings.warn(
+                "the checkpoint being resumed holds the optimizer state of one parameter group: weight decay applies "
+                "to every parameter, as when it was written (decay_exempt is off for this run)",
+                stacklevel=2,
+            )
+            return params
+        return groups
+
+    def decay_exempt_ids(self) -> set[int]:
+        """``id()`` of every parameter :meth:`parameter_groups` exempts from weight decay."""
+        exempt: set[int] = set()
+        for module in self.modules():
+            whole = isinstance(module, _DECAY_EXEMPT_MODULES)
+            exempt.update(id(p) for p in module.parameters(recurse=False) if whole or p.ndim < 2)
+        return exempt
+
+    def _configured_weight_decay(self) -> float | None:
+        """The optimizer's weight decay where the config says it (or its class's default does); None if unknown."""
+        factory = self.optimizer_factory
+        if not isinstance(factory, functools.partial):
+            return None
+        if "weight_decay" in factory.keywords:
+            return float(factory.keywords["weight_decay"])
+        try:
+            default = inspect.signature(factory.func).parameters["weight_decay"].default
+        except (KeyError, TypeError, ValueError):
+            return None
+        return float(default) if isinstance(default, (int, float)) else None
 
     def _fused_allowed(self) -> bool:
         """The config asks for a fused optimizer, its class has one, and no gradient scaler is in the way."""
         factory = self.optimizer_factory
         if not isinstance(factory, functools.partial) or not factory.keywords.get("fused"):
             return False
-        precision = self._trainer.precision_plugin if self._trainer is not None else None
+        trainer = self._attached_trainer()
+        precision = trainer.precision_plugin if trainer is not None else None
         scaled = getattr(precision, "scaler", None) is not None
         return "fused" in inspect.signature(factory.func).parameters and not scaled
 
+    # ---------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The best-so-far record is no weight (old checkpoints load without it), but a resumed run must continue it.
         if self.best_name is not None and self.val_best.update_count > 0:
@@ -135,10 +247,13 @@ class SequenceTask(L.LightningModule):
         # An optimizer's saved parameter groups carry its "fused" flag, which loading would restore over this
         # run's choice (a run resumed under 16-mixed precision, say): the choice of build_optimizer wins.
         fused = True if self._fused_allowed() else None
-        for state in checkpoint.get("optimizer_states", []):
+        states = checkpoint.get("optimizer_states") or []
+        for state in states:
             for group in state.get("param_groups", []):
                 if "fused" in group:
                     group["fused"] = fused
+        # Lightning restores the module before it builds the optimizer: parameter_groups matches the saved groups.
+        self._saved_param_groups = len(states[0].get("param_groups", [])) if states else None
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         # A SequenceBatch moves its own tensors; Lightning's generic walk deep-copies the dataclass every step.
@@ -146,6 +261,7 @@ class SequenceTask(L.LightningModule):
             return batch.to(device, non_blocking=device.type == "cuda")
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
+    # ---------------------------------------------------------------- steps
     @staticmethod
     def batch_size(batch: SequenceBatch) -> int:
         return batch.inputs.shape[0]
@@ -163,51 +279,96 @@ class SequenceTask(L.LightningModule):
     def test_step(self, batch: SequenceBatch, batch_idx: int) -> None:
         self.step("test", batch)
 
-    # ---------------------------------------------------------------- logging
-    def track(self, split: str, name: str | None, metric: Metric, *args: Any, prog_bar: bool = False) -> None:
-        """Update ``metric`` with this batch; its epoch value is logged as ``{split}/{name}`` when the epoch ends.
+    # ---------------------------------------------------------------- metrics
+    def add_metrics(self, splits: Iterable[str] = SPLITS, **metrics: Metric) -> None:
+        """Declares metrics once: each of ``splits`` gets its own copy of each, ``split_metrics[f"{split}/{name}"]``.
+
+        A metric is logged as ``{split}/{name}``; one whose ``compute`` returns a dict as ``{split}/{key}`` per
+        entry; a ``MetricCollection`` as its members' names, prefixed with ``{split}/``.
+        """
+        for split in splits:
+            if split not in SPLITS:
+                raise ValueError(f"unknown split {split!r}; splits are {', '.join(SPLITS)}")
+            for name, metric in metrics.items():
+                copy = metric.clone(prefix=f"{split}/") if isinstance(metric, MetricCollection) else metric.clone()
+                self.split_metrics[f"{split}/{name}"] = copy
+
+    def has_metric(self, split: str, name: str) -> bool:
+        return f"{split}/{name}" in self.split_metrics
+
+    def metric(self, split: str, name: str) -> Metric:
+        """The ``split`` copy of the metric declared as ``name``."""
+        return self.split_metrics[f"{split}/{name}"]  # type: ignore[return-value]
+
+    def track(self, split: str, name: str, *args: Any, prog_bar: ProgBar = False) -> None:
+        """Update the ``split`` copy of metric ``name`` with this batch; its epoch value is logged when the epoch
+        ends. ``prog_bar``: show it on the progress bar (True), or those of its entries (a dict-valued metric's
+        keys, a collection's member names) that are in the given set.
 
         Only ``update`` runs per batch, and nothing is handed to ``self.log`` until the epoch ends: a Metric's
         ``forward`` also computes a per-batch value nobody reads, and every ``self.log`` of a Metric object walks
         it, which together cost more than a small network's whole training step. ``compute`` synchronises
-        across processes, so the logged value is the global one. A ``MetricCollection`` (``name=None``) logs
-        each member under its own prefixed name.
+        across processes, so the logged value is the global one.
         """
+        metric = self.split_metrics[f"{split}/{name}"]
         metric.update(*args)
-        self._tracked[split][name or f"<collection {id(metric)}>"] = (metric, prog_bar)
+        self._tracked[split][name] = (metric, prog_bar)  # type: ignore[assignment]
+
+    def track_loss(self, split: str, loss: Tensor, batch_size: int, weight: Tensor | float | None = None) -> None:
+        """``{split}/loss``: the epoch mean of the batch losses weighted by ``weight`` (examples, or tokens; the
+        batch size by default), on the progress bar but for test. Training also logs ``train/loss_step``."""
+        self.track(split, "loss", loss.detach(), batch_size if weight is None else weight, prog_bar=split != "test")
+        if split == "train":
+            self.log_step_loss(loss, batch_size)
 
     def log_step_loss(self, loss: Tensor, batch_size: int) -> None:
         """``train/loss_step``: the per-step training curve, for loggers and the progress bar.
 
         Loggers write every ``log_every_n_steps`` only, so the value is handed over only on those steps (and
-        every step while a progress bar shows it).
+        every step while a progress bar shows it). Call it before the batch's optimizer step.
         """
-        trainer = self._trainer
+        trainer = self._attached_trainer()
         if trainer is None:
             return
-        # Lightning's own test of "loggers write on this step" (log_every_n_steps, and the last step).
-        connector = getattr(trainer, "_logger_connector", None)
-        due = bool(trainer.loggers) and (connector is None or connector.should_update_logs)
-        if due or trainer.progress_bar_callback is not None:
+        if (trainer.loggers and self._loggers_write_this_step(trainer)) or trainer.progress_bar_callback is not None:
             self.log(
                 "train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size
             )
+
+    @staticmethod
+    def _loggers_write_this_step(trainer: L.Trainer) -> bool:
+        """Lightning's test of "loggers write on this training step", from public trainer state: every
+        ``log_every_n_steps``-th step (counted from 1) and the last one. Before this batch's optimizer step,
+        ``global_step`` counts the steps done."""
+        every = trainer.log_every_n_steps
+        return every > 0 and ((trainer.global_step + 1) % every == 0 or trainer.should_stop)
 
     def track_best(self, name: str, higher_is_better: bool) -> None:
         """Also log ``val/{name}_best``: the best ``val/{name}`` of this fit so far (the sanity check excluded)."""
         self.best_name = name
         self.val_best: Metric = MaxMetric() if higher_is_better else MinMetric()
 
+    def logs_epoch_value(self, key: str) -> bool:
+        """Whether :meth:`epoch_end` logs ``key`` (e.g. ``"val/acc"``) this epoch; every value by default."""
+        return True
+
     def epoch_end(self, split: str) -> dict[str, Tensor]:
-        """Compute, log and reset what ``track`` collected for ``split`` this epoch; returns the logged values."""
+        """Compute, log and reset what ``track`` collected for ``split`` this epoch; returns every computed value."""
         values: dict[str, Tensor] = {}
         for name, (metric, prog_bar) in self._tracked[split].items():
             computed = metric.compute()
             metric.reset()
-            items = computed.items() if isinstance(computed, dict) else [(f"{split}/{name}", computed)]
+            if not isinstance(computed, dict):
+                items: Iterable[tuple[str, Tensor]] = [(f"{split}/{name}", computed)]
+            elif isinstance(metric, MetricCollection):  # its keys carry the split's prefix already
+                items = computed.items()
+            else:
+                items = ((f"{split}/{key}", value) for key, value in computed.items())
             for key, value in items:
-                self.log_epoch_value(key, value, prog_bar=prog_bar)
                 values[key] = value
+                if self.logs_epoch_value(key):
+                    shown = prog_bar if isinstance(prog_bar, bool) else key.split("/", 1)[1] in prog_bar
+                    self.log_epoch_value(key, value, prog_bar=shown)
         self._tracked[split] = {}
         key = f"val/{self.best_name}"
         if split == "val" and key in values and not self.trainer.sanity_checking:
@@ -248,11 +409,7 @@ class SupervisedSequenceTask(SequenceTask):
     """
 
     def init_metrics(self, metrics: MetricCollection, best_metric: str, higher_is_better: bool) -> None:
-        # One metric object per split: states never mix between train, val and test.
-        self.train_metrics = metrics.clone(prefix="train/")
-        self.val_metrics = metrics.clone(prefix="val/")
-        self.test_metrics = metrics.clone(prefix="test/")
-        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.add_metrics(scores=metrics)
         self.track_best(best_metric, higher_is_better)
 
     def shared_step(self, batch: SequenceBatch) -> tuple[Tensor, Tensor, Tensor]:
@@ -260,9 +417,6 @@ class SupervisedSequenceTask(SequenceTask):
 
     def step(self, split: str, batch: SequenceBatch) -> Tensor:
         loss, preds, targets = self.shared_step(batch)
-        n = self.batch_size(batch)
-        self.track(split, "loss", getattr(self, f"{split}_loss"), loss.detach(), n, prog_bar=split != "test")
-        self.track(split, None, getattr(self, f"{split}_metrics"), preds.detach(), targets, prog_bar=split == "val")
-        if split == "train":
-            self.log_step_loss(loss, n)
+        self.track_loss(split, loss, self.batch_size(batch))
+        self.track(split, "scores", preds.detach(), targets, prog_bar=split == "val")
         return loss

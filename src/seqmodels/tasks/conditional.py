@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -9,6 +11,7 @@ from torchmetrics import MeanMetric
 
 from seqmodels.data.batch import SequenceBatch
 from seqmodels.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
+from seqmodels.tasks.capabilities import Capabilities
 from seqmodels.tasks.seq2seq import trim
 
 IGNORE_INDEX = -100
@@ -24,7 +27,10 @@ class ConditionalGenerationTask(SequenceTask):
 
     Args:
         max_length: longest generation for evaluation (tokens).
+        **options: ``scheduler_monitor``, ``scheduler_interval``, ``decay_exempt`` (see :class:`SequenceTask`).
     """
+
+    capabilities: ClassVar[Capabilities] = Capabilities()
 
     def __init__(
         self,
@@ -32,17 +38,15 @@ class ConditionalGenerationTask(SequenceTask):
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
         max_length: int = 30,
-        scheduler_monitor: str = "val/loss",
-        scheduler_interval: str = "epoch",
+        **options: Any,
     ) -> None:
-        super().__init__(net, optimizer, scheduler, scheduler_monitor, scheduler_interval)
+        super().__init__(net, optimizer, scheduler, **options)
         self.max_length = max_length
         self.is_token = bool(getattr(net, "is_token", True))
-        for split in ("train", "val", "test"):
-            setattr(self, f"{split}_loss", MeanMetric())
-            setattr(self, f"{split}_acc", MeanMetric())
-        for split in ("val", "test"):
-            setattr(self, f"{split}_generated", MeanMetric())
+        if self.is_token:
+            self.add_metrics(acc=MeanMetric())
+        # What the model generates on its own: exact match of the tokens, or the MSE of the values.
+        self.add_metrics(("val", "test"), **{"exact" if self.is_token else "generated_mse": MeanMetric()})
         self.track_best("loss", higher_is_better=False)
 
     def forward(self, condition: Tensor, inputs: Tensor) -> Tensor:
@@ -56,13 +60,11 @@ class ConditionalGenerationTask(SequenceTask):
             real = targets != IGNORE_INDEX
             count = int(real.sum())
             accuracy = ((outputs.argmax(-1) == targets) & real).sum() / max(count, 1)
-            self.track(split, "acc", getattr(self, f"{split}_acc"), accuracy, count)
+            self.track(split, "acc", accuracy, count)
         else:
             loss = F.mse_loss(outputs, batch.targets)
             count = batch.targets.numel()
-        self.track(split, "loss", getattr(self, f"{split}_loss"), loss.detach(), count, prog_bar=split != "test")
-        if split == "train":
-            self.log_step_loss(loss, len(batch))
+        self.track_loss(split, loss, len(batch), weight=count)
         return loss
 
     @torch.no_grad()
@@ -76,23 +78,16 @@ class ConditionalGenerationTask(SequenceTask):
     def _evaluate(self, split: str, batch: SequenceBatch) -> None:
         self._loss(split, batch)
         generated = self.generate_batch(batch)
-        metric: MeanMetric = getattr(self, f"{split}_generated")
         if self.is_token:
             references = [
                 trim([t for t in row if t != IGNORE_INDEX], self.net.eos_id, self.net.padding_idx)
                 for row in batch.targets.tolist()
             ]
             exact = torch.tensor([g == r for g, r in zip(generated, references, strict=True)], dtype=torch.float)
-            self.track(split, "exact", metric, exact, prog_bar=split == "val")
+            self.track(split, "exact", exact, prog_bar=split == "val")
         else:
-            self.track(
-                split,
-                "generated_mse",
-                metric,
-                F.mse_loss(generated, batch.targets),
-                batch.targets.numel(),
-                prog_bar=split == "val",
-            )
+            error = F.mse_loss(generated, batch.targets)
+            self.track(split, "generated_mse", error, batch.targets.numel(), prog_bar=split == "val")
 
     def step(self, split: str, batch: SequenceBatch) -> Tensor | None:
         if split == "train":

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import MeanMetric
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
 from seqmodels.data.batch import SequenceBatch
 from seqmodels.nn.ctc import ctc_greedy_decode, ctc_prefix_beam_search
-from seqmodels.tasks.base import SPLITS, OptimizerFactory, SchedulerFactory, SequenceTask
+from seqmodels.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
+from seqmodels.tasks.capabilities import Capabilities, Prediction
 
 
 class CTCTask(SequenceTask):
@@ -31,7 +32,10 @@ class CTCTask(SequenceTask):
         labels: the text of each label id (``labels[blank]`` is never printed).
         blank: the blank's label id (0 in every seqmodels config).
         test_beam_size: beam for the test split (1: greedy).
+        **options: ``scheduler_monitor``, ``scheduler_interval``, ``decay_exempt`` (see :class:`SequenceTask`).
     """
+
+    capabilities: ClassVar[Capabilities] = Capabilities(predict=Prediction.AUDIO_TO_TEXT)
 
     def __init__(
         self,
@@ -41,10 +45,9 @@ class CTCTask(SequenceTask):
         scheduler: SchedulerFactory | None = None,
         blank: int = 0,
         test_beam_size: int = 1,
-        scheduler_monitor: str = "val/loss",
-        scheduler_interval: str = "epoch",
+        **options: Any,
     ) -> None:
-        super().__init__(net, optimizer, scheduler, scheduler_monitor, scheduler_interval)
+        super().__init__(net, optimizer, scheduler, **options)
         self.labels = list(labels)
         num_classes = getattr(net, "num_classes", len(self.labels))
         if len(self.labels) != num_classes:
@@ -57,10 +60,7 @@ class CTCTask(SequenceTask):
             raise ValueError(f"test_beam_size must be >= 1, got {test_beam_size}")
         self.blank = blank
         self.test_beam_size = test_beam_size
-        for split in SPLITS:
-            setattr(self, f"{split}_loss", MeanMetric())
-            setattr(self, f"{split}_cer", CharErrorRate())
-            setattr(self, f"{split}_wer", WordErrorRate())
+        self.add_metrics(cer=CharErrorRate(), wer=WordErrorRate())
         self.track_best("cer", higher_is_better=False)
 
     def forward(self, inputs: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
@@ -98,18 +98,15 @@ class CTCTask(SequenceTask):
             reduction="mean",
             zero_infinity=True,
         )
-        n = self.batch_size(batch)
-        self.track(split, "loss", getattr(self, f"{split}_loss"), loss.detach(), n, prog_bar=split != "test")
-        if split == "train":
-            self.log_step_loss(loss, n)
+        self.track_loss(split, loss, self.batch_size(batch))
 
         beam = self.test_beam_size if split == "test" else 1
         hypotheses = self.decode(log_probs.detach(), out_lengths, beam)
         references = [
             self.text(row[: int(k)]) for row, k in zip(targets.tolist(), target_lengths.tolist(), strict=True)
         ]
-        self.track(split, "cer", getattr(self, f"{split}_cer"), hypotheses, references, prog_bar=split == "val")
-        self.track(split, "wer", getattr(self, f"{split}_wer"), hypotheses, references)
+        self.track(split, "cer", hypotheses, references, prog_bar=split == "val")
+        self.track(split, "wer", hypotheses, references)
         return loss
 
     def predict_step(self, batch: SequenceBatch, batch_idx: int) -> list[str]:

@@ -12,20 +12,16 @@ nobody reads.
 
 from __future__ import annotations
 
-import math
-from typing import Any
+from typing import Any, ClassVar
 
-import lightning as L
 import torch
-from lightning.pytorch.plugins.precision import Precision
-from lightning.pytorch.profilers import PassThroughProfiler
-from lightning.pytorch.strategies import SingleDeviceStrategy
-from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch import Tensor, nn
 from torchmetrics import Metric
 
 from seqmodels.data.forecasting import ForecastBatch, TargetScaler
+from seqmodels.tasks import _lightning_fastpath as fastpath
 from seqmodels.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
+from seqmodels.tasks.capabilities import Capabilities, Export, Prediction
 
 _FORECASTERS = ("model", "naive", "seasonal_naive")
 _ERRORS = ("mae", "rmse", "smape", "mase")
@@ -101,7 +97,7 @@ class ForecastingTask(SequenceTask):
 
     Args:
         net: the forecaster.
-        optimizer, scheduler, scheduler_monitor, scheduler_interval: as :class:`SequenceTask`.
+        optimizer, scheduler: as :class:`SequenceTask`.
         num_plots: validation windows drawn (history, truth, forecast, interval) to TensorBoard's Images tab.
         plot_every_n_epochs: how often; 0 disables plots.
         teacher_forcing_end: scheduled sampling for a :class:`Seq2SeqForecaster`: its ``teacher_forcing``
@@ -110,7 +106,10 @@ class ForecastingTask(SequenceTask):
         gradient_clip_val: clip the global gradient norm to this (None/0: no clipping) in the task's own
             optimizer step. A Trainer with its own ``gradient_clip_val`` clips instead (see
             :attr:`automatic_optimization`), so the usual ``trainer.gradient_clip_val`` works too.
+        **options: ``scheduler_monitor``, ``scheduler_interval``, ``decay_exempt`` (see :class:`SequenceTask`).
     """
+
+    capabilities: ClassVar[Capabilities] = Capabilities(predict=Prediction.SERIES_TO_FORECAST, export=Export.FORECAST)
 
     def __init__(
         self,
@@ -122,10 +121,9 @@ class ForecastingTask(SequenceTask):
         teacher_forcing_end: float | None = None,
         teacher_forcing_epochs: int = 10,
         gradient_clip_val: float | None = 1.0,
-        scheduler_monitor: str = "val/loss",
-        scheduler_interval: str = "epoch",
+        **options: Any,
     ) -> None:
-        super().__init__(net, optimizer, scheduler, scheduler_monitor, scheduler_interval)
+        super().__init__(net, optimizer, scheduler, **options)
         if not hasattr(net, "output") or not hasattr(net, "num_targets"):
             raise TypeError("ForecastingTask needs a forecaster net (DirectForecaster or Seq2SeqForecaster)")
         if teacher_forcing_end is not None:
@@ -145,15 +143,16 @@ class ForecastingTask(SequenceTask):
         self.register_buffer("target_mean", torch.zeros(C))
         self.register_buffer("target_std", torch.ones(C))
         self.register_buffer("target_log", torch.tensor(False))
-        self.val_metrics, self.test_metrics = ForecastMetrics(), ForecastMetrics()
-        self.val_best = math.inf  # val/mae is already reduced over processes: a plain minimum will do
+        # {split}/loss is the base class's (scaled space, weighted by windows); the rest on the original scale.
+        self.add_metrics(("val", "test"), forecast=ForecastMetrics())
+        self.track_best("mae", higher_is_better=False)
         self._plot_rows: dict[str, dict[str, Tensor]] = {}
         self._val_baselines_logged = False
         self._direct_step = False  # set per fit in on_train_start
 
     # ------------------------------------------------------------------ scaling
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self._trainer, "datamodule", None)
+        datamodule = getattr(self._attached_trainer(), "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "target_scaler"):
             self.set_scaler(datamodule.target_scaler())
 
@@ -201,36 +200,11 @@ class ForecastingTask(SequenceTask):
 
     # ------------------------------------------------------------------ training
     def on_train_start(self) -> None:
-        # The sanity check ran validation already; its numbers must not count as "best".
-        self.val_metrics.reset()
-        self.val_best = math.inf
-        self._direct_step = not self.automatic_optimization and self._step_is_unobserved()
-
-    _STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
-
-    def _step_is_unobserved(self) -> bool:
-        """True when nothing needs Lightning's wrappers around backward and the optimizer step: one device, 32-bit
-        precision, no profiler, and no callback (or override of this task) on the hooks they call. The task then
-        calls torch directly, which saves about a tenth of a small forecaster's CPU step."""
-        trainer = self.trainer
-        if type(trainer.strategy) is not SingleDeviceStrategy or type(trainer.precision_plugin) is not Precision:
-            return False
-        if not isinstance(trainer.profiler, PassThroughProfiler):
-            return False
-        optimizers = trainer.strategy._lightning_optimizers
-        if len(optimizers) != 1 or not hasattr(optimizers[0], "_on_before_step"):
-            return False
-        if any(
-            is_overridden(hook, callback, L.Callback) for callback in trainer.callbacks for hook in self._STEP_HOOKS
-        ):
-            return False
-        return not any(is_overridden(hook, self, L.LightningModule) for hook in (*self._STEP_HOOKS, "backward"))
+        super().on_train_start()
+        self._val_baselines_logged = False
+        self._direct_step = fastpath.can_step_directly(self)
 
     def on_train_epoch_start(self) -> None:
-        # Running sums instead of a self.log per step: on a small recurrent net the logging machinery costs
-        # about as much as the step itself. Logged once per epoch, plus every log_every_n_steps steps.
-        self._loss_sum = torch.zeros((), device=self.device)
-        self._loss_windows = 0
         if self.teacher_forcing_end is not None:
             progress = min(1.0, self.current_epoch / self.teacher_forcing_epochs)
             ratio = self.teacher_forcing_start + (self.teacher_forcing_end - self.teacher_forcing_start) * progress
@@ -244,11 +218,11 @@ class ForecastingTask(SequenceTask):
         Lightning's automatic step wraps every batch in a closure and a dozen hooks, which costs about a third
         of a small forecaster's step on a CPU; the manual step below does the same work (zero_grad, backward,
         clip to ``gradient_clip_val``, step, scheduler) with less machinery, and calls torch directly when no
-        callback listens to the step's hooks (see :meth:`_step_is_unobserved`). Lightning clips or accumulates
-        only in automatic mode, so a Trainer asked to (``trainer.gradient_clip_val``,
+        callback listens to the step's hooks (see :mod:`seqmodels.tasks._lightning_fastpath`). Lightning clips
+        or accumulates only in automatic mode, so a Trainer asked to (``trainer.gradient_clip_val``,
         ``accumulate_grad_batches``) gets that mode.
         """
-        trainer = self._trainer
+        trainer = self._attached_trainer()
         if trainer is None:
             return True
         return bool(trainer.gradient_clip_val) or trainer.accumulate_grad_batches != 1
@@ -260,26 +234,19 @@ class ForecastingTask(SequenceTask):
             optimizer.zero_grad(set_to_none=True)  # type: ignore[union-attr]
         params = self.net(batch.inputs, batch.future, batch.targets)
         loss = self.net.output.loss(params, batch.targets)
-        if manual and self._direct_step:
-            loss.backward()
-            if self.gradient_clip_val:
-                weights = [p for group in optimizer.param_groups for p in group["params"]]  # type: ignore[union-attr]
-                torch.nn.utils.clip_grad_norm_(weights, self.gradient_clip_val)
-            # The loop's progress callbacks around the step: they count global_step.
-            optimizer._on_before_step()  # type: ignore[union-attr]
-            optimizer.optimizer.step()  # type: ignore[union-attr]
-            optimizer._on_after_step()  # type: ignore[union-attr]
-            self._step_schedulers("step")
-        elif manual:
-            self.manual_backward(loss)
+        self.track_loss("train", loss, len(batch))  # before the optimizer step: it counts the steps done
+        if manual:
+            if self._direct_step:
+                loss.backward()
+            else:
+                self.manual_backward(loss)
             if self.gradient_clip_val:
                 self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
-            optimizer.step()  # type: ignore[union-attr]
+            if self._direct_step:
+                fastpath.step_directly(optimizer)  # type: ignore[arg-type]
+            else:
+                optimizer.step()  # type: ignore[union-attr]
             self._step_schedulers("step")
-        n = len(batch)
-        self._loss_sum += loss.detach() * n
-        self._loss_windows += n
-        self.log_step_loss(loss, n)
         return loss
 
     def _step_schedulers(self, interval: str) -> None:
@@ -295,18 +262,18 @@ class ForecastingTask(SequenceTask):
                 config.scheduler.step()
 
     def on_train_epoch_end(self) -> None:
-        if self._loss_windows:
-            self.log("train/loss", self._loss_sum / self._loss_windows, prog_bar=True, sync_dist=True)
+        super().on_train_epoch_end()
         if not self.automatic_optimization:
             self._step_schedulers("epoch")  # validation of this epoch has run: its metrics are current
 
     # ------------------------------------------------------------------ evaluation
     def _eval_step(self, split: str, batch: ForecastBatch, batch_idx: int) -> None:
         params = self.net(batch.inputs, batch.future)
-        loss = self.net.output.loss(params, batch.targets)
+        self.track_loss(split, self.net.output.loss(params, batch.targets), len(batch))
         forecast = self._to_original(params)
-        metrics: ForecastMetrics = getattr(self, f"{split}_metrics")
-        metrics.update(
+        self.track(
+            split,
+            "forecast",
             forecast["point"],
             batch.actual,
             batch.mase_scale,
@@ -314,7 +281,7 @@ class ForecastingTask(SequenceTask):
             batch.seasonal_naive,
             forecast.get("lower"),
             forecast.get("upper"),
-            loss=loss,
+            prog_bar=("mae", "mase") if split == "val" else False,
         )
         if batch_idx == 0 and self.num_plots:
             k = self.num_plots
@@ -325,20 +292,12 @@ class ForecastingTask(SequenceTask):
                 **{key: value[:k] for key, value in forecast.items()},
             }
 
-    def _epoch_end(self, split: str) -> dict[str, Tensor]:
-        metrics: ForecastMetrics = getattr(self, f"{split}_metrics")
-        values = metrics.compute()
-        metrics.reset()
+    def logs_epoch_value(self, key: str) -> bool:
         # The baselines' errors on the validation windows are the same every epoch: logged once per fit (each
         # self.log costs about as much as a training step of a small net).
-        with_baselines = split == "test" or not (self._val_baselines_logged or self.trainer.sanity_checking)
-        for name, value in values.items():
-            if name.startswith(("naive_", "seasonal_naive_")) and not with_baselines:
-                continue
-            self.log_epoch_value(f"{split}/{name}", value, prog_bar=split == "val" and name in ("loss", "mae", "mase"))
-        if split == "val" and with_baselines:
-            self._val_baselines_logged = True
-        return values
+        if key.startswith(("val/naive_", "val/seasonal_naive_")):
+            return not (self._val_baselines_logged or self.trainer.sanity_checking)
+        return True
 
     def validation_step(self, batch: ForecastBatch, batch_idx: int) -> None:
         self._eval_step("val", batch, batch_idx)
@@ -347,15 +306,15 @@ class ForecastingTask(SequenceTask):
         self._eval_step("test", batch, batch_idx)
 
     def on_validation_epoch_end(self) -> None:
-        values = self._epoch_end("val")
-        self.val_best = min(self.val_best, values["mae"].item())
-        self.log_epoch_value("val/mae_best", self.val_best, prog_bar=True)
-        due = self.plot_every_n_epochs and (self.current_epoch + 1) % self.plot_every_n_epochs == 0
-        if due and not self.trainer.sanity_checking:
+        super().on_validation_epoch_end()  # val/mae_best too
+        if self.trainer.sanity_checking:
+            return
+        self._val_baselines_logged = True
+        if self.plot_every_n_epochs and (self.current_epoch + 1) % self.plot_every_n_epochs == 0:
             self._log_plots("val")
 
     def on_test_epoch_end(self) -> None:
-        self._epoch_end("test")
+        super().on_test_epoch_end()
         if self.plot_every_n_epochs:
             self._log_plots("test")
 

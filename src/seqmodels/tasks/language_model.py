@@ -9,17 +9,17 @@ evaluation reads each split exactly as training does.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import MeanMetric
 
 from seqmodels.data.batch import SequenceBatch
 from seqmodels.nn.language_model import detach_state
 from seqmodels.nn.recurrent import State
 from seqmodels.tasks.base import SPLITS, OptimizerFactory, SchedulerFactory, SequenceTask
+from seqmodels.tasks.capabilities import Capabilities
 
 IGNORE_INDEX = -100
 
@@ -32,11 +32,14 @@ class LanguageModelTask(SequenceTask):
 
     Args:
         net: e.g. :class:`~seqmodels.nn.RecurrentLanguageModel`.
-        optimizer, scheduler, scheduler_monitor, scheduler_interval: see :class:`SequenceTask`.
+        optimizer, scheduler: see :class:`SequenceTask`.
         char_level: tokens are characters: also log bits per character.
         carry_state: carry the recurrent state across consecutive stream batches (truncated BPTT); False
             starts every window from a zero state.
+        **options: ``scheduler_monitor``, ``scheduler_interval``, ``decay_exempt`` (see :class:`SequenceTask`).
     """
+
+    capabilities: ClassVar[Capabilities] = Capabilities(generate=True)
 
     def __init__(
         self,
@@ -45,13 +48,11 @@ class LanguageModelTask(SequenceTask):
         scheduler: SchedulerFactory | None = None,
         char_level: bool = False,
         carry_state: bool = True,
-        scheduler_monitor: str = "val/loss",
-        scheduler_interval: str = "epoch",
+        **options: Any,
     ) -> None:
-        super().__init__(net, optimizer, scheduler, scheduler_monitor, scheduler_interval)
+        super().__init__(net, optimizer, scheduler, **options)
         self.char_level = bool(char_level)
         self.carry_state = carry_state
-        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.track_best("loss", higher_is_better=False)
         self._carried: dict[str, State | None] = {split: None for split in SPLITS}
 
@@ -99,9 +100,7 @@ class LanguageModelTask(SequenceTask):
         loss_sum, count, final = self.loss_sum(batch, self._initial_state(split, batch))
         self._carried[split] = detach_state(final) if self.carry_state else None
         loss = loss_sum / count.clamp(min=1)
-        self.track(split, "loss", getattr(self, f"{split}_loss"), loss.detach(), count, prog_bar=split != "test")
-        if split == "train":
-            self.log_step_loss(loss, batch.inputs.shape[0])
+        self.track_loss(split, loss, batch.inputs.shape[0], weight=count)  # the mean over the split's tokens
         return loss
 
     # ---------------------------------------------------------------- epoch metrics

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -11,13 +13,19 @@ from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError
 
 from seqmodels.data.batch import SequenceBatch
 from seqmodels.tasks.base import OptimizerFactory, SchedulerFactory, SupervisedSequenceTask
+from seqmodels.tasks.capabilities import Capabilities, Export, Prediction
 
 
 class SequenceClassificationTask(SupervisedSequenceTask):
     """Cross-entropy classification of whole sequences.
 
     Logs ``{split}/loss``, ``{split}/acc`` (micro accuracy), ``{split}/f1`` (macro F1) and ``val/acc_best``.
+    ``**options``: ``scheduler_monitor``, ``scheduler_interval``, ``decay_exempt`` (see :class:`SequenceTask`).
     """
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        predict=Prediction.TEXT_TO_LABEL, export=Export.CLASS_PROBABILITIES
+    )
 
     def __init__(
         self,
@@ -26,10 +34,9 @@ class SequenceClassificationTask(SupervisedSequenceTask):
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
         label_smoothing: float = 0.0,
-        scheduler_monitor: str = "val/loss",
-        scheduler_interval: str = "epoch",
+        **options: Any,
     ) -> None:
-        super().__init__(net, optimizer, scheduler, scheduler_monitor, scheduler_interval)
+        super().__init__(net, optimizer, scheduler, **options)
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}; check the data's labels")
         if not 0.0 <= label_smoothing < 1.0:
@@ -59,8 +66,10 @@ class SequenceRegressionTask(SupervisedSequenceTask):
     """Regression of one value (or a fixed-size vector) per sequence.
 
     ``loss`` is ``"mse"``, ``"l1"`` or ``"huber"``. Logs ``{split}/loss``, ``{split}/mse``, ``{split}/mae`` and
-    ``val/mse_best``.
+    ``val/mse_best``. ``**options``: as :class:`SequenceTask`.
     """
+
+    capabilities: ClassVar[Capabilities] = Capabilities(export=Export.VALUES)
 
     losses = {"mse": F.mse_loss, "l1": F.l1_loss, "huber": F.huber_loss}
 
@@ -70,10 +79,9 @@ class SequenceRegressionTask(SupervisedSequenceTask):
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
         loss: str = "mse",
-        scheduler_monitor: str = "val/loss",
-        scheduler_interval: str = "epoch",
+        **options: Any,
     ) -> None:
-        super().__init__(net, optimizer, scheduler, scheduler_monitor, scheduler_interval)
+        super().__init__(net, optimizer, scheduler, **options)
         if loss not in self.losses:
             raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(self.losses)}")
         self.loss_fn = self.losses[loss]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -11,7 +11,8 @@ from torchmetrics import MeanMetric
 from torchmetrics.text import BLEUScore, WordErrorRate
 
 from seqmodels.data.batch import SequenceBatch
-from seqmodels.tasks.base import SPLITS, OptimizerFactory, SchedulerFactory, SequenceTask
+from seqmodels.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
+from seqmodels.tasks.capabilities import Capabilities, Prediction
 
 
 def trim(ids: list[int], eos_id: int, padding_idx: int) -> list[int]:
@@ -45,7 +46,10 @@ class Seq2SeqTask(SequenceTask):
         test_beam_size, length_penalty: beam search settings for the test split.
         max_length_ratio, max_length_offset: decode at most ``ratio * source length + offset`` tokens.
         bleu: also compute corpus BLEU-4 (translation).
+        **options: ``scheduler_monitor``, ``scheduler_interval``, ``decay_exempt`` (see :class:`SequenceTask`).
     """
+
+    capabilities: ClassVar[Capabilities] = Capabilities(predict=Prediction.TEXT_TO_TEXT)
 
     def __init__(
         self,
@@ -61,10 +65,9 @@ class Seq2SeqTask(SequenceTask):
         max_length_ratio: float = 2.0,
         max_length_offset: int = 10,
         bleu: bool = False,
-        scheduler_monitor: str = "val/loss",
-        scheduler_interval: str = "epoch",
+        **options: Any,
     ) -> None:
-        super().__init__(net, optimizer, scheduler, scheduler_monitor, scheduler_interval)
+        super().__init__(net, optimizer, scheduler, **options)
         for name, value in (("teacher_forcing", teacher_forcing), ("teacher_forcing_min", teacher_forcing_min)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
@@ -79,13 +82,9 @@ class Seq2SeqTask(SequenceTask):
         self.max_length_ratio, self.max_length_offset = max_length_ratio, max_length_offset
         self.padding_idx = getattr(net, "padding_idx", 0)
         self.eos_id = net.eos_id
-        for split in SPLITS:
-            setattr(self, f"{split}_loss", MeanMetric())
-            setattr(self, f"{split}_acc", MeanMetric())
-        for split in ("val", "test"):
-            setattr(self, f"{split}_exact", MeanMetric())
-            setattr(self, f"{split}_ter", WordErrorRate())
-            setattr(self, f"{split}_bleu", BLEUScore(n_gram=4) if bleu else None)
+        self.add_metrics(acc=MeanMetric())
+        decoded = {"exact": MeanMetric(), "ter": WordErrorRate(), **({"bleu": BLEUScore(n_gram=4)} if bleu else {})}
+        self.add_metrics(("val", "test"), **decoded)
         self.track_best("exact", higher_is_better=True)
 
     @property
@@ -106,10 +105,8 @@ class Seq2SeqTask(SequenceTask):
         real = gold != self.padding_idx
         count = int(real.sum())
         accuracy = ((logits.argmax(-1) == gold) & real).sum() / max(count, 1)
-        self.track(split, "loss", getattr(self, f"{split}_loss"), loss.detach(), count, prog_bar=split != "test")
-        self.track(split, "acc", getattr(self, f"{split}_acc"), accuracy, count)
-        if split == "train":
-            self.log_step_loss(loss, len(batch))
+        self.track_loss(split, loss, len(batch), weight=count)
+        self.track(split, "acc", accuracy, count)
         return loss
 
     def max_decode_length(self, lengths: Tensor) -> int:
@@ -133,13 +130,12 @@ class Seq2SeqTask(SequenceTask):
         predictions = self.decode_batch(batch, beam)
         references = [trim(row[1:], self.eos_id, self.padding_idx) for row in batch.targets.tolist()]
         exact = torch.tensor([p == r for p, r in zip(predictions, references, strict=True)], dtype=torch.float)
-        self.track(split, "exact", getattr(self, f"{split}_exact"), exact, prog_bar=split == "val")
+        self.track(split, "exact", exact, prog_bar=split == "val")
         as_text = lambda ids: " ".join(map(str, ids))  # noqa: E731  (edit distance over token ids)
         hypotheses, targets = [as_text(p) for p in predictions], [as_text(r) for r in references]
-        self.track(split, "ter", getattr(self, f"{split}_ter"), hypotheses, targets, prog_bar=split == "val")
-        bleu = getattr(self, f"{split}_bleu")
-        if bleu is not None:
-            self.track(split, "bleu", bleu, hypotheses, [[r] for r in targets])
+        self.track(split, "ter", hypotheses, targets, prog_bar=split == "val")
+        if self.has_metric(split, "bleu"):
+            self.track(split, "bleu", hypotheses, [[r] for r in targets])
 
     def step(self, split: str, batch: SequenceBatch) -> Tensor | None:
         if split == "train":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +13,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from seqmodels.data.batch import SequenceBatch
 from seqmodels.tasks.base import OptimizerFactory, SchedulerFactory, SupervisedSequenceTask
+from seqmodels.tasks.capabilities import Capabilities, Export, Prediction
 
 IGNORE_INDEX = -100
 
@@ -72,7 +74,12 @@ class SequenceTaggingTask(SupervisedSequenceTask):
 
     Logs ``{split}/loss`` (cross-entropy over real tokens), ``{split}/acc`` (token accuracy), ``{split}/f1``
     (entity-level F1 when the tags are BIO, e.g. ``B-PER``; else macro F1 over tags) and ``val/f1_best``.
+    ``**options``: as :class:`SequenceTask`.
     """
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        predict=Prediction.TEXT_TO_TAGS, export=Export.TAG_PROBABILITIES
+    )
 
     def __init__(
         self,
@@ -82,10 +89,9 @@ class SequenceTaggingTask(SupervisedSequenceTask):
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
         label_smoothing: float = 0.0,
-        scheduler_monitor: str = "val/loss",
-        scheduler_interval: str = "epoch",
+        **options: Any,
     ) -> None:
-        super().__init__(net, optimizer, scheduler, scheduler_monitor, scheduler_interval)
+        super().__init__(net, optimizer, scheduler, **options)
         tag_names = list(tag_names)
         if len(tag_names) != num_tags:
             raise ValueError(f"num_tags={num_tags} but {len(tag_names)} tag_names; take both from the data")

@@ -1,0 +1,97 @@
+"""The one place seqmodels relies on Lightning internals, and why. Both uses are for speed only.
+
+1. **The forecaster's direct optimizer step** (:func:`can_step_directly`, :func:`step_directly`). A small
+   forecaster's CPU step is about 3.5 ms; Lightning's public manual step (``manual_backward`` and
+   ``LightningOptimizer.step``) passes through the strategy and precision plugin and calls a dozen hooks, about a
+   tenth of that. With nothing listening to those hooks, :class:`~seqmodels.tasks.ForecastingTask` calls
+   ``loss.backward()`` and the torch optimizer itself: the README's ``forecasting`` figures (1.16x a plain PyTorch
+   loop per epoch, against 1.26-1.32x when the task went through Lightning's wrappers) depend on it. The step must
+   still be counted (``global_step``, which checkpoints, schedulers and loggers read), and Lightning's only way to
+   count a manual step is the pair of callables its manual loop puts on each ``LightningOptimizer`` for the
+   duration of a training step: ``_on_before_step`` and ``_on_after_step`` (in
+   ``lightning.pytorch.loops.optimization.manual._ManualOptimization.on_run_start``). :func:`step_directly` calls
+   them around the torch step.
+2. **Lightning's hook name** (:class:`CheapHookName`): Lightning sets ``LightningModule._current_fx_name`` around
+   every hook call, about 40 times a training step; ``nn.Module.__setattr__``'s checks for parameters, buffers
+   and submodules cost about 0.1 ms a step there, which the mixin skips for that one plain string.
+
+If Lightning renames any of these, :func:`missing` names what is gone, :func:`can_step_directly` returns False (the
+task then takes Lightning's public path, which trains identically, only slower), and
+``tests/test_task_plumbing.py`` fails with that list. Nothing else in seqmodels touches Lightning's private API.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.core.optimizer import LightningOptimizer
+from lightning.pytorch.plugins.precision import Precision
+from lightning.pytorch.profilers import PassThroughProfiler
+from lightning.pytorch.strategies import SingleDeviceStrategy
+from lightning.pytorch.utilities.model_helpers import is_overridden
+
+# The hooks Lightning's wrappers call around backward and the optimizer step: if a callback or the task listens to
+# one of them, the step goes through Lightning.
+STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
+_STEP_COUNTERS = ("_on_before_step", "_on_after_step")
+_MANUAL_LOOP = "lightning.pytorch.loops.optimization.manual._ManualOptimization"
+
+
+class CheapHookName:
+    """Mixin (before ``LightningModule`` in the bases): Lightning's ``_current_fx_name`` bypasses ``nn.Module``'s
+    ``__setattr__``. Every other attribute goes through it as usual."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+
+@functools.cache
+def missing() -> tuple[str, ...]:
+    """The private Lightning names this module relies on that the installed Lightning lacks (empty: all there)."""
+    gone: list[str] = []
+    probe = LightningOptimizer(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.0))
+    gone += [f"LightningOptimizer.{name}" for name in _STEP_COUNTERS if not callable(getattr(probe, name, None))]
+    try:
+        from lightning.pytorch.loops.optimization.manual import _ManualOptimization
+    except ImportError:
+        gone.append(_MANUAL_LOOP)
+    else:
+        gone += [f"{_MANUAL_LOOP}.{name}" for name in _STEP_COUNTERS if not hasattr(_ManualOptimization, name)]
+    if "_current_fx_name" not in vars(L.LightningModule()):
+        gone.append("LightningModule._current_fx_name")
+    return tuple(gone)
+
+
+def can_step_directly(module: L.LightningModule) -> bool:
+    """True when ``module`` (manual optimization) may call :func:`step_directly` and torch's backward itself.
+
+    That is when nothing needs Lightning's wrappers: one device, 32-bit precision, no profiler, one optimizer, no
+    callback (or override of ``module``) on the hooks they call, and the private names above still exist.
+    """
+    trainer = module.trainer
+    if module.automatic_optimization or missing():
+        return False
+    if type(trainer.strategy) is not SingleDeviceStrategy or type(trainer.precision_plugin) is not Precision:
+        return False
+    if not isinstance(trainer.profiler, PassThroughProfiler) or len(trainer.optimizers) != 1:
+        return False
+    if any(is_overridden(hook, callback, L.Callback) for callback in trainer.callbacks for hook in STEP_HOOKS):
+        return False
+    return not any(is_overridden(hook, module, L.LightningModule) for hook in (*STEP_HOOKS, "backward"))
+
+
+def step_directly(optimizer: LightningOptimizer) -> None:
+    """``optimizer.step()`` without the strategy, precision plugin and hooks: the torch optimizer's step, between
+    the two callables with which Lightning's manual loop counts it (``global_step``)."""
+    optimizer._on_before_step()
+    optimizer.optimizer.step()
+    optimizer._on_after_step()
+
+
+__all__ = ["STEP_HOOKS", "CheapHookName", "can_step_directly", "missing", "step_directly"]
