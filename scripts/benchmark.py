@@ -241,7 +241,7 @@ def startup_seconds() -> float:
         "test=false",
         "logger=none",
         "~callbacks.rich_progress_bar",
-        "+trainer.enable_progress_bar=false",
+        "trainer.enable_progress_bar=false",
     ]
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, env=env, cwd=ROOT)

@@ -20,7 +20,7 @@ import lightning as L
 import torch
 
 #: Hydra overrides that keep an in-process run's output to the scripts' own lines
-QUIET = ["~callbacks.rich_progress_bar", "+trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+QUIET = ["~callbacks.rich_progress_bar", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 
 
 def environment(*details: str) -> str:

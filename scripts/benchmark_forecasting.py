@@ -67,10 +67,9 @@ SINE = [
     "trainer.max_epochs=5",
     "trainer.min_epochs=5",
     "trainer.gradient_clip_val=null",
-    "model.gradient_clip_val=null",
     "callbacks=none",
     "logger=none",
-    "+trainer.enable_checkpointing=false",
+    "trainer.enable_checkpointing=false",
     "test=false",
     "seed=0",
 ]

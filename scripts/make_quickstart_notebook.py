@@ -60,7 +60,7 @@ cells = [
         "    cfg = compose('train', overrides=[\n"
         "        'experiment=parity', 'model/encoder=gru', 'data.max_length=8',\n"
         "        f'trainer.max_epochs={max(1, STEPS // 100)}', '~callbacks.rich_progress_bar',\n"
-        "        '+trainer.enable_progress_bar=false', 'trainer.accelerator=cpu',\n"
+        "        'trainer.enable_progress_bar=false', 'trainer.accelerator=cpu',\n"
         "    ], return_hydra_config=True)\n"
         "with open_dict(cfg):\n"
         "    cfg.paths.output_dir = cfg.hydra.runtime.output_dir = out\n"

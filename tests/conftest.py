@@ -17,7 +17,7 @@ from seqmodels.config import config_dir
 # Quiet, CPU-only, no progress bars in the test logs.
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
-TEST_OVERRIDES = ["~callbacks.rich_progress_bar", "+trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
+TEST_OVERRIDES = ["~callbacks.rich_progress_bar", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
 
 
 def _compose(config_name: str, overrides: list[str], out_dir: Path) -> DictConfig:

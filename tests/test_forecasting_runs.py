@@ -43,7 +43,7 @@ def airline_run(tmp_path_factory):
             overrides=[
                 *AIRLINE_SMALL,
                 "~callbacks.rich_progress_bar",
-                "+trainer.enable_progress_bar=false",
+                "trainer.enable_progress_bar=false",
                 "trainer.accelerator=cpu",
             ],
             return_hydra_config=True,
@@ -82,7 +82,7 @@ def test_checkpoint_carries_the_scaler_and_eval_reproduces_the_test_metrics(airl
     assert ckpt["ForecastingDataModule"]["mean"] is not None
     evaluated = evaluate(
         compose_eval(
-            f"ckpt_path={result.best_model_path}", "trainer.accelerator=cpu", "+trainer.enable_progress_bar=false"
+            f"ckpt_path={result.best_model_path}", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false"
         )
     )
     assert evaluated["test/mae"] == pytest.approx(result.metrics["test/mae"], rel=1e-5)
@@ -172,7 +172,7 @@ def test_backtest_writes_the_historical_forecasts_that_eval_scores(airline_run, 
     seasonal = sum(abs(float(r["seasonal_naive"]) - float(r["actual"])) for r in rows) / len(rows)
     evaluated = evaluate(
         compose_eval(
-            f"ckpt_path={result.best_model_path}", "trainer.accelerator=cpu", "+trainer.enable_progress_bar=false"
+            f"ckpt_path={result.best_model_path}", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false"
         )
     )
     assert mae == pytest.approx(evaluated["test/mae"], rel=1e-4)
@@ -231,7 +231,7 @@ SINE_TINY = [
     "model.plot_every_n_epochs=0",
     "model/forecasting_output=mae",
     "trainer.max_epochs=2",
-    "+trainer.enable_checkpointing=false",
+    "trainer.enable_checkpointing=false",
 ]
 
 
@@ -255,16 +255,16 @@ def _final_weights(compose_train, *overrides: str, callbacks=()) -> tuple[dict[s
 def test_the_task_s_own_optimizer_step_matches_lightning_s(compose_train):
     # Lightning clips (automatic step) vs the task clips (manual step): the same training, to float precision.
     auto, auto_model, _ = _final_weights(
-        compose_train, "trainer.gradient_clip_val=0.05", "model.gradient_clip_val=null"
+        compose_train, "trainer.gradient_clip_val=0.05", "+model.gradient_clip_val=null"
     )
     manual, manual_model, trainer = _final_weights(
-        compose_train, "trainer.gradient_clip_val=null", "model.gradient_clip_val=0.05"
+        compose_train, "trainer.gradient_clip_val=null", "+model.gradient_clip_val=0.05"
     )
     assert auto_model.automatic_optimization and not manual_model.automatic_optimization
     assert trainer.global_step == 2 * math.ceil(len(trainer.datamodule.train_set) / 32)
     for key in auto:
         assert torch.allclose(auto[key], manual[key], atol=1e-5), key
-    unclipped, _, _ = _final_weights(compose_train, "trainer.gradient_clip_val=null", "model.gradient_clip_val=null")
+    unclipped, _, _ = _final_weights(compose_train, "trainer.gradient_clip_val=null", "+model.gradient_clip_val=null")
     assert not torch.allclose(unclipped["net.head.1.weight"], manual["net.head.1.weight"], atol=1e-5)
 
 
@@ -285,7 +285,7 @@ class CountStepHooks(L.Callback):
 def test_the_direct_step_matches_lightning_s_and_yields_to_callbacks_on_its_hooks(compose_train):
     # Nothing listens: the task calls backward and the optimizer itself. A callback on the step's hooks gets
     # Lightning's wrappers, which call it. Same training, same global_step, either way.
-    overrides = ("trainer.gradient_clip_val=null", "model.gradient_clip_val=0.05", "model/scheduler=cosine")
+    overrides = ("trainer.gradient_clip_val=null", "+model.gradient_clip_val=0.05", "model/scheduler=cosine")
     direct, direct_model, direct_trainer = _final_weights(compose_train, *overrides)
     counter = CountStepHooks()
     wrapped, wrapped_model, wrapped_trainer = _final_weights(compose_train, *overrides, callbacks=[counter])
@@ -333,7 +333,7 @@ def test_every_network_and_output_runs_end_to_end(compose_train, model, output):
 @pytest.mark.parametrize("clip_by", ["task", "trainer"])
 def test_learning_rate_schedules_step_in_both_optimizer_paths(compose_train, clip_by):
     clip = (
-        ["trainer.gradient_clip_val=null", "model.gradient_clip_val=1.0"]
+        ["trainer.gradient_clip_val=null", "+model.gradient_clip_val=1.0"]
         if clip_by == "task"
         else ["trainer.gradient_clip_val=1.0"]
     )
@@ -371,7 +371,7 @@ def test_two_process_ddp_scores_every_test_window_once(tmp_path, compose_train):
             "model.net.encoder.hidden_size=8",
             "model.plot_every_n_epochs=0",
             "~callbacks.rich_progress_bar",
-            "+trainer.enable_progress_bar=false",
+            "trainer.enable_progress_bar=false",
             f"paths.output_dir={tmp_path / 'run'}",
         ],
         cwd=tmp_path,
@@ -431,3 +431,12 @@ def test_forecasters_export_to_onnx_with_outputs_on_the_original_scale(compose_t
     point, lower, upper = session.run(None, feeds)
     for name, got in (("point", point), ("lower", lower), ("upper", upper)):
         torch.testing.assert_close(torch.from_numpy(got), expected[name], atol=1e-3, rtol=1e-5)
+
+
+def test_seqmodels_train_hands_the_one_clipping_setting_to_the_forecaster(compose_train_at, tmp_path):
+    """Catches two clipping settings drifting apart: trainer.gradient_clip_val must reach the task's own step."""
+    quiet = ("test=false", "logger=none", "trainer.enable_checkpointing=true")
+    result = train(compose_train_at(tmp_path / "clipped", *SINE_TINY, "trainer.gradient_clip_val=0.05", *quiet))
+    assert result.task.gradient_clip_val == 0.05 and not result.task.automatic_optimization
+    unclipped = train(compose_train_at(tmp_path / "unclipped", *SINE_TINY, "trainer.gradient_clip_val=null", *quiet))
+    assert unclipped.task.gradient_clip_val is None

@@ -136,7 +136,7 @@ ADDING_TINY = [
     "trainer.gradient_clip_val=0.05",
     "callbacks=none",
     "test=false",
-    "+trainer.enable_progress_bar=false",
+    "trainer.enable_progress_bar=false",
     "trainer.accelerator=cpu",
 ]
 

@@ -65,7 +65,7 @@ def test_installed_wheel_trains_with_user_config_dir(wheel, tmp_path):
             "experiment=my_parity",
             "debug=fdr",
             "~callbacks.rich_progress_bar",
-            "+trainer.enable_progress_bar=false",
+            "trainer.enable_progress_bar=false",
         ],
         cwd=tmp_path,
         env=env,

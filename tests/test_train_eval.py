@@ -45,7 +45,7 @@ def trained_run(tmp_path_factory):
             overrides=[
                 *PARITY_SHORT,
                 "~callbacks.rich_progress_bar",
-                "+trainer.enable_progress_bar=false",
+                "trainer.enable_progress_bar=false",
                 "trainer.accelerator=cpu",
             ],
             return_hydra_config=True,
@@ -84,7 +84,7 @@ def test_checkpoint_loads_weights_only_and_carries_config(trained_run):
 def test_eval_reproduces_test_metric(trained_run, compose_eval):
     _, result, _ = trained_run
     cfg = compose_eval(
-        f"ckpt_path={result.best_model_path}", "trainer.accelerator=cpu", "+trainer.enable_progress_bar=false"
+        f"ckpt_path={result.best_model_path}", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false"
     )
     evaluated = evaluate(cfg)
     assert evaluated["test/acc"] == pytest.approx(result.metrics["test/acc"], abs=1e-6)
@@ -203,7 +203,7 @@ def test_cli_multirun_over_three_encoders(tmp_path):
             "debug=fdr",
             "model/encoder=rnn,lstm,gru",
             "~callbacks.rich_progress_bar",
-            "+trainer.enable_progress_bar=false",
+            "trainer.enable_progress_bar=false",
         ],
         tmp_path,
     )
@@ -221,11 +221,11 @@ def test_cli_ddp_sim_two_processes(tmp_path):
             "experiment=parity",
             "trainer=ddp_sim",
             "trainer.max_epochs=1",
-            "+trainer.limit_train_batches=4",
-            "+trainer.limit_val_batches=2",
-            "+trainer.limit_test_batches=2",
+            "trainer.limit_train_batches=4",
+            "trainer.limit_val_batches=2",
+            "trainer.limit_test_batches=2",
             "~callbacks.rich_progress_bar",
-            "+trainer.enable_progress_bar=false",
+            "trainer.enable_progress_bar=false",
         ],
         tmp_path,
     )
@@ -275,7 +275,7 @@ def test_cli_optuna_sweep_returns_best_value(tmp_path):
             "debug=fdr",
             "hydra.sweeper.n_trials=2",
             "~callbacks.rich_progress_bar",
-            "+trainer.enable_progress_bar=false",
+            "trainer.enable_progress_bar=false",
         ],
         tmp_path,
     )

@@ -193,7 +193,14 @@ def train(
     if not loggers:  # nothing to write learning rates to (logger=none): Lightning would refuse to start
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
 
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer_options: dict[str, Any] = {}
+    if getattr(model, "clips_own_gradients", False):
+        # One clipping setting, trainer.gradient_clip_val: a task that runs its own optimizer step clips there.
+        model.gradient_clip_val = cfg.trainer.get("gradient_clip_val")
+        trainer_options["gradient_clip_val"] = None
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, **trainer_options
+    )
     _log_config(loggers, cfg)
 
     metrics: dict[str, float] = {}

@@ -51,7 +51,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "~callbacks.early_stopping",
             "~callbacks.generation_samples",
             "~callbacks.rich_progress_bar",
-            "+trainer.enable_progress_bar=false",
+            "trainer.enable_progress_bar=false",
             "trainer.accelerator=cpu",
         ],
         output_dir=root / "run",

@@ -104,12 +104,15 @@ class ForecastingTask(SequenceTask):
             decays linearly from its initial value to this one over ``teacher_forcing_epochs`` epochs (None: fixed).
         teacher_forcing_epochs: length of that decay.
         gradient_clip_val: clip the global gradient norm to this (None/0: no clipping) in the task's own
-            optimizer step. A Trainer with its own ``gradient_clip_val`` clips instead (see
-            :attr:`automatic_optimization`), so the usual ``trainer.gradient_clip_val`` works too.
+            optimizer step. ``seqmodels-train`` hands it ``trainer.gradient_clip_val`` (the one setting; see
+            :attr:`clips_own_gradients`); a Trainer that clips itself makes the task use Lightning's automatic step
+            (see :attr:`automatic_optimization`).
         **options: ``scheduler_monitor``, ``scheduler_interval``, ``decay_exempt`` (see :class:`SequenceTask`).
     """
 
     capabilities: ClassVar[Capabilities] = Capabilities(predict=Prediction.SERIES_TO_FORECAST, export=Export.FORECAST)
+    # Its own optimizer step clips faster than Lightning's: the trainer's clipping setting is handed to the task.
+    clips_own_gradients: ClassVar[bool] = True
 
     def __init__(
         self,
