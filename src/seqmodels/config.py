@@ -149,8 +149,12 @@ def requested_device(cfg: DictConfig) -> torch.device:
     return device
 
 
+_NOISE = ("💡 Tip", "Trainer already configured with model summary callbacks")
+
+
 def _not_an_advert(record: logging.LogRecord) -> bool:
-    return not str(record.msg).startswith("💡 Tip")
+    # Lightning's advert for a cloud logger, and its note that it keeps seqmodels' model summary.
+    return not str(record.msg).startswith(_NOISE)
 
 
 def silence_library_noise() -> None:
