@@ -180,7 +180,12 @@ class ForecastingTask(SequenceTask):
     @torch.no_grad()
     def forecast(self, inputs: Tensor, future: Tensor | None = None) -> dict[str, Tensor]:
         """``point`` (N, H, C) and, for probabilistic outputs, ``lower``/``upper`` (N, H, C) and ``quantiles``
-        (N, H, C, Q), all on the original scale (the transform is monotone, so quantiles map to quantiles)."""
+        (N, H, C, Q), all on the original scale (the transform is monotone, so quantiles map to quantiles).
+
+        ``inputs`` and ``future`` are the datamodule's windows (``ForecastBatch.inputs``/``future``): already scaled
+        with the training scaler. For history on your own scale use ``seqmodels.forecast(result, history)`` (or
+        ``ForecastingDataModule.forecast(task, history)``), which scales it first.
+        """
         return self._to_original(self.net(inputs, future))
 
     def _to_original(self, params: Tensor) -> dict[str, Tensor]:
