@@ -1,14 +1,15 @@
 """seqmodels: recurrent sequence models (RNN, LSTM, GRU) for every shape of sequence task.
 
 From Python: :func:`seqmodels.fit` trains an experiment on data held in memory; :func:`seqmodels.forecast` and
-:func:`seqmodels.backtest` give a forecaster's forecasts on the data's own scale (see :mod:`seqmodels.api`).
+:func:`seqmodels.backtest` give a forecaster's forecasts on the data's own scale; :func:`seqmodels.stream_forecast`
+reads live observations one at a time into a forecaster's state (see :mod:`seqmodels.api`).
 """
 
 from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("fit", "forecast", "backtest")
+_API = ("fit", "forecast", "backtest", "stream_forecast", "ForecastStream")
 
 
 def __getattr__(name: str) -> Any:
@@ -20,4 +21,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'seqmodels' has no attribute {name!r}")
 
 
-__all__ = ["__version__", "backtest", "fit", "forecast"]
+__all__ = ["ForecastStream", "__version__", "backtest", "fit", "forecast", "stream_forecast"]

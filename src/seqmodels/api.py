@@ -7,6 +7,10 @@ on the data's own scale.
     ahead = seqmodels.forecast(result, train_frame)  # the horizon after train_frame, in its units
     result.metrics["test/mae"], ahead.point, ahead.to_frame()
 
+    stream = seqmodels.api.stream_forecast(result)  # or a checkpoint path
+    for value in new_values:  # one observation at a time, in the data's units
+        ahead = stream.update(value)  # the horizon after it, without re-reading the history
+
 :func:`fit` composes the same run config as ``seqmodels-train experiment=<experiment> ...`` (recipes in
 ``configs/experiment``), changes it with keyword arguments named after the config's top-level keys (nested dicts or
 dotted keys: ``trainer={"max_epochs": 5}``, ``model={"net.encoder.hidden_size": 32}``; the data config is
@@ -28,10 +32,13 @@ from typing import Any
 
 import hydra
 import lightning as L
+import numpy as np
+import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seqmodels.config import compose_run_config, config_dir, silence_library_noise
 from seqmodels.data.forecasting import Forecast
+from seqmodels.data.timeseries_sources import Series, future_times
 from seqmodels.train import TrainResult, train
 
 #: What ``quiet=True`` sets before the caller's own keywords (which win): no progress bar, no model summary table.
@@ -143,6 +150,241 @@ def backtest(result: TrainResult, split: str = "test", history: Any = None) -> F
     scale, with the actual values and the naive and seasonal-naive forecasts beside them (see
     :meth:`ForecastingDataModule.backtest <seqmodels.data.ForecastingDataModule.backtest>`)."""
     return _forecaster(result).backtest(result.task, split, history)
+
+
+def stream_forecast(model: Any, num_series: int = 1, names: Sequence[str] | None = None) -> ForecastStream:
+    """A :class:`ForecastStream` over a trained forecaster: feed it observations on the data's own scale, one at a
+    time (or in chunks), and get the horizon after each, on the same scale, without re-reading the history.
+
+    Args:
+        model: the :class:`~seqmodels.train.TrainResult` of :func:`fit`, or a forecasting checkpoint's path.
+        num_series: N, series streamed side by side (one batch).
+        names: their names (default ``"0"``, ``"1"``, ...).
+    """
+    if isinstance(model, TrainResult):
+        _forecaster(model)
+        task, datamodule = model.task, model.datamodule
+    elif isinstance(model, (str, Path)):
+        from seqmodels.checkpoint import build_from_checkpoint, load_checkpoint
+
+        task, datamodule = build_from_checkpoint(load_checkpoint(model), setup_data=False)
+    else:
+        raise TypeError(
+            f"pass the TrainResult that seqmodels.fit returned or a checkpoint path, got {type(model).__name__}"
+        )
+    return ForecastStream(task, datamodule, num_series, names)
+
+
+class ForecastStream:
+    """Streams observations on the data's own scale through a trained forecaster: each :meth:`update` (one step)
+    or :meth:`extend` (T steps, one fused encoder call) scales the new observations with the training scaler,
+    advances the network's recurrent state and returns the forecast of the ``horizon`` steps after them as a
+    :class:`~seqmodels.data.forecasting.Forecast` on the data's scale. The forecast equals the batch forecast
+    (:func:`forecast`, ``ForecastingTask.forecast``) with every observation streamed so far as its lookback: each
+    new observation costs one recurrent step, never a re-run of the history.
+
+    Needs a forecaster trained with ``window_norm=none`` and a unidirectional encoder.
+
+    Args:
+        task: the trained ``ForecastingTask``.
+        datamodule: the ``ForecastingDataModule`` it was trained with (or one given its checkpoint's state).
+        num_series: N, series streamed side by side; names: their names.
+
+    Per observation (shapes for N series, T steps; a single series and step may drop those axes):
+        values: (N, T, C) targets; past: (N, T, P) past covariates; future: (N, T, F) known-future covariates at
+        the observed steps and ``ahead`` (N, H, F) at the H steps to forecast; ``time``: (T,) the steps' times
+        (dates or numbers, one axis for all N series), needed when the model uses calendar features. Without time,
+        the forecast's ``time`` counts steps from the first observation (1, 2, ...).
+    """
+
+    #: Time points kept to infer the sampling step of the forecast steps' times.
+    KEEP_TIMES = 256
+
+    def __init__(self, task: Any, datamodule: Any, num_series: int = 1, names: Sequence[str] | None = None) -> None:
+        net = getattr(task, "net", None)
+        if not callable(getattr(task, "forecast_stream", None)) or not hasattr(net, "stream"):
+            raise TypeError(f"streaming forecasts need a ForecastingTask (the trained task), got {type(task).__name__}")
+        if not hasattr(datamodule, "target_scaler") or not hasattr(datamodule, "_features"):
+            raise TypeError(f"streaming forecasts need the ForecastingDataModule, got {type(datamodule).__name__}")
+        if not isinstance(num_series, int) or isinstance(num_series, bool) or num_series < 1:
+            raise ValueError(f"num_series must be an integer >= 1, got {num_series!r}")
+        net.initial_state(num_series)  # refuses a network that cannot stream, in one line
+        if datamodule.mean is None or datamodule.calendar_names is None:
+            raise ValueError(
+                "the datamodule has no fitted scaler; pass the one the task was trained with (seqmodels.fit's "
+                "result.datamodule) or stream from the checkpoint (stream_forecast(path))"
+            )
+        ours, theirs = datamodule.target_scaler(), task.scaler
+        same = (
+            ours.transform == theirs.transform
+            and torch.allclose(ours.mean, theirs.mean.detach().cpu())
+            and torch.allclose(ours.std, theirs.std.detach().cpu())
+        )
+        if not same:
+            raise ValueError(
+                "the task's target scaler is not this datamodule's: stream with the datamodule the task was trained "
+                "with (or one given its checkpoint's state)"
+            )
+        self.task, self.datamodule = task, datamodule
+        self.num_series = num_series
+        self.names = [str(n) for n in names] if names is not None else [str(i) for i in range(num_series)]
+        if len(self.names) != num_series:
+            raise ValueError(f"got {len(self.names)} names for num_series={num_series}; give one name per series")
+        self.horizon: int = datamodule.horizon
+        self.num_targets: int = datamodule.num_targets
+        self.num_past, self.num_future = len(datamodule.past_covariates), len(datamodule.future_covariates)
+        self.calendar: list[str] = list(datamodule.calendar_names)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forgets every observation: the next one starts a new history."""
+        self.state: Any = None  # the network's state (None: nothing observed)
+        self.observed = 0
+        self._times: np.ndarray | None = None  # the last KEEP_TIMES time points (None: no time given)
+
+    # -------------------------------------------------------------------------------------------- observing
+    def update(
+        self, values: Any, time: Any = None, past: Any = None, future: Any = None, ahead: Any = None
+    ) -> Forecast:
+        """Reads one observation per series (``values`` (N, C); a float for one series and target) and returns the
+        forecast of the ``horizon`` steps after it. ``time``: its time; ``past``, ``future``, ``ahead`` as in the
+        class docstring (without the T axis)."""
+        return self._observe(1, values, None if time is None else [time], past, future, ahead)
+
+    def extend(
+        self, values: Any, time: Any = None, past: Any = None, future: Any = None, ahead: Any = None
+    ) -> Forecast:
+        """Reads T observations per series (``values`` (N, T, C); (T,) for one series and target) in one fused
+        encoder call and returns the forecast of the ``horizon`` steps after the last one."""
+        shape, C = np.shape(values), self.num_targets
+        if len(shape) == 3:
+            T = shape[1]
+        elif self.num_series > 1:  # (N, T) for one target, (N, C) for one step
+            T = shape[1] if len(shape) == 2 and C == 1 else 1
+        else:  # (T, C), (T,) for one target, (C,) for one step
+            T = shape[0] if len(shape) == 2 or (len(shape) == 1 and C == 1) else 1
+        return self._observe(T, values, time, past, future, ahead)
+
+    def _observe(self, T: int, values: Any, time: Any, past: Any, future: Any, ahead: Any) -> Forecast:
+        if T < 1:
+            raise ValueError(f"extend takes (N, T, C) values with T >= 1, got shape {np.asarray(values).shape}")
+        N, H, dm = self.num_series, self.horizon, self.datamodule
+        values = _shaped(values, (N, T, self.num_targets), "values", "targets")
+        past = _shaped(past, (N, T, self.num_past), "past", "past covariates")
+        future = _shaped(future, (N, T, self.num_future), "future", "known-future covariates")
+        ahead = _shaped(ahead, (N, H, self.num_future), "ahead", "known-future covariates of the steps ahead")
+        for name, array in (("values", values), ("past", past), ("future", future), ("ahead", ahead)):
+            if not np.isfinite(array).all():
+                raise ValueError(
+                    f"{name} holds NaN or inf at a streamed step; fill or interpolate missing values before streaming"
+                )
+        times, step_times, forecast_times = self._times_of(T, time)
+        inputs, features = [], []
+        for n in range(N):
+            observed = Series(self.names[n], step_times, values[n], past[n], future[n])
+            coming = Series(
+                self.names[n], forecast_times, np.ones((H, self.num_targets)), np.zeros((H, self.num_past)), ahead[n]
+            )
+            inputs.append(dm._features(observed)[0])
+            features.append(dm._features(coming)[1])
+        task = self.task
+        device = task.target_mean.device
+        chunk = torch.stack(inputs).to(device)
+        features_ahead = torch.stack(features).to(device) if features[0].shape[1] else None
+        was_training = task.training or task.net.training
+        if was_training:  # switching modes walks every module: only when needed
+            task.eval()
+        try:
+            out, state = task.forecast_stream(chunk, self.state, features_ahead)
+        finally:
+            if was_training:
+                task.train()
+        self.state, self.observed, self._times = state, self.observed + T, times
+        arrays: dict[str, Any] = {key: value.detach().cpu().numpy() for key, value in out.items()}
+        levels = getattr(task.net.output, "levels", None)
+        if "quantiles" in arrays and levels is not None:
+            arrays["quantile_levels"] = [float(level) for level in levels.tolist()]
+        return Forecast(
+            series=list(self.names),
+            time=np.broadcast_to(forecast_times, (N, H)).copy(),
+            target_names=list(dm.target_names),
+            **arrays,
+        )
+
+    def _times_of(self, T: int, time: Any) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """(time points kept after this chunk, the chunk's times, the forecast steps' times), all checked."""
+        if time is None:
+            if self._times is not None:
+                raise ValueError("pass time with every observation, as with the first ones")
+            if self.calendar:
+                raise ValueError(
+                    f"the model reads calendar features ({', '.join(self.calendar)}): pass each observation's time"
+                )
+            start = self.observed + 1
+            steps = np.arange(start, start + T + self.horizon, dtype=np.float64)
+            return None, steps[:T], steps[T:]
+        if self._times is None and self.observed:
+            raise ValueError("the first observations came without time: pass none now either (or reset the stream)")
+        raw = np.asarray(time)
+        if raw.shape != (T,):
+            raise ValueError(f"time must hold one time per streamed step ({T}), got shape {raw.shape}")
+        if np.issubdtype(raw.dtype, np.number):
+            given = raw.astype(np.float64)
+        else:
+            try:
+                given = raw.astype("datetime64[s]")
+            except (TypeError, ValueError):
+                raise ValueError(f"time must be dates or numbers, got {raw.tolist()[:3]}") from None
+        kept = given if self._times is None else np.concatenate([self._times, given])
+        if kept.dtype != given.dtype:
+            raise ValueError("time switched between dates and numbers; use one kind throughout the stream")
+        if not (kept[1:] > kept[:-1]).all():
+            raise ValueError(f"time must be strictly increasing within the stream, got {kept[-T - 1 :].tolist()[:4]}")
+        kept = kept[-self.KEEP_TIMES :]
+        if len(kept) < 2:  # the sampling step is not known yet
+            if self.calendar:
+                raise ValueError(
+                    "the forecast steps' calendar features need the sampling step, so two time points: stream the "
+                    "first two observations together with extend"
+                )
+            unknown = np.full(self.horizon, np.nan) if given.dtype == np.float64 else np.full(self.horizon, "NaT")
+            return kept, given, unknown.astype(given.dtype)
+        return kept, given, future_times(kept, self.horizon)
+
+    # -------------------------------------------------------------------------------------------- saving
+    def state_dict(self) -> dict[str, Any]:
+        """The stream's position: network state, count and recent times (``torch.save``s, loads with
+        ``weights_only=True``)."""
+        times = self._times
+        kind = "none" if times is None else ("date" if np.issubdtype(times.dtype, np.datetime64) else "number")
+        packed = None if times is None else torch.from_numpy(times.astype(np.int64) if kind == "date" else times)
+        return {"state": self.state, "observed": self.observed, "times": packed, "time_kind": kind}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Continues from a :meth:`state_dict` (of a stream over the same forecaster and series)."""
+        self.state, self.observed = state_dict["state"], int(state_dict["observed"])
+        times, kind = state_dict["times"], state_dict["time_kind"]
+        self._times = None if times is None else times.numpy().astype("datetime64[s]" if kind == "date" else None)
+
+
+def _shaped(array: Any, shape: tuple[int, int, int], name: str, what: str) -> np.ndarray:
+    """``array`` as float64 of ``shape``, accepting it with any axis of size 1 left out."""
+    if shape[-1] == 0:
+        if array is not None:
+            raise ValueError(f"the model reads no {what}; leave {name}= out")
+        return np.zeros(shape)
+    if array is None:
+        raise ValueError(f"the model reads {shape[-1]} {what} per step; pass {name}= with them")
+    try:
+        out = np.asarray(array, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be numbers, got {type(array).__name__}") from None
+    if out.shape != shape and out.squeeze().shape != tuple(d for d in shape if d != 1):
+        raise ValueError(
+            f"{name} has shape {out.shape} but this stream takes {shape} (series, steps, {what}); "
+            f"pass {shape[-1]} {what} per series and step"
+        )
+    return out.reshape(shape)
 
 
 # ------------------------------------------------------------------------------------------------ internals
@@ -276,4 +518,4 @@ def _quiet(quiet: bool) -> Iterator[None]:
             logging.getLogger(name).setLevel(level)
 
 
-__all__ = ["QUIET_SETTINGS", "backtest", "experiments", "fit", "forecast"]
+__all__ = ["QUIET_SETTINGS", "ForecastStream", "backtest", "experiments", "fit", "forecast", "stream_forecast"]

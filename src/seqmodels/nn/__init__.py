@@ -26,6 +26,7 @@ from seqmodels.nn.pooling import AttentionPooling, LastStepPooling, MaxPooling, 
 from seqmodels.nn.recurrent import CELLS, RecurrentEncoder
 from seqmodels.nn.regularization import LockedDropout, WeightDrop, embedding_dropout
 from seqmodels.nn.seq2seq import AttentionDecoder, Seq2Seq
+from seqmodels.nn.streaming import State, load_state, map_state, save_state
 
 __all__ = [
     "CTCNet",
@@ -79,4 +80,8 @@ __all__ = [
     "filter_logits",
     "sample_next",
     "lengths_to_mask",
+    "State",
+    "load_state",
+    "map_state",
+    "save_state",
 ]

@@ -14,6 +14,14 @@ Two networks, one contract ``forward(inputs (N, L, C_in), future (N, H, F) | Non
 
 ``window_norm="last"`` subtracts each window's last observed target value from the target channels and adds it
 back to the forecast: the network models changes, so it extrapolates trends beyond the training range.
+
+Streaming (both networks): ``initial_state(N)``, ``step(x_t (N, C_in), state, future) -> (params, state)`` and
+``stream(chunk (N, T, C_in), state, future) -> (params, state)`` read new observations into the encoder's state
+and forecast the H steps after the last one, without re-reading the lookback: after the first t observations, in
+any chunking, the forecast equals ``forward(inputs[:, :t], future)``. The state is a dict of tensors (an LSTM's
+``(h, c)`` tuple inside), which ``torch.save``/``torch.load(weights_only=True)`` round-trip; ``None`` is the
+initial state. ``window_norm="last"`` (which re-centres the whole lookback on each observation) and bidirectional
+encoders cannot stream and refuse.
 """
 
 from __future__ import annotations
@@ -26,6 +34,9 @@ from torch import Tensor, nn
 
 from seqmodels.nn.heads import _mlp
 from seqmodels.nn.recurrent import RecurrentEncoder
+
+#: A forecaster's streaming state: ``{"encoder": h or (h, c)}``, plus ``"last"`` (N, C) for a seq2seq forecaster.
+StreamState = dict[str, "Tensor | tuple[Tensor, Tensor]"]
 
 WINDOW_NORMS = ("none", "last")
 
@@ -136,6 +147,8 @@ class QuantileOutput(PointOutput):
 
 
 class _Forecaster(nn.Module):
+    _feeds_last = False  # whether the forecast reads the last observed targets (kept in the state as "last")
+
     def __init__(
         self,
         encoder: RecurrentEncoder,
@@ -165,6 +178,7 @@ class _Forecaster(nn.Module):
         self.horizon, self.num_targets, self.future_size = horizon, num_targets, future_size
         self.output = output if output is not None else PointOutput()
         self.window_norm = window_norm
+        self._network = network
 
     def _normalize(self, inputs: Tensor) -> tuple[Tensor, Tensor | None]:
         """Inputs with each window's last target value subtracted from the target channels, and that offset."""
@@ -183,6 +197,90 @@ class _Forecaster(nn.Module):
                 f"expected known-future features (N, {self.horizon}, {self.future_size}), got {got}; "
                 "set future_size to the data's future_size"
             )
+
+    # ------------------------------------------------------------------ streaming
+    def _check_streamable(self) -> None:
+        if self.window_norm != "none":
+            raise ValueError(
+                f"{self._network} with window_norm={self.window_norm!r} re-centres the whole lookback on every new "
+                "observation, so it cannot stream; train it with window_norm=none to stream"
+            )
+        if self.encoder.bidirectional:
+            raise ValueError(
+                f"{self._network} has a bidirectional encoder, which re-reads the whole lookback backwards on every "
+                "new observation, so it cannot stream; train it with bidirectional=false to stream"
+            )
+
+    def initial_state(
+        self, batch_size: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> StreamState:
+        """The state before any observation (zeros): ``{"encoder": h or (h, c)}`` with h (layers, N, H_out) (and
+        c (layers, N, H_cell)), plus ``"last"`` (N, C), the last observed targets, for a seq2seq forecaster."""
+        self._check_streamable()
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        weight = next(self.parameters())
+        options = {"device": weight.device if device is None else device, "dtype": dtype or weight.dtype}
+        enc = self.encoder
+        h = torch.zeros(enc.num_layers, batch_size, enc.state_size, **options)
+        state: StreamState = {
+            "encoder": (h, torch.zeros(enc.num_layers, batch_size, enc.hidden_size, **options)) if enc.is_lstm else h
+        }
+        if self._feeds_last:
+            state["last"] = torch.zeros(batch_size, self.num_targets, **options)
+        return state
+
+    def step(self, x_t: Tensor, state: StreamState | None, future: Tensor | None = None) -> tuple[Tensor, StreamState]:
+        """Reads one observation ``x_t`` (N, C_in) and forecasts the H steps after it: params (N, H, C, P) (the
+        output's parameters, as ``forward`` returns them) and the new state. ``future`` (N, H, F): the known-future
+        features of those H steps (when ``future_size > 0``). ``state=None``: the initial state."""
+        if x_t.dim() != 2:
+            raise ValueError(
+                f"step takes one observation per series, (N, C_in), got shape {tuple(x_t.shape)}; "
+                "use stream for (N, T, C_in) chunks"
+            )
+        return self.stream(x_t.unsqueeze(1), state, future)
+
+    def stream(
+        self, chunk: Tensor, state: StreamState | None, future: Tensor | None = None
+    ) -> tuple[Tensor, StreamState]:
+        """Reads ``chunk`` (N, T, C_in), T new observations per series, in one fused encoder call, and forecasts the
+        H steps after its last one: params (N, H, C, P) and the new state. ``future`` (N, H, F) as in :meth:`step`.
+        The forecast equals ``forward`` over every observation streamed so far (the whole prefix as lookback)."""
+        self._check_streamable()
+        if chunk.dim() != 3 or chunk.shape[1] < 1:
+            raise ValueError(f"stream takes a chunk (N, T >= 1, C_in), got shape {tuple(chunk.shape)}")
+        if chunk.shape[-1] != self.encoder.input_size:
+            raise ValueError(
+                f"the observations have {chunk.shape[-1]} channels but the forecaster reads "
+                f"{self.encoder.input_size}; pass every input channel (targets first, then covariates and calendar)"
+            )
+        if not bool(torch.isfinite(chunk).all()):
+            raise ValueError(
+                "a streamed observation holds NaN or inf; fill or interpolate missing values before streaming them"
+            )
+        self._check(chunk, future)
+        hx = None
+        if state is not None:
+            if not isinstance(state, dict) or "encoder" not in state:
+                raise ValueError(
+                    f"state must be None or a state from initial_state/step/stream, got {type(state).__name__}"
+                )
+            if chunk.shape[0] != _batch_size(state["encoder"]):
+                raise ValueError(
+                    f"the chunk has {chunk.shape[0]} series but the state holds {_batch_size(state['encoder'])}; "
+                    "start a state per batch size with initial_state(N)"
+                )
+            hx = state["encoder"]
+        _, encoder_state = self.encoder(chunk, hx=hx)
+        new_state: StreamState = {"encoder": encoder_state}
+        if self._feeds_last:
+            # A copy: a view would keep (and torch.save would write) the whole chunk.
+            new_state["last"] = chunk[:, -1, : self.num_targets].clone()
+        return self._forecast_from(new_state, future), new_state
+
+    def _forecast_from(self, state: StreamState, future: Tensor | None) -> Tensor:
+        raise NotImplementedError
 
     def predict(self, inputs: Tensor, future: Tensor | None = None) -> dict[str, Tensor]:
         """Point forecast (N, H, C), interval bounds and quantiles (when the output has them), scaled space."""
@@ -233,13 +331,19 @@ class DirectForecaster(_Forecaster):
         inputs, offset = self._normalize(inputs)
         # Fixed-length windows: no lengths, so no packing.
         _, state = self.encoder(inputs)
-        h_n = state[0] if isinstance(state, tuple) else state  # (D * layers, N, H_out)
-        d = self.encoder.num_directions
-        features = h_n[-d:].transpose(0, 1).reshape(inputs.shape[0], -1)  # last layer, both directions
-        if self.future_size:
-            features = torch.cat([features, future.reshape(inputs.shape[0], -1)], dim=1)  # type: ignore[union-attr]
-        params = self.head(features).view(inputs.shape[0], self.horizon, self.num_targets, self.output.num_params)
+        params = self._head(state, future)
         return self.output.shift(params, offset.unsqueeze(1)) if offset is not None else params
+
+    def _head(self, state: Tensor | tuple[Tensor, Tensor], future: Tensor | None) -> Tensor:
+        h_n = state[0] if isinstance(state, tuple) else state  # (D * layers, N, H_out)
+        d, n = self.encoder.num_directions, h_n.shape[1]
+        features = h_n[-d:].transpose(0, 1).reshape(n, -1)  # last layer, both directions
+        if self.future_size:
+            features = torch.cat([features, future.reshape(n, -1)], dim=1)  # type: ignore[union-attr]
+        return self.head(features).view(n, self.horizon, self.num_targets, self.output.num_params)
+
+    def _forecast_from(self, state: StreamState, future: Tensor | None) -> Tensor:
+        return self._head(state["encoder"], future)
 
 
 class Seq2SeqForecaster(_Forecaster):
@@ -257,6 +361,8 @@ class Seq2SeqForecaster(_Forecaster):
             Evaluation always feeds forecasts.
         dropout: dropout on the decoder outputs.
     """
+
+    _feeds_last = True
 
     def __init__(
         self,
@@ -309,21 +415,36 @@ class Seq2SeqForecaster(_Forecaster):
             outputs, _ = self.decoder(fed, hx=state)
             params = self._params(outputs)
         else:
-            steps = []
-            for t in range(self.horizon):
-                fed = previous.unsqueeze(1)
-                if steps_future is not None:
-                    fed = torch.cat([fed, steps_future[:, t : t + 1]], dim=-1)
-                output, state = self.decoder(fed, hx=state)
-                step = self._params(output)  # (N, 1, C, P)
-                steps.append(step)
-                # The model's own forecast is fed back without gradient (as at inference).
-                previous = self.output.point(step[:, 0]).detach()
-                if use_truth:
-                    truth = torch.rand(previous.shape[0], 1, device=previous.device) < self.teacher_forcing
-                    previous = torch.where(truth, targets[:, t], previous)  # type: ignore[index]
-            params = torch.cat(steps, dim=1)
+            params = self._decode(state, previous, steps_future, targets if use_truth else None)
         return self.output.shift(params, offset.unsqueeze(1)) if offset is not None else params
+
+    def _decode(
+        self, state: Tensor | tuple[Tensor, Tensor], previous: Tensor, future: Tensor | None, truth: Tensor | None
+    ) -> Tensor:
+        """The horizon one step at a time from the encoder's ``state``, fed its own forecasts (or, with ``truth``,
+        the true previous value with probability ``teacher_forcing``)."""
+        steps = []
+        for t in range(self.horizon):
+            fed = previous.unsqueeze(1)
+            if future is not None:
+                fed = torch.cat([fed, future[:, t : t + 1]], dim=-1)
+            output, state = self.decoder(fed, hx=state)
+            step = self._params(output)  # (N, 1, C, P)
+            steps.append(step)
+            # The model's own forecast is fed back without gradient (as at inference).
+            previous = self.output.point(step[:, 0]).detach()
+            if truth is not None:
+                use = torch.rand(previous.shape[0], 1, device=previous.device) < self.teacher_forcing
+                previous = torch.where(use, truth[:, t], previous)
+        return torch.cat(steps, dim=1)
+
+    def _forecast_from(self, state: StreamState, future: Tensor | None) -> Tensor:
+        return self._decode(state["encoder"], state["last"], future if self.future_size else None, None)  # type: ignore[arg-type]
+
+
+def _batch_size(encoder_state: Tensor | tuple[Tensor, Tensor]) -> int:
+    h = encoder_state[0] if isinstance(encoder_state, tuple) else encoder_state
+    return h.shape[1]
 
 
 __all__ = [

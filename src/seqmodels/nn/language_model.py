@@ -59,6 +59,10 @@ class RecurrentLanguageModel(nn.Module):
     Outputs: ``logits, state``
         logits: (N, L, V) next-token scores at every step.
         state: (K, N, H) (LSTM: (h, c)) at each row's last valid step.
+
+    Step mode (see :mod:`seqmodels.nn.streaming`): :meth:`initial_state`, :meth:`stream` (a chunk (N, T) -> raw
+    logits (N, T, V), equal to :meth:`forward`'s) and :meth:`step` ((N,) -> (N, V)). Unlike ``stream``, ``step`` is
+    the generation step: it sets the ``<pad>`` logit to -inf so sampling never emits it.
     """
 
     def __init__(
@@ -163,8 +167,25 @@ class RecurrentLanguageModel(nn.Module):
             new_state = torch.cat(finals)  # type: ignore[arg-type]
         return logits, new_state
 
+    def initial_state(
+        self, batch_size: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> State:
+        """Zeros: (K, N, H), a tuple (h, c) for LSTM; ``device``/``dtype`` default to the parameters'."""
+        reference = self.embedding.weight
+        options = dict(device=device or reference.device, dtype=dtype or reference.dtype)
+        h = torch.zeros(self.num_layers, batch_size, self.hidden_size, **options)
+        return (h, torch.zeros_like(h)) if self.is_lstm else h
+
+    def stream(self, tokens: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """A chunk ``tokens`` (N, T) -> raw next-token logits (N, T, V) (as :meth:`forward`) and the new state."""
+        return self.forward(tokens, state=state)
+
     def step(self, tokens: Tensor, state: State | None) -> tuple[Tensor, State]:
-        """One step for every row: ``tokens`` (N,) -> next-token logits (N, V) and the new state."""
+        """One step for every row: ``tokens`` (N,) -> next-token logits (N, V) and the new state.
+
+        The generation step: the ``<pad>`` logit is -inf (generated text never contains it); :meth:`stream` returns
+        the raw logits.
+        """
         logits, state = self.forward(tokens.unsqueeze(1), state=state)
         return self._never_pad(logits.squeeze(1)), state
 

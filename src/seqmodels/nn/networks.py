@@ -9,6 +9,7 @@ from seqmodels.nn.heads import RegressionHead
 from seqmodels.nn.masking import as_lengths, lengths_to_mask
 from seqmodels.nn.pooling import build_pooling
 from seqmodels.nn.recurrent import RecurrentEncoder
+from seqmodels.nn.streaming import State, check_causal
 
 
 def check_frontend(encoder: RecurrentEncoder, frontend: nn.Module | None, network: str) -> nn.Module:
@@ -40,6 +41,12 @@ class ManyToOneNet(nn.Module):
             regulariser for small real-valued data sets (0 disables it).
 
     Inputs: ``inputs`` (N, L) token ids or (N, L, C) features, ``lengths`` (N,). Output: (N, num_outputs).
+
+    Step mode (causal encoder; see :mod:`seqmodels.nn.streaming`): a prediction after every step, for early
+    classification. :meth:`stream` (N, T[, C]) -> (N, T, num_outputs) and :meth:`step` (N[, C]) -> (N, num_outputs)
+    return at step t what ``forward(inputs[:, : t + 1])`` returns: the pooling runs online (last: the current
+    output; mean: running sum and count; max: running max; attention: online softmax). The state is a dict
+    ``{"encoder": encoder state, "pooling": pooling state}``.
     """
 
     def __init__(
@@ -75,6 +82,40 @@ class ManyToOneNet(nn.Module):
     def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
         return self.head(self.encode(inputs, lengths))
 
+    # ---------------------------------------------------------------- step mode
+    def initial_state(
+        self, batch_size: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> dict[str, State]:
+        """``{"encoder": ..., "pooling": ...}`` of a fresh sequence (see :meth:`RecurrentEncoder.initial_state`)."""
+        check_causal(self.encoder, "ManyToOneNet's encoder")
+        reference = next(self.encoder.parameters())
+        device, dtype = device or reference.device, dtype or reference.dtype
+        return {
+            "encoder": self.encoder.initial_state(batch_size, device, dtype),
+            "pooling": self.pooling.initial_state(batch_size, self.encoder.output_size, device, dtype),
+        }
+
+    def stream(self, chunk: Tensor, state: dict[str, State] | None = None) -> tuple[Tensor, dict[str, State]]:
+        """T steps at once: ``chunk`` (N, T) token ids or (N, T, C) features, T >= 1 -> ``(outputs, state)``.
+
+        outputs (N, T, num_outputs): at step t the prediction for the whole sequence seen so far, equal to
+        ``forward`` over that prefix. ``state=None`` starts a fresh sequence.
+        """
+        check_causal(self.encoder, "ManyToOneNet's encoder")
+        if state is None:
+            state = self.initial_state(chunk.shape[0], chunk.device)
+        features = self.frontend(chunk)
+        if self.training and self.input_noise > 0:
+            features = features + self.input_noise * torch.randn_like(features)
+        outputs, encoder_state = self.encoder.stream(features, state["encoder"])
+        pooled, pooling_state = self.pooling.stream(outputs, state["pooling"])
+        return self.head(pooled), {"encoder": encoder_state, "pooling": pooling_state}
+
+    def step(self, x_t: Tensor, state: dict[str, State] | None = None) -> tuple[Tensor, dict[str, State]]:
+        """One step: ``x_t`` (N,) token ids or (N, C) features -> the prediction so far (N, num_outputs), state."""
+        outputs, state = self.stream(x_t.unsqueeze(1), state)
+        return outputs[:, 0], state
+
 
 class SequenceTaggerNet(nn.Module):
     """[frontend] -> RecurrentEncoder -> dropout -> linear: one score vector per step (tagging, per-step labels).
@@ -87,6 +128,10 @@ class SequenceTaggerNet(nn.Module):
 
     Inputs: ``inputs`` (N, L) token ids or (N, L, C) features, ``lengths`` (N,).
     Output: (N, L, num_tags); rows are 0 beyond each length (padded steps carry no score).
+
+    Step mode (causal encoder; see :mod:`seqmodels.nn.streaming`): a score vector per token as it arrives.
+    :meth:`stream` (N, T[, C]) -> (N, T, num_tags), :meth:`step` (N[, C]) -> (N, num_tags); the state is the
+    encoder's.
     """
 
     def __init__(
@@ -107,3 +152,22 @@ class SequenceTaggerNet(nn.Module):
         scores = self.output(self.dropout(outputs))
         mask = lengths_to_mask(lengths.to(scores.device), scores.shape[1])
         return scores * mask.unsqueeze(-1)
+
+    # ---------------------------------------------------------------- step mode
+    def initial_state(
+        self, batch_size: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> State:
+        """The encoder's zero state (see :meth:`RecurrentEncoder.initial_state`)."""
+        check_causal(self.encoder, "SequenceTaggerNet's encoder")
+        return self.encoder.initial_state(batch_size, device, dtype)
+
+    def stream(self, chunk: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """``chunk`` (N, T) token ids or (N, T, C) features -> scores (N, T, num_tags), equal to ``forward``'s."""
+        check_causal(self.encoder, "SequenceTaggerNet's encoder")
+        outputs, state = self.encoder.stream(self.frontend(chunk), state)
+        return self.output(self.dropout(outputs)), state
+
+    def step(self, x_t: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """One token: ``x_t`` (N,) token ids or (N, C) features -> scores (N, num_tags) and the new state."""
+        scores, state = self.stream(x_t.unsqueeze(1), state)
+        return scores[:, 0], state

@@ -1,6 +1,10 @@
 """Masked pooling: (N, L, F) encoder outputs + (N,) lengths -> one (N, F) vector per sequence.
 
 Padded steps never contribute, so a sequence pools to the same vector alone or next to longer batch-mates.
+
+Streaming (for a causal encoder, see :mod:`seqmodels.nn.streaming`): ``initial_state(batch_size, num_features)``
+and ``stream(outputs, state) -> (pooled, state)`` with outputs (N, T, F) and pooled (N, T, F), where pooled[:, t]
+equals ``forward`` over every step seen so far (the prefix up to and including t), each chunk in one pass.
 """
 
 from __future__ import annotations
@@ -9,6 +13,11 @@ import torch
 from torch import Tensor, nn
 
 from seqmodels.nn.masking import lengths_to_mask
+
+
+def _check_stream_outputs(outputs: Tensor) -> None:
+    if outputs.dim() != 3 or outputs.shape[1] == 0:
+        raise ValueError(f"stream expects encoder outputs (N, T, F) with T >= 1, got shape {tuple(outputs.shape)}")
 
 
 class LastStepPooling(nn.Module):
@@ -31,6 +40,25 @@ class LastStepPooling(nn.Module):
         half = outputs.shape[-1] // 2
         return torch.cat([forward_last[:, :half], outputs[:, 0, half:]], dim=-1)
 
+    def initial_state(
+        self,
+        batch_size: int,
+        num_features: int,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Tensor:
+        """The latest output (N, F), zeros before the first step."""
+        if self.num_directions != 1:
+            raise ValueError("last-step pooling streams a causal encoder only: use num_directions=1")
+        return torch.zeros(batch_size, num_features, device=device, dtype=dtype)
+
+    def stream(self, outputs: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """(N, T, F) -> the prefix's last step is the current one: pooled = outputs; state = the last output."""
+        _check_stream_outputs(outputs)
+        if self.num_directions != 1:
+            raise ValueError("last-step pooling streams a causal encoder only: use num_directions=1")
+        return outputs, outputs[:, -1]
+
 
 class MeanPooling(nn.Module):
     """Mean over valid steps."""
@@ -40,6 +68,28 @@ class MeanPooling(nn.Module):
         total = outputs.masked_fill(~mask, 0.0).sum(dim=1)
         return total / lengths.to(outputs.device, outputs.dtype).unsqueeze(-1)
 
+    def initial_state(
+        self,
+        batch_size: int,
+        num_features: int,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> dict[str, Tensor]:
+        """``{"sum": (N, F) running sum, "count": (N,) steps seen}``, zeros."""
+        return {
+            "sum": torch.zeros(batch_size, num_features, device=device, dtype=dtype),
+            "count": torch.zeros(batch_size, device=device, dtype=torch.int64),
+        }
+
+    def stream(self, outputs: Tensor, state: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """(N, T, F) -> running means (N, T, F): (sum + cumulative sum) / (count + steps so far)."""
+        _check_stream_outputs(outputs)
+        totals = state["sum"].unsqueeze(1) + outputs.cumsum(dim=1)
+        steps = torch.arange(1, outputs.shape[1] + 1, device=outputs.device)
+        counts = state["count"].unsqueeze(1) + steps  # (N, T)
+        means = totals / counts.to(outputs.dtype).unsqueeze(-1)
+        return means, {"sum": totals[:, -1], "count": counts[:, -1]}
+
 
 class MaxPooling(nn.Module):
     """Max over valid steps (padding never wins, even when every value is negative)."""
@@ -47,6 +97,22 @@ class MaxPooling(nn.Module):
     def forward(self, outputs: Tensor, lengths: Tensor) -> Tensor:
         mask = lengths_to_mask(lengths.to(outputs.device), outputs.shape[1]).unsqueeze(-1)
         return outputs.masked_fill(~mask, float("-inf")).amax(dim=1)
+
+    def initial_state(
+        self,
+        batch_size: int,
+        num_features: int,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Tensor:
+        """The running max (N, F), -inf before the first step."""
+        return torch.full((batch_size, num_features), float("-inf"), device=device, dtype=dtype)
+
+    def stream(self, outputs: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """(N, T, F) -> running maxima (N, T, F): the cumulative max, never below the state's."""
+        _check_stream_outputs(outputs)
+        maxima = torch.maximum(outputs.cummax(dim=1).values, state.unsqueeze(1))
+        return maxima, maxima[:, -1]
 
 
 class AttentionPooling(nn.Module):
@@ -64,6 +130,49 @@ class AttentionPooling(nn.Module):
         weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=1)
         pooled = torch.bmm(weights.unsqueeze(1), outputs).squeeze(1)
         return (pooled, weights) if return_weights else pooled
+
+    # Steps handled together by stream: each block builds an (N, B, B) weight matrix, so memory stays bounded on
+    # long chunks while the work is a few batched matrix products per block.
+    stream_block_size = 64
+
+    def initial_state(
+        self,
+        batch_size: int,
+        num_features: int,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> dict[str, Tensor]:
+        """Online softmax: ``{"max_score": (N,) -inf, "denominator": (N,) 0, "weighted_sum": (N, F) 0}``.
+
+        With m the largest score seen, ``denominator`` = sum_j exp(score_j - m) and ``weighted_sum`` =
+        sum_j exp(score_j - m) x_j, so the pooled vector is weighted_sum / denominator.
+        """
+        return {
+            "max_score": torch.full((batch_size,), float("-inf"), device=device, dtype=dtype),
+            "denominator": torch.zeros(batch_size, device=device, dtype=dtype),
+            "weighted_sum": torch.zeros(batch_size, num_features, device=device, dtype=dtype),
+        }
+
+    def stream(self, outputs: Tensor, state: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """(N, T, F) -> the attention-pooled prefix at every step (N, T, F), by online softmax."""
+        _check_stream_outputs(outputs)
+        scores = self.score(torch.tanh(self.project(outputs))).squeeze(-1)  # (N, T)
+        pooled = []
+        m, denominator, weighted = state["max_score"], state["denominator"], state["weighted_sum"]
+        for start in range(0, outputs.shape[1], self.stream_block_size):
+            s = scores[:, start : start + self.stream_block_size]  # (N, B)
+            x = outputs[:, start : start + self.stream_block_size]  # (N, B, F)
+            m_t = torch.maximum(s.cummax(dim=1).values, m.unsqueeze(1))  # (N, B): max score of each prefix
+            causal = torch.ones(s.shape[1], s.shape[1], dtype=torch.bool, device=s.device).tril()
+            # w[n, t, j] = exp(s_j - m_t) for j <= t: each prefix's unnormalised weights, rescaled to its own max.
+            w = torch.exp(s.unsqueeze(1) - m_t.unsqueeze(2)).masked_fill(~causal, 0.0)
+            carry = torch.exp(m.unsqueeze(1) - m_t)  # (N, B): rescales what earlier blocks accumulated
+            denominators = denominator.unsqueeze(1) * carry + w.sum(dim=2)
+            sums = weighted.unsqueeze(1) * carry.unsqueeze(2) + torch.bmm(w, x)
+            pooled.append(sums / denominators.unsqueeze(2))
+            m, denominator, weighted = m_t[:, -1], denominators[:, -1], sums[:, -1]
+        state = {"max_score": m, "denominator": denominator, "weighted_sum": weighted}
+        return torch.cat(pooled, dim=1), state
 
 
 POOLINGS = ("last", "mean", "max", "attention")

@@ -14,6 +14,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqmodels.nn.cells import CustomRNN, recurrent_forward
 from seqmodels.nn.masking import as_lengths, check_lengths
+from seqmodels.nn.streaming import check_causal
 
 CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
 INITS = ("orthogonal", "identity", "torch")
@@ -57,6 +58,11 @@ class RecurrentEncoder(nn.Module):
     Set ``pack_sequences = False`` to run a padded batch without packing (:func:`unpacked_forward`): outputs and
     ``h_n`` stay exact, and the forward traces for ``torch.export`` and ONNX with dynamic batch and length
     (fused impl; an LSTM's ``c_n`` is then exact for full-length sequences only).
+
+    Step mode (unidirectional encoders; see :mod:`seqmodels.nn.streaming`): :meth:`initial_state`,
+    :meth:`step` (one step, x_t (N, H_in) -> y_t (N, H_out)) and :meth:`stream` (a chunk of T steps, laid out like
+    ``input``) continue from a state ``(num_layers, N, H_out)`` (LSTM: ``(h, c)``, c ``(num_layers, N, H_cell)``)
+    and together equal :meth:`forward` over the whole sequence.
 
     Set ``probe_states = True`` and, after the next forward and backward, :meth:`state_gradient_norms` returns
     ||dL/dh_t|| per step for every layer and direction (the fused path then runs the step-by-step loop once, with
@@ -273,6 +279,45 @@ class RecurrentEncoder(nn.Module):
         packed_output, h_n = self.rnn(packed, hx)
         output, _ = pad_packed_sequence(packed_output, batch_first=self.batch_first, total_length=total_length)
         return output, h_n
+
+    # ---------------------------------------------------------------- step mode
+    def initial_state(
+        self, batch_size: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> State:
+        """Zeros: ``h_0`` (num_layers, N, H_out); for LSTM a tuple ``(h_0, c_0)`` with c_0 (num_layers, N, H_cell).
+
+        ``device`` and ``dtype`` default to the encoder's parameters'.
+        """
+        check_causal(self, "encoder")
+        reference = next(self.parameters())
+        options = dict(device=device or reference.device, dtype=dtype or reference.dtype)
+        h_0 = torch.zeros(self.num_layers, batch_size, self.state_size, **options)
+        if self.is_lstm:
+            return h_0, torch.zeros(self.num_layers, batch_size, self.hidden_size, **options)
+        return h_0
+
+    def stream(self, chunk: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """T steps at once, continuing from ``state`` (None: the initial state), with the fused kernels.
+
+        Args:
+            chunk: (N, T, H_in) if batch_first else (T, N, H_in), T >= 1; every row runs all T steps.
+            state: as returned by :meth:`initial_state`, :meth:`step` or :meth:`stream`.
+
+        Returns ``(output, state)``: output (N, T, H_out) if batch_first else (T, N, H_out), equal to
+        :meth:`forward`'s output at these steps of the whole sequence, and the state after the last step.
+        """
+        check_causal(self, "encoder")
+        return self.forward(chunk, hx=state)
+
+    def step(self, x_t: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """One step: ``x_t`` (N, H_in) -> ``(y_t, state)`` with y_t (N, H_out); :meth:`stream` of one step."""
+        if x_t.dim() != 2:
+            raise ValueError(
+                f"step expects one step (N, H_in), got shape {tuple(x_t.shape)}; use stream() for a chunk of steps"
+            )
+        time_dim = 1 if self.batch_first else 0
+        output, state = self.stream(x_t.unsqueeze(time_dim), state)
+        return output.squeeze(time_dim), state
 
     def extra_repr(self) -> str:
         parts = [f"cell={self.cell!r}", f"input_size={self.input_size}", f"hidden_size={self.hidden_size}"]

@@ -188,6 +188,18 @@ class ForecastingTask(SequenceTask):
         """
         return self._to_original(self.net(inputs, future))
 
+    @torch.no_grad()
+    def forecast_stream(
+        self, inputs: Tensor, state: Any = None, future: Tensor | None = None
+    ) -> tuple[dict[str, Tensor], Any]:
+        """Streams new observations through the forecaster: ``inputs`` (N, T, C_in), the T steps observed since
+        ``state`` (None: nothing observed yet), scaled as :meth:`forecast`'s; ``future`` (N, H, F) the known-future
+        features of the H steps after them. Returns the forecast of those H steps as :meth:`forecast` returns it
+        (original scale) and the new state (see ``DirectForecaster.stream``), equal to :meth:`forecast` over every
+        observation streamed so far. For observations on your own scale use ``seqmodels.api.ForecastStream``."""
+        params, state = self.net.stream(inputs, state, future)
+        return self._to_original(params), state
+
     def _to_original(self, params: Tensor) -> dict[str, Tensor]:
         output, scaler = self.net.output, self.scaler
         out = {"point": scaler.inverse(output.point(params))}

@@ -12,6 +12,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError
 
 from seqmodels.data.batch import SequenceBatch
+from seqmodels.early_classification import EarlyAccuracy, prefix_predictions, supports_early_classification
 from seqmodels.tasks.base import OptimizerFactory, SchedulerFactory, SupervisedSequenceTask
 from seqmodels.tasks.capabilities import Capabilities, Export, Prediction
 
@@ -19,7 +20,10 @@ from seqmodels.tasks.capabilities import Capabilities, Export, Prediction
 class SequenceClassificationTask(SupervisedSequenceTask):
     """Cross-entropy classification of whole sequences.
 
-    Logs ``{split}/loss``, ``{split}/acc`` (micro accuracy), ``{split}/f1`` (macro F1) and ``val/acc_best``.
+    Logs ``{split}/loss``, ``{split}/acc`` (micro accuracy), ``{split}/f1`` (macro F1) and ``val/acc_best``. With a
+    causal network (a :class:`~seqmodels.nn.ManyToOneNet` whose encoder is unidirectional) the test also logs the
+    early-classification curve ``test/early_acc@10%`` ... ``test/early_acc@100%``: accuracy after that share of
+    each sequence, from one extra ``stream`` pass per test batch (see :mod:`seqmodels.early_classification`).
     ``**options``: ``scheduler_monitor``, ``scheduler_interval``, ``decay_exempt`` (see :class:`SequenceTask`).
     """
 
@@ -51,6 +55,22 @@ class SequenceClassificationTask(SupervisedSequenceTask):
             }
         )
         self.init_metrics(metrics, best_metric="acc", higher_is_better=True)
+        # Test only, and outside split_metrics: the per-split metrics stay the same for every classifier.
+        self.early_accuracy = EarlyAccuracy() if supports_early_classification(net) else None
+
+    def step(self, split: str, batch: SequenceBatch) -> Tensor:
+        loss = super().step(split, batch)
+        if split == "test" and self.early_accuracy is not None:
+            prefix_logits = prefix_predictions(self.net, batch.inputs, batch.lengths)
+            self.early_accuracy.update(prefix_logits.detach(), batch.targets)
+        return loss
+
+    def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
+        if self.early_accuracy is not None and self.early_accuracy.update_called:
+            for name, value in self.early_accuracy.compute().items():
+                self.log_epoch_value(f"test/{name}", value)
+            self.early_accuracy.reset()
 
     def shared_step(self, batch: SequenceBatch) -> tuple[Tensor, Tensor, Tensor]:
         logits = self(batch.inputs, batch.lengths)
