@@ -3,9 +3,12 @@
     seqmodels-generate ckpt_path=run/checkpoints/epoch_009.ckpt prompt="async def " max_new_tokens=300
     seqmodels-generate ckpt_path=... temperature=0        # greedy
     seqmodels-generate ckpt_path=... top_p=0.9 num_samples=3 seed=1
+    seqmodels-generate ckpt_path=... prompt="Once" save_state=story.pt      # later:
+    seqmodels-generate ckpt_path=... resume_state=story.pt save_state=story.pt
 
 Each token is printed as it is drawn. Ctrl-C keeps what was printed and exits with status 130; a reader that
-closes the pipe (``| head``) stops it quietly (status 141).
+closes the pipe (``| head``) stops it quietly (status 141). ``save_state`` is written on Ctrl-C too, so a stopped
+generation can be resumed.
 """
 
 from __future__ import annotations

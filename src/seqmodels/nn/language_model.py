@@ -207,8 +207,9 @@ class RecurrentLanguageModel(nn.Module):
         finally:
             self.train()
 
-    def _read_prompt(self, prompt: Tensor, prompt_lengths: Tensor | None) -> tuple[Tensor, State]:
-        """Runs the prompt once: the next-token logits (N, V) after each row's last prompt token, and the state."""
+    def read_prompt(self, prompt: Tensor, prompt_lengths: Tensor | None = None) -> tuple[Tensor, State]:
+        """Runs the prompt once: the next-token logits (N, V) after each row's last prompt token (``<pad>``
+        masked, as :meth:`step`'s) and the state, ready for the first generation :meth:`step`."""
         if prompt.dim() != 2 or prompt.shape[1] == 0:
             raise ValueError(f"prompt must be (N, P) token ids with P >= 1, got shape {tuple(prompt.shape)}")
         logits, state = self.forward(prompt, prompt_lengths)
@@ -244,7 +245,7 @@ class RecurrentLanguageModel(nn.Module):
         Returns ``tokens`` (N, T) new tokens and ``lengths`` (N,) of each row.
         """
         with self._evaluating():
-            last, state = self._read_prompt(prompt, prompt_lengths)
+            last, state = self.read_prompt(prompt, prompt_lengths)
             return decode(
                 self.step,
                 last,
@@ -276,7 +277,7 @@ class RecurrentLanguageModel(nn.Module):
         so the same ``generator`` seed draws the same tokens). Stop early by no longer asking for tokens.
         """
         with self._evaluating():
-            last, state = self._read_prompt(prompt, prompt_lengths)
+            last, state = self.read_prompt(prompt, prompt_lengths)
         return decode_steps(
             self._eval_step,
             last,
