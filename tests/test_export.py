@@ -54,9 +54,12 @@ def test_exported_graph_takes_any_batch_and_length_and_matches_the_packed_model(
 def test_export_names_what_it_cannot_do(tmp_path, monkeypatch):
     import seqmodels.export as export
 
-    translator = {CHECKPOINT_KEY: {"config": {"model": {"_target_": "seqmodels.tasks.Seq2SeqTask"}}}, "state_dict": {}}
-    with pytest.raises(ValueError, match="Seq2SeqTask checkpoints do not export yet"):
-        export_onnx(translator, tmp_path / "t.onnx")
+    conditional = {
+        CHECKPOINT_KEY: {"config": {"model": {"_target_": "seqmodels.tasks.ConditionalGenerationTask"}}},
+        "state_dict": {},
+    }
+    with pytest.raises(ValueError, match="ConditionalGenerationTask checkpoints do not export yet"):
+        export_onnx(conditional, tmp_path / "t.onnx")
     classifier = {
         CHECKPOINT_KEY: {"config": {"model": {"_target_": "seqmodels.tasks.SequenceClassificationTask"}}},
         "state_dict": {},

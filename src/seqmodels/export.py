@@ -11,8 +11,15 @@ Outputs: ``probs`` (N, K) for a classifier, ``values`` (N, K) for a regressor, `
 datamodule builds (scaled targets and covariates, then calendar features; the scaler is in the file's
 metadata), and ``future`` (N, H, F) when they use known-future features, and give ``point`` (and ``lower``,
 ``upper`` for probabilistic outputs), (N, H, C) on the original scale. With onnxruntime installed, the file
-is checked against PyTorch on a fresh batch of another size (``verify=true``, the default). Needs the
-``export`` extra:
+is checked against PyTorch on a fresh batch of another size (``verify=true``, the default).
+
+Decoding models export the graphs that :mod:`seqmodels.runtime` (numpy + onnxruntime, no torch) drives its
+decoding loops with: a language model its step (``tokens`` (N,), ``h`` [``c``] (K, N, H) -> ``logits`` (N, V) and
+the new state); an encoder-decoder its encoder (``source``, ``source_lengths`` -> ``memory``, ``mask``, ``keys``,
+initial ``h`` [``c``], ``feed``) and, in ``<stem>.decoder.onnx``, its decoder step; a CTC model ``inputs``
+(N, L, C) and ``lengths`` -> ``log_probs`` (N, L', K) and ``output_lengths`` (with frame stacking, L a multiple of
+its factor). Each file holds the model's description (vocabularies, special ids, tokenizer, state layout) as
+JSON under the metadata key ``seqmodels.runtime``. Needs the ``export`` extra:
 ``pip install 'seqmodels[export]'`` (onnx, onnxscript, onnxruntime).
 """
 
@@ -124,7 +131,8 @@ def export_onnx(
     if capabilities.export is None:
         raise ValueError(
             f"{task.__name__} checkpoints do not export yet; seqmodels-export takes sequence classifiers, regressors, "
-            "taggers and forecasters (decoding loops stay in PyTorch: use seqmodels-predict or seqmodels-generate)"
+            "taggers, forecasters, language models, encoder-decoders and CTC models (use seqmodels-predict or "
+            "seqmodels-generate for this one)"
         )
     _require_onnx()
     model, datamodule = build_from_checkpoint(checkpoint, setup_data=False)
@@ -132,8 +140,33 @@ def export_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     if capabilities.export is Export.FORECAST:
         return _export_forecaster(model, datamodule, path, verify, opset)
+    if capabilities.export is Export.LANGUAGE_MODEL:
+        return _export_language_model(model, datamodule, path, verify, opset)
+    if capabilities.export is Export.ENCODER_DECODER:
+        return _export_seq2seq(model, datamodule, path, verify, opset)
+    if capabilities.export is Export.CTC:
+        return _export_ctc(model, path, verify, opset)
     per_step = capabilities.export is Export.TAG_PROBABILITIES
-    return export_sequence_net(model.net, OUTPUT_NAMES[capabilities.export], per_step, path, verify, opset)
+    report = export_sequence_net(model.net, OUTPUT_NAMES[capabilities.export], per_step, path, verify, opset)
+    _write_metadata(path, {RUNTIME_KEY: _sequence_metadata(capabilities.export, path, datamodule)})
+    return report
+
+
+def _sequence_metadata(export: Export, path: Path, datamodule: Any) -> dict[str, Any]:
+    """A classifier's, regressor's or tagger's description for the runtime: the datamodule's JSON-safe state
+    (tokenizer, vocabulary, class names) when it has one."""
+    import json
+
+    kinds = {Export.CLASS_PROBABILITIES: "classifier", Export.VALUES: "regressor", Export.TAG_PROBABILITIES: "tagger"}
+    meta: dict[str, Any] = {"format": FORMAT_VERSION, "kind": kinds[export], "graphs": {"net": path.name}}
+    try:
+        state = datamodule.state_dict() if datamodule is not None else None
+        json.dumps(state)
+    except (TypeError, ValueError, AttributeError, RuntimeError):
+        state = None  # numeric data (features) needs no vocabulary
+    if isinstance(state, dict):
+        meta["data"] = state
+    return meta
 
 
 def export_sequence_net(
@@ -251,6 +284,7 @@ def trace_to_onnx(
     # The exporter logs a warning per torchvision operator it cannot register; seqmodels uses none of them.
     registration = logging.getLogger("torch.onnx._internal.exporter._registration")
     level = registration.level
+    _forget_rnn_dispatch()
     registration.setLevel(logging.ERROR)
     with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
         warnings.simplefilter("ignore")
@@ -265,7 +299,7 @@ def trace_to_onnx(
                 output_names=output_names,
                 opset_version=opset,
                 external_data=False,
-                verbose=False,
+                verbose=os.environ.get("SEQMODELS_DEBUG") is not None,
             )
         except Exception as exc:  # the exporter raises many types; its trace is long and internal
             if os.environ.get("SEQMODELS_DEBUG"):
@@ -276,6 +310,15 @@ def trace_to_onnx(
             ) from exc
         finally:
             registration.setLevel(level)
+            _forget_rnn_dispatch()
+
+
+def _forget_rnn_dispatch() -> None:
+    """Drops the dispatch choices torch caches on its recurrent operators. An export that decomposes one (an LSTM
+    step of fixed length 1) leaves its Python decomposition cached, and every later trace in the process then
+    unrolls that operator over the traced length, fixing a dynamic length to it."""
+    for name in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
+        getattr(torch.ops.aten, name).input._dispatch_cache.clear()
 
 
 def _write_metadata(path: Path, values: dict[str, Any]) -> None:
@@ -289,8 +332,8 @@ def _write_metadata(path: Path, values: dict[str, Any]) -> None:
     onnx.save_model(model, str(path))
 
 
-def _relax_length_annotations(path: Path) -> None:
-    """Outputs declare a symbolic length ``L`` where the trace wrote the traced one; intermediate shape
+def _relax_length_annotations(path: Path, name: str = "L") -> None:
+    """Outputs declare a symbolic length ``name`` where the trace wrote the traced one; intermediate shape
     annotations are dropped (onnxruntime infers them)."""
     import onnx
 
@@ -298,7 +341,7 @@ def _relax_length_annotations(path: Path) -> None:
     for output in model.graph.output:
         dims = output.type.tensor_type.shape.dim
         if len(dims) >= 2 and dims[1].dim_value == TRACED_LENGTH:
-            dims[1].dim_param = "L"
+            dims[1].dim_param = name
     del model.graph.value_info[:]
     onnx.save_model(model, str(path))
 
@@ -312,4 +355,396 @@ def verify_onnx(path: Path, module: nn.Module, feeds: dict[str, Tensor]) -> floa
     with torch.no_grad():
         expected = module(*feeds.values())
     expected = expected if isinstance(expected, tuple) else (expected,)
-    return max(float((torch.from_numpy(g) - e).abs().max()) for g, e in zip(got, expected, strict=True))
+    return max(_max_diff(torch.from_numpy(g), e) for g, e in zip(got, expected, strict=True))
+
+
+def _max_diff(got: Tensor, expected: Tensor) -> float:
+    """Largest absolute difference; equal values (masked -inf logits, booleans) count 0."""
+    if got.shape != expected.shape:
+        return float("inf")
+    got, expected = got.double(), expected.double()
+    diff = torch.where(got == expected, torch.zeros_like(got), (got - expected).abs())
+    return float(diff.max()) if diff.numel() else 0.0
+
+
+# ------------------------------------------------------------------------------------------------ decoding models
+# Language models, encoder-decoders and CTC models export as graphs the torch-free runtime (seqmodels.runtime)
+# drives: the decoding loops (greedy, sampling, beam search) run in numpy around the step graphs. Every file holds
+# the model's description under the metadata key RUNTIME_KEY (JSON): task kind, vocabularies, special ids, sizes,
+# tokenizer, state layout and the names of its sibling graph files.
+RUNTIME_KEY = "seqmodels.runtime"
+FORMAT_VERSION = 1
+
+
+def sibling(path: Path, part: str) -> Path:
+    """``model.onnx`` -> ``model.<part>.onnx``: the other graphs of a model exported as several."""
+    return path.with_name(f"{path.stem}.{part}{path.suffix or '.onnx'}")
+
+
+def _state_names(lstm: bool) -> list[str]:
+    return ["h", "c"] if lstm else ["h"]
+
+
+def _vocabulary_metadata(datamodule: Any) -> dict[str, Any]:
+    """A language model's vocabulary and text handling, as the runtime needs them to tokenize and detokenize."""
+    vocab = datamodule.vocab
+    if vocab is None:
+        raise ValueError("this checkpoint stores no vocabulary; retrain it with this version of seqmodels")
+    tokenizer = datamodule.tokenizer.to_dict() if datamodule.tokenizer is not None else None
+    specials = {name: vocab.stoi.get(token) for name, token in (("bos", vocab.BOS), ("eos", vocab.EOS))}
+    return {
+        "tokens": list(vocab.itos),
+        "tokenizer": tokenizer,
+        "special_ids": {"pad": vocab.pad_id, "unk": vocab.unk_id, **specials},
+        "prompt_prefix": list(datamodule.prompt_prefix()),
+        "stop_id": datamodule.stop_id,
+    }
+
+
+class ExportedLanguageModelStep(nn.Module):
+    """One step of a :class:`~seqmodels.nn.RecurrentLanguageModel`: ``tokens`` (N,), ``h`` (K, N, H) [and ``c``]
+    -> next-token ``logits`` (N, V) (``<pad>`` at -inf, as in ``step``) and the new state."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, tokens: Tensor, h: Tensor, c: Tensor | None = None) -> tuple[Tensor, ...]:
+        logits, new_state = _run_full(self.net, tokens.unsqueeze(1), (h, c) if self.net.is_lstm else h)
+        logits = self.net._never_pad(logits.squeeze(1))
+        return (logits, *new_state) if self.net.is_lstm else (logits, new_state)
+
+
+def _run_full(net: nn.Module, tokens: Tensor, state: Any) -> tuple[Tensor, Any]:
+    """``net(tokens, lengths, state)`` with every row of full length: the unpacked path, which traces with a
+    dynamic length (lengths=None would call the fused module, whose trace fixes the length)."""
+    lengths = torch.ones_like(tokens).sum(dim=1)
+    return net(tokens, lengths, state)
+
+
+def _export_language_model(model: nn.Module, datamodule: Any, path: Path, verify: bool, opset: int | None):
+    return export_language_model(model.net, path, _vocabulary_metadata(datamodule), verify, opset)
+
+
+def export_language_model(
+    net: nn.Module, path: str | os.PathLike, vocabulary: dict[str, Any], verify: bool = True, opset: int | None = None
+) -> ExportReport:
+    """A :class:`~seqmodels.nn.RecurrentLanguageModel`'s step as one graph: ``tokens`` (N,), ``h`` [``c``]
+    (K, N, H) -> ``logits`` (N, V), ``h_out`` [``c_out``]. A prompt is read one token per call (a chunk graph with
+    a dynamic length does not trace: torch's export unrolls the LSTM over the traced length).
+
+    ``vocabulary``: ``tokens`` (id order), ``tokenizer`` (``{"type": "char"|"word"|"whitespace", "lowercase"}`` or
+    None), ``special_ids``, ``prompt_prefix`` and ``stop_id``, as the language-model data modules define them.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    net = net.eval()
+    if not hasattr(net, "layers") or not hasattr(net, "_never_pad"):
+        raise ValueError(f"seqmodels-export takes a RecurrentLanguageModel network, not {type(net).__name__}")
+    states = _state_names(net.is_lstm)
+    g = torch.Generator().manual_seed(0)
+    n, k, h = 3, net.num_layers, net.hidden_size
+
+    def state(batch: int) -> list[Tensor]:
+        return [torch.randn(k, batch, h, generator=g) * 0.5 for _ in states]
+
+    step = ExportedLanguageModelStep(net).eval()
+    batch = torch.export.Dim("N")
+    outputs = ["logits", *[f"{name}_out" for name in states]]
+    tokens = torch.randint(1, net.vocab_size, (n,), generator=g)
+    dims = ({0: batch}, *({1: batch} for _ in states))
+    with unpacked(net):
+        trace_to_onnx(step, (tokens, *state(n)), dims, ["tokens", *states], outputs, path, opset)
+    meta = {
+        "format": FORMAT_VERSION,
+        "kind": "language_model",
+        "graphs": {"step": path.name},
+        "cell": net.cell,
+        "num_layers": k,
+        "hidden_size": h,
+        "vocab_size": net.vocab_size,
+        "state": {"names": states, "shape": "(num_layers, N, hidden_size) float32, zeros at the start"},
+        **vocabulary,
+    }
+    _write_metadata(path, {RUNTIME_KEY: meta})
+    report = ExportReport(
+        path,
+        f"tokens: (N,) int64, {', '.join(states)}: ({k}, N, {h}) float32",
+        f"logits: (N, {net.vocab_size}), {', '.join(outputs[1:])}",
+        None,
+    )
+    if verify and _importable("onnxruntime"):
+        values = (torch.randint(1, net.vocab_size, (5,), generator=g), *state(5))
+        feeds = dict(zip(["tokens", *states], values, strict=True))
+        report.max_abs_diff = verify_onnx(path, step, feeds)
+    return report
+
+
+class ExportedEncoder(nn.Module):
+    """:meth:`Seq2Seq.encode`: ``source`` (N, S), ``source_lengths`` (N,) -> ``memory`` (N, S, M), ``mask``
+    (N, S) bool, ``keys`` (N, S, A) (the attention's projected keys; the memory itself without attention),
+    and the decoder's initial state ``h`` (K, N, H) [``c``] and ``feed`` (N, H)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, source: Tensor, source_lengths: Tensor) -> tuple[Tensor, ...]:
+        from seqmodels.nn.masking import lengths_to_mask
+
+        net = self.net
+        embedded = net.dropout(net.source_embedding(source))
+        outputs, final = net.encoder(embedded, source_lengths)
+        if isinstance(final, tuple):  # unpacked c_n ran over the padding: the exact top-layer cells instead
+            d = net.encoder.num_directions
+            final = (final[0], torch.cat([final[1][:-d], _exact_top_cells(net.encoder.rnn, embedded, outputs,
+                                                                             source_lengths)]))  # fmt: skip
+        mask = lengths_to_mask(source_lengths, source.shape[1])
+        attention = net.decoder.attention
+        keys = attention.precompute_keys(outputs) if attention is not None else outputs
+        state = net.initial_state(final, outputs.shape[0])
+        rnn = state.rnn if isinstance(state.rnn, tuple) else (state.rnn,)
+        return (outputs, mask, keys, *rnn, state.feed)
+
+
+def _exact_top_cells(rnn: nn.Module, inputs: Tensor, outputs: Tensor, lengths: Tensor) -> Tensor:
+    """The top LSTM layer's cell state at each sequence's last valid step, (D, N, H), from its inputs and outputs.
+
+    Every gate depends only on the step's input and the previous output, so the gates come in parallel; the cell
+    ``c_t = f_t c_{t-1} + i_t g_t`` is then a weighted sum, ``c_n = sum_t exp(sum_{t<s<=n} log f_s) i_t g_t``, with
+    exponents <= 0 (stable). One layer only: the inputs are the embeddings.
+    """
+    from seqmodels.nn.recurrent import _reverse_within
+
+    hidden = rnn.hidden_size
+    valid = (torch.arange(inputs.shape[1], device=inputs.device).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1)
+    last = (lengths - 1).view(-1, 1, 1).expand(-1, 1, hidden)
+    cells = []
+    for direction in range(2 if rnn.bidirectional else 1):
+        suffix = f"_l{rnn.num_layers - 1}" + ("_reverse" if direction else "")
+        h = outputs[..., direction * hidden : (direction + 1) * hidden]
+        x = inputs
+        if direction:
+            x, h = _reverse_within(inputs, lengths), _reverse_within(h, lengths)
+        previous = torch.cat([torch.zeros_like(h[:, :1]), h[:, :-1]], dim=1)
+        gates = nn.functional.linear(x, getattr(rnn, f"weight_ih{suffix}"), getattr(rnn, f"bias_ih{suffix}", None))
+        gates = gates + nn.functional.linear(
+            previous, getattr(rnn, f"weight_hh{suffix}"), getattr(rnn, f"bias_hh{suffix}", None)
+        )
+        i, f, g, _ = gates.chunk(4, dim=-1)
+        log_f = nn.functional.logsigmoid(f).cumsum(dim=1)
+        exponent = torch.where(valid, log_f.gather(1, last) - log_f, torch.full_like(log_f, float("-inf")))
+        cells.append((exponent.exp() * torch.sigmoid(i) * torch.tanh(g)).sum(dim=1))
+    return torch.stack(cells)
+
+
+class ExportedDecoderStep(nn.Module):
+    """One decoder step: ``tokens`` (N,), ``feed``, ``memory``, ``mask``, ``keys`` and the recurrent state ``h``
+    [``c``] -> ``logits`` (N, V) with ``<pad>`` and ``<bos>`` at -inf (as in beam search), ``feed_out``, ``h_out``
+    [``c_out``]."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(
+        self,
+        tokens: Tensor,
+        feed: Tensor,
+        memory: Tensor,
+        mask: Tensor,
+        keys: Tensor,
+        h: Tensor,
+        c: Tensor | None = None,
+    ) -> tuple[Tensor, ...]:
+        from seqmodels.nn.seq2seq import DecoderState, Memory
+
+        rnn = (h, c) if self.net.cell == "lstm" else h
+        projected = keys if self.net.decoder.attention is not None else None
+        logits, state, _ = self.net.decoder.step(tokens, DecoderState(rnn, feed), Memory(memory, mask, projected))
+        logits = logits.masked_fill(self._never(logits), float("-inf"))
+        rnn = state.rnn if isinstance(state.rnn, tuple) else (state.rnn,)
+        return (logits, state.feed, *rnn)
+
+    def _never(self, logits: Tensor) -> Tensor:
+        ids = torch.arange(logits.shape[-1], device=logits.device)
+        return ((ids == self.net.padding_idx) | (ids == self.net.bos_id)).unsqueeze(0)
+
+
+def _export_seq2seq(model: nn.Module, datamodule: Any, path: Path, verify: bool, opset: int | None):
+    """``path``: the encoder graph; ``<stem>.decoder.onnx``: the decoder step."""
+    net = model.net.eval()
+    if net.cell == "lstm" and net.encoder.num_layers > 1:
+        raise ValueError(
+            "LSTM encoder-decoders export with one encoder layer only (the bridge reads the top layer's cell "
+            "state); retrain with model.net.encoder_layers=1 or model/encoder=gru"
+        )
+    states = _state_names(net.cell == "lstm")
+    encoder, decoder = ExportedEncoder(net).eval(), ExportedDecoderStep(net).eval()
+    g = torch.Generator().manual_seed(0)
+
+    def sources(n: int, length: int) -> tuple[Tensor, Tensor]:
+        lengths = torch.randint(1, length + 1, (n,), generator=g)
+        lengths[0] = length
+        ids = torch.randint(2, net.source_embedding.num_embeddings, (n, length), generator=g)
+        ids[torch.arange(length).unsqueeze(0) >= lengths.unsqueeze(1)] = net.padding_idx
+        return ids, lengths
+
+    batch, steps = torch.export.Dim("N"), torch.export.Dim("S")
+    encoder_outputs = ["memory", "mask", "keys", *states, "feed"]
+    decoder_inputs = ["tokens", "feed", "memory", "mask", "keys", *states]
+    decoder_outputs = ["logits", "feed_out", *[f"{name}_out" for name in states]]
+    source, lengths = sources(3, TRACED_LENGTH)
+    with unpacked(net), torch.no_grad():
+        trace_to_onnx(
+            encoder, (source, lengths), ({0: batch, 1: steps}, {0: batch}), ["source", "source_lengths"],
+            encoder_outputs, path, opset,
+        )  # fmt: skip
+        encoded = encoder(source, lengths)
+        tokens = torch.randint(2, net.decoder.output.out_features, (3,), generator=g)
+        memory_dims = ({0: batch, 1: steps},) * 3
+        dims = ({0: batch}, {0: batch}, *memory_dims, *[{1: batch} for _ in states])
+        decoder_path = sibling(path, "decoder")
+        trace_to_onnx(
+            decoder, _decoder_args(tokens, encoded), dims, decoder_inputs, decoder_outputs, decoder_path, opset
+        )
+    _relax_length_annotations(path, "S")
+    _relax_length_annotations(decoder_path, "S")
+    source_vocab, target_vocab = datamodule.source_vocab, datamodule.target_vocab
+    meta = {
+        "format": FORMAT_VERSION,
+        "kind": "seq2seq",
+        "graphs": {"encoder": path.name, "decoder": decoder_path.name},
+        "cell": net.cell,
+        "decoder_layers": net.decoder_layers,
+        "hidden_size": net.decoder.hidden_size,
+        "state": {"names": [*states, "feed"], "shape": "h/c: (decoder_layers, N, hidden_size); feed: (N, hidden_size)"},
+        "source_tokens": list(source_vocab.itos),
+        "target_tokens": list(target_vocab.itos),
+        "source_tokenizer": datamodule.source_tokenizer.to_dict(),
+        "target_tokenizer": datamodule.target_tokenizer.to_dict(),
+        "special_ids": {"pad": net.padding_idx, "unk": source_vocab.unk_id, "bos": net.bos_id, "eos": net.eos_id},
+        "max_length_ratio": float(model.max_length_ratio),
+        "max_length_offset": int(model.max_length_offset),
+        "length_penalty": float(model.length_penalty),
+    }
+    for file in (path, decoder_path):
+        _write_metadata(file, {RUNTIME_KEY: meta})
+    report = ExportReport(
+        path,
+        f"source: (N, S) int64, source_lengths: (N,) int64 (decoder step graph {decoder_path.name})",
+        f"{', '.join(encoder_outputs)}; decoder: {', '.join(decoder_outputs)}",
+        None,
+    )
+    if verify and _importable("onnxruntime"):
+        source, lengths = sources(5, 19)
+        diff = verify_onnx(path, encoder, {"source": source, "source_lengths": lengths})
+        with torch.no_grad():
+            encoded = encoder(source, lengths)
+        tokens = torch.randint(2, net.decoder.output.out_features, (5,), generator=g)
+        feeds = dict(zip(decoder_inputs, _decoder_args(tokens, encoded), strict=True))
+        report.max_abs_diff = max(diff, verify_onnx(decoder_path, decoder, feeds))
+    return report
+
+
+def _decoder_args(tokens: Tensor, encoded: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """The decoder graph's inputs from the encoder graph's outputs (memory, mask, keys, h, [c], feed)."""
+    memory, mask, keys, *rnn, feed = encoded
+    return (tokens, feed, memory, mask, keys, *rnn)
+
+
+class ExportedCTC(nn.Module):
+    """:class:`~seqmodels.nn.CTCNet` in evaluation: ``inputs`` (N, L, C) features, ``lengths`` (N,) ->
+    ``log_probs`` (N, L', K) (0 rows past each length) and ``output_lengths`` (N,).
+
+    The same modules as ``CTCNet.forward`` without its eager length check (a data-dependent branch that does not
+    trace) and without SpecAugment and dropout (training only)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, inputs: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        from seqmodels.nn.ctc import _zero_padding
+
+        x = inputs
+        if self.net.subsampling is not None:
+            x, lengths = self.net.subsampling(x, lengths)
+        outputs, _ = self.net.encoder(x, lengths)
+        log_probs = self.net.output(outputs).float().log_softmax(-1)
+        return _zero_padding(log_probs, lengths), lengths
+
+
+def frame_multiple(net: nn.Module) -> int:
+    """The frame count the exported CTC graph needs a multiple of: frame stacking's factor (the runtime pads with
+    zero frames, which stacking adds anyway), 1 otherwise."""
+    from seqmodels.nn.ctc import FrameStacking
+
+    return net.subsampling.factor if isinstance(net.subsampling, FrameStacking) else 1
+
+
+def _export_ctc(model: nn.Module, path: Path, verify: bool, opset: int | None) -> ExportReport:
+    """Frames are declared a multiple of the stacking factor, so the stacked length is a plain symbol: torch's
+    exporter cannot propagate shapes through a GRU whose length is a ceil-division of the input's."""
+    net = model.net.eval()
+    exported = ExportedCTC(net).eval()
+    multiple = frame_multiple(net)
+    g = torch.Generator().manual_seed(0)
+
+    def batch(n: int, length: int) -> tuple[Tensor, Tensor]:
+        lengths = torch.randint(1, length + 1, (n,), generator=g)
+        lengths[0] = length
+        padded = -(-length // multiple) * multiple
+        features = torch.randn(n, padded, net.input_size, generator=g)
+        return features * (torch.arange(padded).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1), lengths
+
+    n, frames = torch.export.Dim("N"), torch.export.Dim("F")
+    length_dim = frames * multiple if multiple > 1 else frames
+    inputs, lengths = batch(3, TRACED_LENGTH * multiple)
+    with unpacked(net):
+        trace_to_onnx(
+            exported,
+            (inputs, lengths),
+            ({0: n, 1: length_dim}, {0: n}),
+            ["inputs", "lengths"],
+            ["log_probs", "output_lengths"],
+            path,
+            opset,
+        )
+    _relax_length_annotations(path, "F")
+    meta = {
+        "format": FORMAT_VERSION,
+        "kind": "ctc",
+        "graphs": {"ctc": path.name},
+        "labels": list(model.labels),
+        "special_ids": {"blank": int(model.blank)},
+        "input_size": int(net.input_size),
+        "frame_multiple": multiple,
+        "num_classes": int(net.num_classes),
+    }
+    _write_metadata(path, {RUNTIME_KEY: meta})
+    pad_note = f" (L a multiple of {multiple}: pad with zero frames)" if multiple > 1 else ""
+    report = ExportReport(
+        path,
+        f"inputs: (N, L, {net.input_size}) float32{pad_note}, lengths: (N,) int64",
+        f"log_probs: (N, L', {net.num_classes}), output_lengths: (N,)",
+        None,
+    )
+    if verify and _importable("onnxruntime"):
+        inputs, lengths = batch(5, 19 * multiple + 1)
+        # Against the original network on the unpadded frames: the padding is the runtime's, not the model's.
+        report.max_abs_diff = _verify_ctc(path, net, inputs, lengths)
+    return report
+
+
+def _verify_ctc(path: Path, net: nn.Module, inputs: Tensor, lengths: Tensor) -> float:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    log_probs, out_lengths = session.run(None, {"inputs": inputs.numpy(), "lengths": lengths.numpy()})
+    with torch.no_grad():
+        expected, expected_lengths = net(inputs[:, : int(lengths.max())], lengths)
+    if not (torch.from_numpy(out_lengths) == expected_lengths).all():
+        return float("inf")
+    steps = expected.shape[1]
+    return float((torch.from_numpy(log_probs[:, :steps]) - expected).abs().max())

@@ -2,6 +2,7 @@
 
 seqmodels-export ckpt_path=run/checkpoints/epoch_012.ckpt      # writes run/checkpoints/epoch_012.onnx
 seqmodels-export ckpt_path=... output_file=model.onnx verify=false
+seqmodels-export ckpt_path=<seq2seq>.ckpt output_file=g2p.onnx   # also writes g2p.decoder.onnx (the decoder step)
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ class FrameStacking(nn.Module):
         lengths = as_lengths(lengths)
         n, length, channels = inputs.shape
         x = _zero_padding(inputs, lengths)
-        steps = math.ceil(length / self.factor)
+        steps = (length + self.factor - 1) // self.factor  # integer ceil: ONNX export traces it symbolically
         x = nn.functional.pad(x, (0, 0, 0, steps * self.factor - length))
         x = self.projection(x.reshape(n, steps, self.factor * channels))
         out_lengths = self.output_lengths(lengths)

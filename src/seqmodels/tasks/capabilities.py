@@ -29,6 +29,9 @@ class Export(Enum):
     VALUES = "values"  # (N, num_outputs)
     TAG_PROBABILITIES = "tag probs"  # (N, L, num_tags): one distribution per step
     FORECAST = "forecast"  # point forecast (and interval) on the original scale
+    LANGUAGE_MODEL = "language model"  # step graph: tokens (N,), state -> logits (N, V), new state
+    ENCODER_DECODER = "encoder-decoder"  # encoder graph (source -> memory, initial state) + decoder-step graph
+    CTC = "ctc"  # features, lengths -> log-probs (N, L', K), output lengths
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from torchmetrics.text import CharErrorRate, WordErrorRate
 from seqmodels.data.batch import SequenceBatch
 from seqmodels.nn.ctc import ctc_greedy_decode, ctc_prefix_beam_search
 from seqmodels.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
-from seqmodels.tasks.capabilities import Capabilities, Prediction
+from seqmodels.tasks.capabilities import Capabilities, Export, Prediction
 
 
 class CTCTask(SequenceTask):
@@ -35,7 +35,7 @@ class CTCTask(SequenceTask):
         **options: ``scheduler_monitor``, ``scheduler_interval``, ``decay_exempt`` (see :class:`SequenceTask`).
     """
 
-    capabilities: ClassVar[Capabilities] = Capabilities(predict=Prediction.AUDIO_TO_TEXT)
+    capabilities: ClassVar[Capabilities] = Capabilities(predict=Prediction.AUDIO_TO_TEXT, export=Export.CTC)
 
     def __init__(
         self,

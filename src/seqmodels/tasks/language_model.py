@@ -19,7 +19,7 @@ from seqmodels.data.batch import SequenceBatch
 from seqmodels.nn.language_model import detach_state
 from seqmodels.nn.recurrent import State
 from seqmodels.tasks.base import SPLITS, OptimizerFactory, SchedulerFactory, SequenceTask
-from seqmodels.tasks.capabilities import Capabilities
+from seqmodels.tasks.capabilities import Capabilities, Export
 
 IGNORE_INDEX = -100
 
@@ -39,7 +39,7 @@ class LanguageModelTask(SequenceTask):
         **options: ``scheduler_monitor``, ``scheduler_interval``, ``decay_exempt`` (see :class:`SequenceTask`).
     """
 
-    capabilities: ClassVar[Capabilities] = Capabilities(generate=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(generate=True, export=Export.LANGUAGE_MODEL)
 
     def __init__(
         self,

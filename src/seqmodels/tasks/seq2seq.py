@@ -12,7 +12,7 @@ from torchmetrics.text import BLEUScore, WordErrorRate
 
 from seqmodels.data.batch import SequenceBatch
 from seqmodels.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
-from seqmodels.tasks.capabilities import Capabilities, Prediction
+from seqmodels.tasks.capabilities import Capabilities, Export, Prediction
 
 
 def trim(ids: list[int], eos_id: int, padding_idx: int) -> list[int]:
@@ -49,7 +49,7 @@ class Seq2SeqTask(SequenceTask):
         **options: ``scheduler_monitor``, ``scheduler_interval``, ``decay_exempt`` (see :class:`SequenceTask`).
     """
 
-    capabilities: ClassVar[Capabilities] = Capabilities(predict=Prediction.TEXT_TO_TEXT)
+    capabilities: ClassVar[Capabilities] = Capabilities(predict=Prediction.TEXT_TO_TEXT, export=Export.ENCODER_DECODER)
 
     def __init__(
         self,
