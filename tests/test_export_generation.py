@@ -227,9 +227,13 @@ def test_runtime_seq2seq_greedy_and_beam_search_equal_torch(seq2seq):
         assert [[t for t, _ in h] for h in got_beams] == [[t for t, _ in h] for h in expected_beams]
         scores = [s for h in got_beams for _, s in h]
         np.testing.assert_allclose(scores, [s for h in expected_beams for _, s in h], atol=1e-4)
-    # seqmodels-predict's text output
-    best = net.beam_search(src, lens, 3, seq2seq.model.max_decode_length(lens), seq2seq.model.length_penalty, 2)
-    expected_text = [[(dm.target_text(ids), score) for ids, score in h] for h in best]
+    # seqmodels-predict's text output: each text decoded with the output length its own length allows
+    expected_text = []
+    for row in range(len(texts)):
+        one_src, one_len = src[row : row + 1, : int(lens[row])], lens[row : row + 1]
+        max_len = seq2seq.model.max_decode_length(one_len)
+        (best,) = net.beam_search(one_src, one_len, 3, max_len, seq2seq.model.length_penalty, 2)
+        expected_text.append([(dm.target_text(ids), score) for ids, score in best])
     got_text = rt.translate(texts, beam_size=3, n_best=2)
     assert [[t for t, _ in h] for h in got_text] == [[t for t, _ in h] for h in expected_text]
 

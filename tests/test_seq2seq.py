@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from seqmodels.data import CMUDictDataModule, ParallelTextDataModule, SyntheticTransductionDataModule, read_tsv_pairs
 from seqmodels.nn import Attention, Seq2Seq
@@ -188,3 +189,44 @@ def test_dates_task_generates_valid_iso_targets():
     for source, target in dm.pairs["train"]:
         iso = "".join(target)
         assert dt.date.fromisoformat(iso).year >= 1950 and str(dt.date.fromisoformat(iso).year) in "".join(source)
+
+
+def test_predict_output_of_a_line_does_not_depend_on_the_other_lines(compose_train, tmp_path):
+    """An encoder-decoder decodes each input with the output length its own length allows, alone or beside others.
+
+    Catches: a decoding limit taken from the longest input in the batch (an untrained model rarely emits <eos>, so
+    its outputs run to the limit and a short line's output grew when a long line shared its batch).
+    """
+    from seqmodels.predict import predict
+
+    cfg = compose_train(
+        "experiment=reverse",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=1",
+        "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+        "data.num_train=32",
+        "data.num_val=8",
+        "data.num_test=8",
+        "logger=none",
+    )
+    trained = train(cfg)
+    # A model that never ends its output: every hypothesis runs to the decoding limit, which is what is compared.
+    checkpoint = torch.load(trained.best_model_path, weights_only=True)
+    checkpoint["state_dict"]["net.decoder.output.bias"][trained.task.eos_id] = -1e4
+    ckpt = tmp_path / "never_ends.ckpt"
+    torch.save(checkpoint, ckpt)
+    base = {
+        "ckpt_path": str(ckpt),
+        "beam_size": 2,
+        "n_best": 1,
+        "length_penalty": 1.0,
+        "batch_size": 64,
+        "device": "cpu",
+    }
+    alone = predict(OmegaConf.create({**base, "input": "abc"}))
+    lines = tmp_path / "inputs.txt"
+    lines.write_text("abc\n" + "abcdefghijklmnopqr\n" + "abc\n", encoding="utf-8")
+    together = predict(OmegaConf.create({**base, "input_file": str(lines)}))
+    assert [text for text, _ in together] == ["abc", "abcdefghijklmnopqr", "abc"]
+    assert together[0] == alone[0] and together[2] == alone[0]

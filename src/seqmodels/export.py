@@ -18,9 +18,9 @@ decoding loops with: a language model its step (``tokens`` (N,), ``h`` [``c``] (
 the new state); an encoder-decoder its encoder (``source``, ``source_lengths`` -> ``memory``, ``mask``, ``keys``,
 initial ``h`` [``c``], ``feed``) and, in ``<stem>.decoder.onnx``, its decoder step; a CTC model ``inputs``
 (N, L, C) and ``lengths`` -> ``log_probs`` (N, L', K) and ``output_lengths`` (with frame stacking, L a multiple of
-its factor). Each file holds the model's description (vocabularies, special ids, tokenizer, state layout) as
-JSON under the metadata key ``seqmodels.runtime``. Needs the ``export`` extra:
-``pip install 'seqmodels[export]'`` (onnx, onnxscript, onnxruntime).
+its factor). Each file holds the model's description (vocabularies, special ids, tokenizer, state layout; a CTC
+model's log-mel ``FeatureConfig``, a tagger's word tokenizer) as JSON under the metadata key ``seqmodels.runtime``.
+Needs the ``export`` extra: ``pip install 'seqmodels[export]'`` (onnx, onnxscript, onnxruntime).
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def export_onnx(
     if capabilities.export is Export.ENCODER_DECODER:
         return _export_seq2seq(model, datamodule, path, verify, opset)
     if capabilities.export is Export.CTC:
-        return _export_ctc(model, path, verify, opset)
+        return _export_ctc(model, datamodule, path, verify, opset)
     per_step = capabilities.export is Export.TAG_PROBABILITIES
     report = export_sequence_net(model.net, OUTPUT_NAMES[capabilities.export], per_step, path, verify, opset)
     _write_metadata(path, {RUNTIME_KEY: _sequence_metadata(capabilities.export, path, datamodule)})
@@ -165,6 +165,9 @@ def _sequence_metadata(export: Export, path: Path, datamodule: Any) -> dict[str,
     except (TypeError, ValueError, AttributeError, RuntimeError):
         state = None  # numeric data (features) needs no vocabulary
     if isinstance(state, dict):
+        if export is Export.TAG_PROBABILITIES and "tokenizer" not in state and hasattr(datamodule, "lowercase"):
+            # A tagger reads whitespace-separated words (lowercased when it was trained so), one tag per word.
+            state["tokenizer"] = {"type": "whitespace", "lowercase": bool(datamodule.lowercase)}
         meta["data"] = state
     return meta
 
@@ -683,7 +686,7 @@ def frame_multiple(net: nn.Module) -> int:
     return net.subsampling.factor if isinstance(net.subsampling, FrameStacking) else 1
 
 
-def _export_ctc(model: nn.Module, path: Path, verify: bool, opset: int | None) -> ExportReport:
+def _export_ctc(model: nn.Module, datamodule: Any, path: Path, verify: bool, opset: int | None) -> ExportReport:
     """Frames are declared a multiple of the stacking factor, so the stacked length is a plain symbol: torch's
     exporter cannot propagate shapes through a GRU whose length is a ceil-division of the input's."""
     net = model.net.eval()
@@ -722,6 +725,11 @@ def _export_ctc(model: nn.Module, path: Path, verify: bool, opset: int | None) -
         "frame_multiple": multiple,
         "num_classes": int(net.num_classes),
     }
+    features = getattr(datamodule, "features", None)
+    if features is not None:  # the log-mel front-end: the runtime reads WAV files with it
+        meta["features"] = features.to_dict()
+        meta["sample_rate"] = int(features.sample_rate)
+        meta["log_floor"] = float(datamodule.featurizer.log_floor)
     _write_metadata(path, {RUNTIME_KEY: meta})
     pad_note = f" (L a multiple of {multiple}: pad with zero frames)" if multiple > 1 else ""
     report = ExportReport(

@@ -9,13 +9,18 @@
     seqmodels-predict ckpt_path=<forecaster>.ckpt backtest=test output_file=backtest.csv   # historical forecasts
     seqmodels-predict ckpt_path=<speech model>.ckpt input_file=digits.wav                  # prints the transcript
     seqmodels-predict ckpt_path=<speech model>.ckpt input_file=wavs.txt beam_size=1         # one WAV path per line
+    seqmodels-predict ckpt_path=<streaming speech model>.ckpt input_file=digits.wav stream=true chunk_ms=100
 
 The checkpoint holds the vocabularies, labels, scalers and the model config; nothing else is needed. Input
 tokens a vocabulary lacks are read as ``<unk>`` (with a warning on stderr). Text inputs give one line each:
 ``input<TAB>output``, or with ``n_best`` > 1 one line per output with its score (log-probability for
 encoder-decoders, probability for classifiers). A speech (CTC) checkpoint reads PCM WAV files at any sample
-rate (resampled to the model's) and decodes with CTC prefix beam search (``beam_size=1``: greedy). Language
-models generate with ``seqmodels-generate``.
+rate (resampled to the model's) and decodes with CTC prefix beam search (``beam_size=1``: greedy). With
+``stream=true`` (a causal model: unidirectional encoder, ``normalize=cumulative`` features, e.g.
+``experiment=spoken_digits_streaming``) the WAV is fed in ``chunk_ms`` chunks through a
+:class:`~seqmodels.nn.ctc.StreamingRecognizer`; each partial transcript goes to stderr as it changes, and the
+final one (greedy, equal to offline greedy decoding) is the output. Language models generate with
+``seqmodels-generate``.
 
 Which reader and writer a checkpoint gets is what its task declares (``capabilities.predict``, see
 :mod:`seqmodels.tasks.capabilities`); :func:`predict_from_checkpoint` dispatches on it.
@@ -105,22 +110,29 @@ def predict(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -> list[t
     device = requested_device(cfg)
     model.to(device).eval()
     inputs = read_inputs(cfg)
-    results: list[tuple[str, list[tuple[str, float]]]] = []
-    for start in range(0, len(inputs), cfg.batch_size):
-        chunk = inputs[start : start + cfg.batch_size]
-        batch = pad_collate([datamodule.source_from_text(text) for text in chunk], padding_value=0).to(device)
-        max_len = model.max_decode_length(batch.lengths)
-        hypotheses = model.net.beam_search(
-            batch.inputs,
-            batch.lengths,
-            beam_size=cfg.beam_size,
-            max_len=max_len,
-            length_penalty=cfg.length_penalty,
-            n_best=cfg.n_best,
-        )
-        for text, best in zip(chunk, hypotheses, strict=True):
-            results.append((text, [(datamodule.target_text(ids), score) for ids, score in best]))
-    return results
+    sources = [datamodule.source_from_text(text) for text in inputs]
+    # Each input decodes with the output length its own length allows, so batches hold inputs that share it: an
+    # output never depends on which other lines are in the file.
+    limits = [model.max_decode_length(torch.tensor([len(source)])) for source in sources]
+    groups: dict[int, list[int]] = {}
+    for index, limit in enumerate(limits):
+        groups.setdefault(limit, []).append(index)
+    decoded: dict[int, list[tuple[str, float]]] = {}
+    for max_len, members in groups.items():
+        for start in range(0, len(members), cfg.batch_size):
+            rows = members[start : start + cfg.batch_size]
+            batch = pad_collate([sources[i] for i in rows], padding_value=0).to(device)
+            hypotheses = model.net.beam_search(
+                batch.inputs,
+                batch.lengths,
+                beam_size=cfg.beam_size,
+                max_len=max_len,
+                length_penalty=cfg.length_penalty,
+                n_best=cfg.n_best,
+            )
+            for row, best in zip(rows, hypotheses, strict=True):
+                decoded[row] = [(datamodule.target_text(ids), score) for ids, score in best]
+    return [(text, decoded[index]) for index, text in enumerate(inputs)]
 
 
 def write_forecasts(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -> bool:
@@ -246,6 +258,68 @@ def transcribe_audio(
     return results
 
 
+def streaming_recognizer(checkpoint: dict[str, Any], source: str = "the checkpoint") -> tuple[Any, Any]:
+    """The :class:`~seqmodels.nn.ctc.StreamingRecognizer` of a speech checkpoint, and its datamodule; a one-line
+    ``ValueError`` naming ``source`` and the fix when the model is not causal (bidirectional encoder, per-utterance
+    feature normalisation)."""
+    from seqmodels.nn.ctc import StreamingRecognizer
+
+    model, datamodule = build_from_checkpoint(checkpoint, setup_data=False)
+    model.eval()
+    try:
+        return StreamingRecognizer(datamodule.featurizer, model.net, model.labels, model.blank), datamodule
+    except ValueError as exc:
+        raise ValueError(f"stream=true cannot use {source}: {exc}") from None
+
+
+def stream_audio(
+    cfg: DictConfig, checkpoint: dict[str, Any] | None = None, on_partial: Any = None
+) -> list[tuple[str, list[tuple[str, float]]]]:
+    """For a causal speech checkpoint: per WAV file, its greedy transcript and best-path log-probability, read in
+    ``cfg.chunk_ms`` chunks as a live stream would arrive. ``on_partial(path, seconds, text)`` is called each time
+    the partial transcript changes (default: a line on stderr)."""
+    if checkpoint is None:
+        checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
+    if task_capabilities(checkpoint)[1].predict is not Prediction.AUDIO_TO_TEXT:
+        raise ValueError(
+            f"stream=true reads audio with a speech (CTC) checkpoint; {cfg.ckpt_path} is not one: drop stream=true"
+        )
+    if cfg.get("n_best", 1) != 1:
+        raise ValueError(f"stream=true decodes greedily, one transcript per file; set n_best=1 (got {cfg.n_best})")
+    chunk_ms = float(cfg.get("chunk_ms", 100.0))
+    if not chunk_ms > 0:
+        raise ValueError(f"chunk_ms must be > 0 milliseconds of audio per chunk, got {cfg.chunk_ms}")
+    paths = audio_paths(cfg)
+    recognizer, datamodule = streaming_recognizer(checkpoint, str(cfg.ckpt_path))
+    device = requested_device(cfg)
+    recognizer.net.to(device)
+    recognizer.featurizer.to(device)
+    if on_partial is None:
+
+        def on_partial(path: str, seconds: float, text: str) -> None:
+            name = f"{Path(path).name} " if len(paths) > 1 else ""
+            print(f"{name}[{seconds:6.2f} s] {text}", file=sys.stderr, flush=True)
+
+    from seqmodels.data.audio import read_wav
+
+    chunk = max(1, round(datamodule.sample_rate * chunk_ms / 1000))
+    results: list[tuple[str, list[tuple[str, float]]]] = []
+    for path in paths:
+        waveform, rate = read_wav(path)
+        # A file at another rate is resampled whole (a live source would deliver the model's rate).
+        samples = datamodule.waveform_for_model(waveform, rate, source=str(Path(path).expanduser())).to(device)
+        state, shown = recognizer.initial_state(1, device), ""
+        starts = range(0, samples.shape[0], chunk)
+        for index, start in enumerate(starts):
+            final = index == len(starts) - 1
+            text, state = recognizer.stream(samples[start : start + chunk], state, final=final)
+            if text != shown:
+                on_partial(str(path), min(start + chunk, samples.shape[0]) / datamodule.sample_rate, text)
+                shown = text
+        results.append((str(path), [(text, float(state["score"][0]))]))
+    return results
+
+
 def label_texts(
     cfg: DictConfig, checkpoint: dict[str, Any] | None = None
 ) -> list[tuple[str, list[tuple[str, float]]]] | None:
@@ -301,6 +375,13 @@ def predict_from_checkpoint(cfg: DictConfig) -> tuple[Prediction, Results | None
         raise capabilities.refusal(task, "seqmodels-predict", cfg.ckpt_path)
     if cfg.get("backtest") and capabilities.predict is not Prediction.SERIES_TO_FORECAST:
         raise ValueError(f"backtest={cfg.backtest} needs a forecasting checkpoint; {cfg.ckpt_path} is not one")
+    if cfg.get("stream") and capabilities.predict is not Prediction.AUDIO_TO_TEXT:
+        raise ValueError(
+            f"stream=true streams audio into a speech (CTC) checkpoint; {cfg.ckpt_path} is a {task.__name__} "
+            "checkpoint: drop stream=true"
+        )
+    if cfg.get("stream"):
+        return capabilities.predict, stream_audio(cfg, checkpoint)
     if capabilities.predict is Prediction.SERIES_TO_FORECAST:
         write_forecasts(cfg, checkpoint)
         return capabilities.predict, None

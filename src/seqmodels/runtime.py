@@ -6,14 +6,25 @@
     g2p = load("g2p.onnx")                       # encoder graph; g2p.decoder.onnx lies next to it
     g2p.translate(["hello"], beam_size=5, n_best=3)                             # as seqmodels-predict
     asr = load("dtmf.onnx")
+    asr.transcribe_wav("keys.wav", beam_size=5)  # WAV -> numpy log-mels -> prefix beam search: as seqmodels-predict
     asr.transcribe([features])                   # (L, C) log-mel frames -> greedy CTC transcripts
+    load("ner.onnx").tag_texts(["EU rejects German call"])                      # one tag per word
+    load("reviews.onnx").label_texts(["great value"], n_best=2)                 # labels with probabilities
+
+From the shell, printing what seqmodels-predict / seqmodels-generate print for the checkpoint:
+
+    python -m seqmodels.runtime ner.onnx --input "EU rejects German call"
+    python -m seqmodels.runtime dtmf.onnx --wav keys.wav --beam-size 5 --n-best 3
+    python -m seqmodels.runtime char_lm.onnx --prompt "async def " --max-new-tokens 200 --temperature 0
 
 Each file carries its model's description in the metadata key ``seqmodels.runtime`` (JSON): task kind,
 vocabularies, special ids, tokenizer, sizes and state layout, and the names of its sibling graph files. Importing
 this module never imports torch.
 
 Decoding matches PyTorch's: greedy decoding and beam search give the same tokens as ``seqmodels-generate`` /
-``seqmodels-predict`` (the graphs compute the same logits within float rounding). Sampling draws from numpy's
+``seqmodels-predict`` (the graphs compute the same logits within float rounding). A speech model's file also holds
+its front-end's settings: WAV files are read with the standard library, resampled and turned into log-mel features
+in numpy as :class:`seqmodels.nn.LogMelSpectrogram` computes them (within 1e-4). Sampling draws from numpy's
 generator (``numpy.random.default_rng(seed)``), not torch's: a seed gives reproducible text here, but not the same
 text as ``seqmodels-generate`` with that seed.
 """
@@ -24,6 +35,7 @@ import json
 import math
 import os
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,11 +50,16 @@ __all__ = [
     "CTCRuntime",
     "ExportedModelError",
     "LanguageModelRuntime",
+    "LogMelFeatures",
     "Seq2SeqRuntime",
     "SequenceRuntime",
     "TextCodec",
     "beam_search",
+    "ctc_prefix_beam_search",
     "load",
+    "main",
+    "read_wav",
+    "resample",
     "sample_next",
 ]
 
@@ -552,10 +569,240 @@ class Seq2SeqRuntime:
         self, texts: Sequence[str], beam_size: int = 5, n_best: int = 1, length_penalty: float | None = None
     ) -> list[list[tuple[str, float]]]:
         """``seqmodels-predict`` for one batch of texts: per input, ``n_best`` ``(text, score)`` best first."""
-        source, lengths = self.source_ids(texts)
         penalty = self.meta["length_penalty"] if length_penalty is None else length_penalty
-        hypotheses = self.beam_search(source, lengths, beam_size, self.max_decode_length(lengths), penalty, n_best)
-        return [[(self.target_text(ids), score) for ids, score in best] for best in hypotheses]
+        # Each text decodes with the output length its own length allows (as seqmodels-predict): texts sharing it
+        # are batched, so an output never depends on the other texts.
+        groups: dict[int, list[int]] = {}
+        for index, text in enumerate(texts):
+            _, length = self.source_ids([text])
+            groups.setdefault(self.max_decode_length(length), []).append(index)
+        results: dict[int, list[tuple[str, float]]] = {}
+        for max_len, members in groups.items():
+            source, lengths = self.source_ids([texts[i] for i in members])
+            hypotheses = self.beam_search(source, lengths, beam_size, max_len, penalty, n_best)
+            for index, best in zip(members, hypotheses, strict=True):
+                results[index] = [(self.target_text(ids), score) for ids, score in best]
+        return [results[index] for index in range(len(texts))]
+
+
+# ------------------------------------------------------------------------------------------------ audio
+# The speech front-end of seqmodels.nn.audio (LogMelSpectrogram) and seqmodels.data.audio (read_wav), in numpy:
+# the same framing, window, FFT, mel filterbank, log, deltas, normalisation and windowed-sinc resampling.
+_WAV_FORMATS = "integer PCM WAV (8, 16, 24 or 32-bit samples, any number of channels)"
+_UNKNOWN_SIZE = 0xFFFFFFFF  # a data chunk size that means "unknown" (written by streaming tools)
+
+
+def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """A PCM WAV file -> ``(waveform (T,) float32 in [-1, 1], sample_rate)``, channels averaged to mono.
+
+    Reads and refuses what ``seqmodels-predict`` does: a missing file (FileNotFoundError), a file that is not a
+    WAV, another encoding (float, compressed), no samples, a truncated file (ValueError, one line each).
+    """
+    import wave
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"audio file not found: {path}; pass the path of a .wav file")
+    try:
+        with wave.open(str(path), "rb") as handle:
+            channels, width = handle.getnchannels(), handle.getsampwidth()
+            rate, frames = handle.getframerate(), handle.getnframes()
+            data = handle.readframes(frames)
+    except (wave.Error, EOFError) as exc:
+        reason = str(exc) or "truncated"
+        raise ValueError(f"cannot read {path} as a WAV file ({reason}); seqmodels reads {_WAV_FORMATS}") from None
+    if width not in (1, 2, 3, 4):
+        raise ValueError(f"{path} has {8 * width}-bit samples; seqmodels reads {_WAV_FORMATS}")
+    if rate <= 0:
+        raise ValueError(f"{path} declares a sample rate of {rate} Hz; export it again with a real rate")
+    count = len(data) // (width * channels)
+    if count == 0:
+        raise ValueError(f"{path} holds no audio samples")
+    streamed = frames * width * channels >= _UNKNOWN_SIZE - width * channels  # "as long as possible"
+    if count < frames and not streamed:
+        raise ValueError(
+            f"{path} is truncated: its header announces {frames} frames ({frames / rate:.3f} s at {rate} Hz) but the "
+            f"file holds {count} ({count / rate:.3f} s); copy or export it again"
+        )
+    raw = np.frombuffer(data[: count * width * channels], dtype=np.uint8)
+    if width == 1:  # unsigned 8-bit
+        samples = (raw.astype(np.float32) - 128.0) / 128.0
+    elif width == 3:  # little-endian 24-bit: widened to 32 bits, keeping the sign
+        triples = raw.reshape(-1, 3).astype(np.int32)
+        values = triples[:, 0] | (triples[:, 1] << 8) | (triples[:, 2] << 16)
+        samples = (np.where(values >= 1 << 23, values - (1 << 24), values) / float(1 << 23)).astype(np.float32)
+    else:
+        dtype = np.dtype("<i2") if width == 2 else np.dtype("<i4")
+        samples = raw.view(dtype).astype(np.float32) / float(1 << (8 * width - 1))
+    return np.ascontiguousarray(samples.reshape(count, channels).mean(axis=1)), rate
+
+
+def resample(
+    waveform: np.ndarray, orig_freq: int, new_freq: int, lowpass_filter_width: int = 6, rolloff: float = 0.99
+) -> np.ndarray:
+    """Band-limited resampling with a Hann-windowed sinc, (T,) -> (ceil(T * new_freq / orig_freq),) float64:
+    :func:`seqmodels.nn.audio.resample` (one polyphase filter per output phase, cut-off ``rolloff`` times the
+    lower Nyquist frequency)."""
+    orig_freq, new_freq = int(orig_freq), int(new_freq)
+    if orig_freq <= 0 or new_freq <= 0:
+        raise ValueError(f"sample rates must be positive, got {orig_freq} and {new_freq}")
+    waveform = np.asarray(waveform, dtype=np.float64)
+    if orig_freq == new_freq:
+        return waveform
+    gcd = math.gcd(orig_freq, new_freq)
+    orig, new = orig_freq // gcd, new_freq // gcd
+    base = min(orig, new) * rolloff
+    width = math.ceil(lowpass_filter_width * orig / base)
+    taps = np.arange(-width, width + orig, dtype=np.float64)[None, :] / orig
+    times = (-np.arange(new, dtype=np.float64)[:, None] / new + taps) * base
+    times = np.clip(times, -lowpass_filter_width, lowpass_filter_width)
+    window = np.cos(times * math.pi / lowpass_filter_width / 2) ** 2
+    times = times * math.pi
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sinc = np.where(times == 0, 1.0, np.sin(times) / np.where(times == 0, 1.0, times))
+    kernels = sinc * window * base / orig  # (new, K)
+    padded = np.pad(waveform, (width, width + orig))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, kernels.shape[1])[::orig]  # (frames, K)
+    out = (windows @ kernels.T).reshape(-1)  # frame-major: the phases of each input step interleave
+    return out[: math.ceil(new * waveform.shape[-1] / orig)]
+
+
+def hz_to_mel(frequency: Any) -> Any:
+    """HTK mel scale: ``2595 * log10(1 + f / 700)``."""
+    return 2595.0 * np.log10(1.0 + np.asarray(frequency, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(mel: Any) -> Any:
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int, f_min: float, f_max: float) -> np.ndarray:
+    """Triangular HTK-mel filters (n_freqs, n_mels), float64: :func:`seqmodels.nn.audio.mel_filterbank`."""
+    bins = np.linspace(0, sample_rate / 2, n_freqs, dtype=np.float64)
+    edges = mel_to_hz(np.linspace(float(hz_to_mel(f_min)), float(hz_to_mel(f_max)), n_mels + 2, dtype=np.float64))
+    lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
+    rising = (bins[:, None] - lower) / (centre - lower)
+    falling = (upper - bins[:, None]) / (upper - centre)
+    return np.clip(np.minimum(rising, falling), 0.0, None)
+
+
+def compute_deltas(features: np.ndarray, width: int = 2) -> np.ndarray:
+    """Regression deltas along time of one utterance (L, C), its first and last frames repeated past its ends."""
+    length = features.shape[0]
+    steps = np.arange(length)
+    out = np.zeros_like(features)
+    for k in range(1, width + 1):
+        ahead = np.minimum(steps + k, length - 1)
+        behind = np.minimum(np.maximum(steps - k, 0), length - 1)
+        out = out + k * (features[ahead] - features[behind])
+    return out / (2 * sum(k * k for k in range(1, width + 1)))
+
+
+def cumulative_normalize(features: np.ndarray) -> np.ndarray:
+    """Causal normalisation (L, C): frame ``t`` minus the mean of frames ``0..t``, over their standard deviation
+    (+ 1e-5), from float64 sums of the frames less the first (:func:`seqmodels.nn.audio.cumulative_normalize`)."""
+    if not len(features):
+        return features
+    d = features.astype(np.float64) - features[0].astype(np.float64)
+    counts = np.arange(1, len(d) + 1, dtype=np.float64)[:, None]
+    mean = np.cumsum(d, axis=0) / counts
+    var = np.clip(np.cumsum(d * d, axis=0) / counts - mean * mean, 0.0, None)
+    return (d - mean) / (np.sqrt(var) + 1e-5)
+
+
+#: ``normalize`` values of a FeatureConfig and the mode each reads as (booleans: as checkpoints store them).
+NORMALIZE_MODES = {
+    True: "utterance",
+    False: "none",
+    "true": "utterance",
+    "utterance": "utterance",
+    "false": "none",
+    "none": "none",
+    "null": "none",
+    "cumulative": "cumulative",
+}
+
+
+class LogMelFeatures:
+    """The log-mel front-end a speech model was trained on, from its ``FeatureConfig`` fields (as the CTC export
+    stores them): waveforms at :attr:`sample_rate` -> features (L, C), as :class:`seqmodels.nn.LogMelSpectrogram`.
+
+    Frame ``i`` covers samples ``[i * hop, i * hop + n_fft)`` (no centring; a signal shorter than one frame is
+    zero-padded to one), weighted by a periodic Hann window of ``win_length`` samples centred in ``n_fft``; its
+    power spectrum (``numpy.fft.rfft``) goes through the HTK mel filterbank and ``log(max(mel, log_floor))``, then
+    deltas and normalisation (``utterance``, ``cumulative`` or ``none``). Computed in float64.
+    """
+
+    FIELDS = ("sample_rate", "win_ms", "hop_ms", "n_mels", "f_min", "f_max", "deltas", "normalize", "preemphasis")
+
+    def __init__(self, config: dict[str, Any], log_floor: float = 1e-10) -> None:
+        unknown = sorted(set(config) - set(self.FIELDS))
+        if unknown:
+            raise ExportedModelError(
+                f"this model's features use setting(s) {unknown} that this seqmodels.runtime does not compute; "
+                "upgrade seqmodels to run it"
+            )
+        mode = config.get("normalize", True)
+        key = mode.strip().lower() if isinstance(mode, str) else mode
+        if key not in NORMALIZE_MODES:
+            raise ExportedModelError(
+                f"this model's features use normalize={mode!r}, which seqmodels.runtime does not compute (it knows "
+                f"utterance, cumulative and none); upgrade seqmodels to run it"
+            )
+        self.normalize: str = NORMALIZE_MODES[key]
+        self.sample_rate = int(config.get("sample_rate", 16000))
+        win_ms, hop_ms = float(config.get("win_ms", 25.0)), float(config.get("hop_ms", 10.0))
+        self.win_length = max(1, round(self.sample_rate * win_ms / 1000))
+        self.hop_length = max(1, round(self.sample_rate * hop_ms / 1000))
+        self.n_fft = 1 << (self.win_length - 1).bit_length()
+        self.n_mels, self.deltas = int(config.get("n_mels", 40)), int(config.get("deltas", 0))
+        self.f_min = float(config.get("f_min", 0.0))
+        f_max = config.get("f_max")
+        self.f_max = float(self.sample_rate / 2 if f_max is None else f_max)
+        self.preemphasis, self.log_floor = float(config.get("preemphasis", 0.0)), float(log_floor)
+        if self.deltas not in (0, 1, 2) or not 0.0 <= self.f_min < self.f_max <= self.sample_rate / 2:
+            raise ExportedModelError(f"this model's feature settings are inconsistent ({config}); export it again")
+        n = np.arange(self.win_length, dtype=np.float64)
+        hann = 0.5 - 0.5 * np.cos(2 * math.pi * n / self.win_length) if self.win_length > 1 else np.ones(1)
+        left = (self.n_fft - self.win_length) // 2  # torch.stft centres a shorter window in the frame
+        self.window = np.zeros(self.n_fft)
+        self.window[left : left + self.win_length] = hann
+        self.filterbank = mel_filterbank(self.n_fft // 2 + 1, self.n_mels, self.sample_rate, self.f_min, self.f_max)
+
+    @property
+    def output_size(self) -> int:
+        return self.n_mels * (1 + self.deltas)
+
+    def num_frames(self, num_samples: int) -> int:
+        return 1 + (max(num_samples, self.n_fft) - self.n_fft) // self.hop_length
+
+    def log_mel(self, waveform: np.ndarray) -> np.ndarray:
+        """Log-mel energies (L, n_mels) float64 of one waveform (T,) at :attr:`sample_rate`."""
+        signal = np.asarray(waveform, dtype=np.float64)
+        if signal.ndim != 1 or not len(signal):
+            raise ValueError(f"expected one non-empty waveform (T,), got shape {signal.shape}")
+        if self.preemphasis:
+            signal = np.concatenate([signal[:1], signal[1:] - self.preemphasis * signal[:-1]])
+        if len(signal) < self.n_fft:
+            signal = np.pad(signal, (0, self.n_fft - len(signal)))
+        frames = np.lib.stride_tricks.sliding_window_view(signal, self.n_fft)[:: self.hop_length]
+        spectrum = np.fft.rfft(frames * self.window, n=self.n_fft, axis=-1)
+        power = spectrum.real**2 + spectrum.imag**2
+        return np.log(np.maximum(power @ self.filterbank, self.log_floor))
+
+    def __call__(self, waveform: np.ndarray) -> np.ndarray:
+        """One waveform (T,) at :attr:`sample_rate` -> features (L, C) float32."""
+        features = self.log_mel(waveform)
+        if self.deltas:
+            delta = compute_deltas(features)
+            features = np.concatenate([features, delta, *([compute_deltas(delta)] if self.deltas == 2 else [])], -1)
+        if self.normalize == "cumulative":
+            features = cumulative_normalize(features)
+        elif self.normalize == "utterance":
+            mean = features.mean(axis=0, keepdims=True)
+            std = np.sqrt(((features - mean) ** 2).mean(axis=0, keepdims=True))
+            features = (features - mean) / (std + 1e-5)
+        return features.astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------------------ CTC
@@ -567,14 +814,99 @@ def ctc_greedy_decode(log_probs: np.ndarray, lengths: np.ndarray, blank: int = 0
     return [row[:n][k[:n]].tolist() for row, k, n in zip(best, keep, np.asarray(lengths).tolist(), strict=True)]
 
 
+def _logsumexp(*values: float) -> float:
+    top = max(values)
+    if top == -math.inf:
+        return -math.inf
+    return top + math.log(sum(math.exp(v - top) for v in values))
+
+
+def ctc_prefix_beam_search(
+    log_probs: np.ndarray, lengths: Sequence[int] | np.ndarray | None = None, beam_size: int = 5, blank: int = 0,
+    n_best: int = 1,
+) -> list[list[tuple[list[int], float]]]:  # fmt: skip
+    """CTC prefix beam search, step for step :func:`seqmodels.nn.ctc.ctc_prefix_beam_search` in Python.
+
+    ``log_probs`` (N, L, K) or (L, K), ``lengths`` (N,) valid steps (default: all). Per step only the
+    ``beam_size`` most likely labels extend the prefixes and the ``beam_size`` most likely prefixes survive
+    (``beam_size=1``: greedy decoding). Returns per sequence up to ``n_best`` ``(label ids, log-probability)``
+    pairs, best first.
+    """
+    if beam_size < 1 or not 1 <= n_best <= beam_size:
+        raise ValueError(f"need beam_size >= 1 and 1 <= n_best <= beam_size, got {beam_size}, {n_best}")
+    log_probs = np.asarray(log_probs, dtype=np.float32)
+    if log_probs.ndim == 2:
+        log_probs = log_probs[None]
+    if log_probs.ndim != 3:
+        raise ValueError(f"log_probs must be (N, L, K) or (L, K), got shape {log_probs.shape}")
+    n, length, classes = log_probs.shape
+    lengths = [length] * n if lengths is None else [int(x) for x in np.asarray(lengths).reshape(-1)]
+    if len(lengths) != n or any(not 0 <= x <= length for x in lengths):
+        raise ValueError(f"need one length in [0, {length}] per sequence, got {lengths}")
+    k = min(beam_size, classes)
+    order = np.argsort(-log_probs, axis=-1, kind="stable")[..., :k]  # torch.topk: largest first
+    top_values, top_labels = np.take_along_axis(log_probs, order, axis=-1).tolist(), order.tolist()
+    results: list[list[tuple[list[int], float]]] = []
+    for values, labels, steps in zip(top_values, top_labels, lengths, strict=True):
+        # prefix -> [log P(alignments ending in blank), log P(alignments ending in the prefix's last label)]
+        beams: dict[tuple[int, ...], list[float]] = {(): [0.0, -math.inf]}
+        for step in range(steps):
+            candidates: dict[tuple[int, ...], list[float]] = {}
+            for prefix, (p_blank, p_label) in beams.items():
+                last = prefix[-1] if prefix else None
+                for label, p in zip(labels[step], values[step], strict=True):
+                    if label == blank:
+                        entry = candidates.setdefault(prefix, [-math.inf, -math.inf])
+                        entry[0] = _logsumexp(entry[0], p_blank + p, p_label + p)
+                        continue
+                    extended = candidates.setdefault(prefix + (label,), [-math.inf, -math.inf])
+                    if label == last:  # only a blank in between makes a second label; otherwise the repeat merges
+                        extended[1] = _logsumexp(extended[1], p_blank + p)
+                        same = candidates.setdefault(prefix, [-math.inf, -math.inf])
+                        same[1] = _logsumexp(same[1], p_label + p)
+                    else:
+                        extended[1] = _logsumexp(extended[1], p_blank + p, p_label + p)
+            ranked = sorted(candidates.items(), key=lambda item: _logsumexp(*item[1]), reverse=True)
+            beams = dict(ranked[:beam_size])
+        final = sorted(
+            ((list(prefix), _logsumexp(*scores)) for prefix, scores in beams.items()),
+            key=lambda item: item[1],
+            reverse=True,
+        )
+        results.append(final[:n_best])
+    return results
+
+
 class CTCRuntime:
-    """An exported :class:`~seqmodels.nn.CTCNet`: features (the data module's log-mel frames) -> transcripts."""
+    """An exported :class:`~seqmodels.nn.CTCNet`: WAV files or waveforms (through the numpy log-mel front-end the
+    model was trained with, stored in the file) or features -> transcripts, greedy or by prefix beam search."""
 
     def __init__(self, meta: dict[str, Any], sessions: dict[str, Any]) -> None:
         self.meta, self.session = meta, sessions["ctc"]
         self.labels: list[str] = meta["labels"]
         self.blank: int = meta["special_ids"]["blank"]
         self.input_size, self.multiple = meta["input_size"], meta["frame_multiple"]
+        self.features: LogMelFeatures | None = None
+        if meta.get("features") is not None:
+            self.features = LogMelFeatures(meta["features"], meta.get("log_floor", 1e-10))
+            if self.features.output_size != self.input_size:
+                raise ExportedModelError(
+                    f"this model's features give {self.features.output_size} values per frame but its network reads "
+                    f"{self.input_size}; export the checkpoint again"
+                )
+
+    @property
+    def sample_rate(self) -> int:
+        """The rate the model's front-end reads (other rates are resampled)."""
+        return self._front_end().sample_rate
+
+    def _front_end(self) -> LogMelFeatures:
+        if self.features is None:
+            raise ExportedModelError(
+                "this file holds no feature settings (exported by an older seqmodels-export); export the checkpoint "
+                "again to transcribe audio, or pass log-mel features to transcribe()"
+            )
+        return self.features
 
     def log_probs(self, features: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Per-utterance features (L_i, C) -> ``log_probs`` (N, L', K) and ``output_lengths`` (N,)."""
@@ -595,20 +927,69 @@ class CTCRuntime:
         return "".join(self.labels[i] for i in ids if i != self.blank)
 
     def transcribe(self, features: Sequence[np.ndarray]) -> list[str]:
-        """Greedy CTC transcripts (``seqmodels-predict beam_size=1``)."""
+        """Greedy CTC transcripts of features (``seqmodels-predict beam_size=1``)."""
         log_probs, lengths = self.log_probs(features)
         return [self.text(ids) for ids in ctc_greedy_decode(log_probs, lengths, self.blank)]
+
+    def decode(
+        self, features: Sequence[np.ndarray], beam_size: int = 5, n_best: int = 1
+    ) -> list[list[tuple[str, float]]]:
+        """Per utterance, ``n_best`` ``(transcript, log-probability)`` from :func:`ctc_prefix_beam_search`."""
+        if beam_size < 1 or not 1 <= n_best <= beam_size:
+            raise ValueError(f"need beam_size >= 1 and 1 <= n_best <= beam_size, got {beam_size}, {n_best}")
+        log_probs, lengths = self.log_probs(features)
+        hypotheses = ctc_prefix_beam_search(log_probs, lengths, beam_size, self.blank, n_best)
+        return [[(self.text(ids), score) for ids, score in best] for best in hypotheses]
+
+    def features_from_waveform(
+        self, waveform: np.ndarray, sample_rate: int, source: str = "the waveform"
+    ) -> np.ndarray:
+        """A mono waveform (T,) at ``sample_rate`` -> features (L, C), resampled to :attr:`sample_rate` first;
+        audio shorter than one feature frame is a one-line ValueError."""
+        front = self._front_end()
+        waveform = np.asarray(waveform, dtype=np.float32)
+        if waveform.ndim != 1:
+            raise ValueError(f"{source} must be one mono waveform (T,), got shape {waveform.shape}")
+        resampled = resample(waveform, sample_rate, front.sample_rate)
+        if resampled.shape[-1] < front.n_fft:
+            raise ValueError(
+                f"{source} lasts {1000.0 * waveform.shape[-1] / sample_rate:.1f} ms ({waveform.shape[-1]} samples at "
+                f"{sample_rate} Hz), shorter than one feature frame ({1000.0 * front.n_fft / front.sample_rate:.1f} "
+                "ms); give a longer recording"
+            )
+        return front(resampled)
+
+    def features_from_wav(self, path: str | os.PathLike) -> np.ndarray:
+        """A PCM WAV file (any rate, channels averaged) -> features (L, C); :func:`read_wav` says what it refuses."""
+        self._front_end()  # an old export is refused before the file is read
+        waveform, rate = read_wav(path)
+        return self.features_from_waveform(waveform, rate, source=str(Path(path).expanduser()))
+
+    def decode_wav(self, path: str | os.PathLike, beam_size: int = 5, n_best: int = 1) -> list[tuple[str, float]]:
+        """``seqmodels-predict``'s answer for one WAV file: ``n_best`` ``(transcript, log-probability)``."""
+        return self.decode([self.features_from_wav(path)], beam_size, n_best)[0]
+
+    def transcribe_wav(self, path: str | os.PathLike, beam_size: int = 5) -> str:
+        """The transcript ``seqmodels-predict input_file=<path> beam_size=<beam_size>`` prints."""
+        return self.decode_wav(path, beam_size)[0][0]
 
 
 # ------------------------------------------------------------------------------------------------ classifiers
 class SequenceRuntime:
-    """An exported classifier, regressor or tagger: ``inputs`` (N, L) ids or (N, L, C) features with lengths."""
+    """An exported classifier, regressor or tagger: ``inputs`` (N, L) ids or (N, L, C) features with lengths.
+
+    Text models (exported with their vocabulary and tokenizer) also read text as ``seqmodels-predict`` does:
+    :meth:`label_texts` for a classifier, :meth:`tag_texts` for a tagger (words the vocabulary lacks read as
+    ``<unk>``).
+    """
 
     def __init__(self, meta: dict[str, Any], sessions: dict[str, Any]) -> None:
         self.meta, self.session = meta, sessions["net"]
         self.kind: str = meta["kind"]
         data = meta.get("data") or {}
         self.class_names: list[str] | None = data.get("class_names")
+        self.tag_names: list[str] | None = data.get("tag_names")
+        self.max_length: int | None = data.get("max_length")
         vocab, tokenizer = data.get("vocab"), data.get("tokenizer")
         self.codec = TextCodec(vocab["tokens"], tokenizer) if vocab and tokenizer else None
 
@@ -619,17 +1000,233 @@ class SequenceRuntime:
         (out,) = self.session.run(None, {"inputs": inputs, "lengths": np.asarray(lengths, dtype=np.int64)})
         return out
 
-    def label_texts(self, texts: Sequence[str], n_best: int = 1) -> list[list[tuple[str, float]]]:
-        """A text classifier's ``seqmodels-predict``: per text, its ``n_best`` labels with probabilities."""
-        if self.codec is None or self.class_names is None or self.kind != "classifier":
-            raise ValueError("label_texts needs a text classifier exported with its vocabulary and class names")
-        rows = [self.codec.encode(self.codec.tokenize(text)) for text in texts]
-        if any(not row for row in rows):
-            raise ValueError("an input has no tokens to classify")
+    def tokens(self, text: str) -> list[str]:
+        """The tokens the model reads of ``text`` (truncated to the classifier's ``max_length``)."""
+        if self.codec is None:
+            raise ValueError(
+                f"this {self.kind} reads feature sequences, or was exported without its vocabulary and tokenizer "
+                "(export it again with this seqmodels-export); call run(inputs, lengths)"
+            )
+        tokens = self.codec.tokenize(text)
+        return tokens[: self.max_length] if self.max_length is not None else tokens
+
+    def unknown_tokens(self, text: str) -> list[str]:
+        """The tokens of ``text`` the vocabulary lacks (read as ``<unk>``)."""
+        return self.codec.unknown(self.tokens(text)) if self.codec is not None else []
+
+    def _ids(self, texts: Sequence[str], action: str) -> tuple[np.ndarray, np.ndarray]:
+        rows = []
+        for text in texts:
+            tokens = self.tokens(text)
+            if not tokens:
+                raise ValueError(f"input {text!r} has no tokens to {action}")
+            rows.append(self.codec.encode(tokens))  # type: ignore[union-attr]
+        if not rows:
+            raise ValueError(f"no inputs to {action}")
         lengths = np.array([len(row) for row in rows], dtype=np.int64)
         ids = np.zeros((len(rows), int(lengths.max())), dtype=np.int64)
         for i, row in enumerate(rows):
             ids[i, : len(row)] = row
-        probs = self.run(ids, lengths)
+        return ids, lengths
+
+    def label_texts(self, texts: Sequence[str], n_best: int = 1) -> list[list[tuple[str, float]]]:
+        """A text classifier's ``seqmodels-predict``: per text, its ``n_best`` labels with probabilities."""
+        if self.kind != "classifier" or self.class_names is None:
+            raise ValueError(f"label_texts needs a text classifier exported with its class names, not a {self.kind}")
+        if not 1 <= n_best <= len(self.class_names):
+            raise ValueError(f"n_best must be in [1, {len(self.class_names)}] (the classes), got {n_best}")
+        probs = self.run(*self._ids(texts, "classify"))
         order = np.argsort(-probs, axis=-1, kind="stable")[:, :n_best]
         return [[(self.class_names[j], float(p[j])) for j in row] for p, row in zip(probs, order, strict=True)]
+
+    def tag_texts(self, texts: Sequence[str]) -> list[list[str]]:
+        """A tagger's ``seqmodels-predict``: per sentence (words separated by whitespace), one tag per word."""
+        if self.kind != "tagger" or self.tag_names is None:
+            raise ValueError(f"tag_texts needs a tagger exported with its tag names, not a {self.kind}")
+        ids, lengths = self._ids(texts, "tag")
+        best = self.run(ids, lengths).argmax(axis=-1)
+        return [[self.tag_names[i] for i in row[:n].tolist()] for row, n in zip(best, lengths.tolist(), strict=True)]
+
+
+# ------------------------------------------------------------------------------------------------ command line
+_USAGE = """python -m seqmodels.runtime MODEL.onnx (--input TEXT | --input-file FILE | --wav WAV [WAV ...])
+                                   [--beam-size K] [--n-best N] [--length-penalty P]
+       python -m seqmodels.runtime MODEL.onnx --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-k K]
+                                   [--top-p P] [--num-samples S] [--seed S]"""
+
+
+class CommandLineError(ValueError):
+    """A wrong command line: reported in one line."""
+
+
+def _parser() -> Any:
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> Any:  # one line and status 1, as every seqmodels program
+            raise CommandLineError(f"{message} (usage: python -m seqmodels.runtime MODEL.onnx --input TEXT ...; -h)")
+
+    parser = Parser(
+        prog="python -m seqmodels.runtime",
+        usage=_USAGE,
+        description="Run a model written by seqmodels-export with numpy and onnxruntime only (no PyTorch); prints "
+        "what seqmodels-predict (or, for a language model, seqmodels-generate) prints for its checkpoint.",
+    )
+    parser.add_argument("model", help="the .onnx file (sibling graphs such as <stem>.decoder.onnx next to it)")
+    parser.add_argument("--input", help="one text (classifier, tagger, encoder-decoder)")
+    parser.add_argument("--input-file", help="one input per line; for a speech model a .wav or a list of WAV paths")
+    parser.add_argument("--wav", nargs="+", help="speech models: PCM WAV file(s), any sample rate")
+    parser.add_argument("--beam-size", type=int, default=5, help="encoder-decoders, speech: beam width (1: greedy)")
+    parser.add_argument("--n-best", type=int, default=1, help="outputs per input, with their scores when > 1")
+    parser.add_argument("--length-penalty", type=float, default=1.0, help="encoder-decoders: beam length penalty")
+    parser.add_argument("--prompt", help="language models: the text to continue")
+    parser.add_argument("--max-new-tokens", type=int, default=200)
+    parser.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
+    parser.add_argument("--top-k", type=int, default=None)
+    parser.add_argument("--top-p", type=float, default=None)
+    parser.add_argument("--num-samples", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0, help="numpy's generator: not the samples of seqmodels-generate")
+    parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
+    return parser
+
+
+def _text_lines(path: Path) -> list[str]:
+    """The inputs of a UTF-8 file, one per line (stripped; blank lines at the end dropped, others refused)."""
+    path = path.expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"input file not found: {path}; pass --input-file /path/to/inputs.txt (one per line)")
+    data = path.read_bytes()
+    skip = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    try:
+        text = data[skip:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte offset {skip + exc.start}); save the file as UTF-8") from None
+    lines = [line.strip() for line in text.splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    if not lines:
+        raise ValueError(f"{path} holds no inputs (one per line)")
+    blank = next((number for number, line in enumerate(lines, start=1) if not line), None)
+    if blank is not None:
+        raise ValueError(f"{path}: line {blank} is blank; each line is one input, so remove it or put an input on it")
+    return lines
+
+
+def _wav_paths(args: Any) -> list[str]:
+    """``--wav`` paths, or ``--input-file``: a WAV, or a text file listing WAV paths (relative to it)."""
+    if args.wav:
+        return list(args.wav)
+    path = Path(args.input_file).expanduser()
+    if path.suffix.lower() == ".wav" or not path.is_file():
+        return [str(path)]
+    with path.open("rb") as handle:
+        if handle.read(4) == b"RIFF":
+            return [str(path)]
+    return [str((path.parent / line).resolve() if not Path(line).is_absolute() else Path(line)) for line in
+            _text_lines(path)]  # fmt: skip
+
+
+def _lines(results: list[tuple[str, list[tuple[str, float]]]], n_best: int) -> list[str]:
+    """seqmodels-predict's output: ``input<TAB>output``, or per output ``input<TAB>output<TAB>score``."""
+    if n_best == 1:
+        return [f"{text}\t{outputs[0][0]}" for text, outputs in results]
+    return [f"{text}\t{output}\t{score:.4f}" for text, outputs in results for output, score in outputs]
+
+
+def _check_beam(args: Any) -> None:
+    if args.beam_size < 1 or not 1 <= args.n_best <= args.beam_size:
+        raise ValueError(f"need beam_size >= 1 and 1 <= n_best <= beam_size, got {args.beam_size}, {args.n_best}")
+
+
+def _generate_command(model: LanguageModelRuntime, args: Any, path: Path) -> str:
+    if args.prompt is None:
+        raise CommandLineError(f"{path} is a language model: pass --prompt TEXT (and --max-new-tokens N)")
+    if args.max_new_tokens < 1:
+        raise ValueError(f"--max-new-tokens must be an integer >= 1, got {args.max_new_tokens}")
+    if args.num_samples < 1:
+        raise ValueError(f"--num-samples must be an integer >= 1, got {args.num_samples}")
+    samples = model.generate_text(
+        args.prompt, args.max_new_tokens, args.temperature, args.top_k or None, args.top_p, args.num_samples,
+        args.seed,
+    )  # fmt: skip
+    return "\n\n".join(samples) + "\n"  # seqmodels-generate: a blank line between samples
+
+
+def _speech_command(model: CTCRuntime, args: Any, path: Path) -> str:
+    if args.input is not None or (not args.wav and args.input_file is None):
+        raise CommandLineError(f"{path} is a speech (CTC) model, which reads audio: pass --wav file.wav")
+    _check_beam(args)
+    results = [(p, model.decode_wav(p, args.beam_size, args.n_best)) for p in _wav_paths(args)]
+    if len(results) == 1 and args.n_best == 1:
+        return results[0][1][0][0] + "\n"  # one recording: its transcript alone
+    return "\n".join(_lines(results, args.n_best)) + "\n"
+
+
+def _text_command(model: Any, args: Any, path: Path) -> str:
+    kind = model.meta["kind"]
+    if args.wav:
+        raise CommandLineError(f"{path} is a {kind}, which reads text: pass --input or --input-file, not --wav")
+    if args.input is None and args.input_file is None:
+        raise CommandLineError(f"{path} is a {kind}: pass --input TEXT or --input-file FILE")
+    if kind == "regressor":
+        raise CommandLineError(f"{path} is a regressor, which seqmodels-predict does not read; use run()")
+    if isinstance(model, Seq2SeqRuntime):
+        _check_beam(args)
+    elif kind == "tagger" and args.n_best != 1:
+        raise ValueError(f"a tagger gives one tag per word; set --n-best 1 (got {args.n_best})")
+    else:
+        model.tokens("")  # a model without a text interface is refused before any input is read
+    inputs = [args.input] if args.input is not None else _text_lines(Path(args.input_file))
+    outputs: list[list[tuple[str, float]]] = []
+    if isinstance(model, Seq2SeqRuntime):
+        for start in range(0, len(inputs), 64):  # seqmodels-predict's batches (batch_size=64)
+            outputs += model.translate(inputs[start : start + 64], args.beam_size, args.n_best, args.length_penalty)
+    else:
+        unknown = list(dict.fromkeys(token for text in inputs for token in model.unknown_tokens(text)))
+        if unknown:
+            print(f"input tokens not in the vocabulary, read as <unk>: {' '.join(map(repr, unknown))}", file=sys.stderr)
+        if kind == "tagger":
+            outputs = [[(" ".join(tags), 1.0)] for tags in model.tag_texts(inputs)]
+        else:
+            outputs = model.label_texts(inputs, args.n_best)
+    return "\n".join(_lines(list(zip(inputs, outputs, strict=True)), args.n_best)) + "\n"
+
+
+def _run_command(args: Any) -> str:
+    given = [args.input is not None, args.input_file is not None, bool(args.wav), args.prompt is not None]
+    if sum(given) > 1:
+        raise CommandLineError("pass one of --input, --input-file, --wav or --prompt")
+    path = Path(args.model).expanduser()
+    model = load(path, threads=args.threads)
+    if isinstance(model, LanguageModelRuntime):
+        return _generate_command(model, args, path)
+    if args.prompt is not None:
+        raise CommandLineError(
+            f"{path} is a {model.meta['kind']}, not a language model: pass --input or --input-file, not --prompt"
+        )
+    if isinstance(model, CTCRuntime):
+        return _speech_command(model, args, path)
+    return _text_command(model, args, path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m seqmodels.runtime``: a user's mistake is one line on stderr and exit status 1."""
+    try:
+        args = _parser().parse_args(argv)
+        output = _run_command(args)
+    except (ValueError, FileNotFoundError, OSError, ModuleNotFoundError) as exc:
+        if os.environ.get("SEQMODELS_DEBUG"):
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"python -m seqmodels.runtime: error: {message}", file=sys.stderr, flush=True)
+        return 1
+    try:
+        sys.stdout.write(output)
+        sys.stdout.flush()
+    except BrokenPipeError:  # a reader that closed the pipe (| head)
+        return 141
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

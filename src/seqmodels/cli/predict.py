@@ -5,6 +5,7 @@
     seqmodels-predict ckpt_path=<text classifier>.ckpt input="'great value, works well'" n_best=2
     seqmodels-predict ckpt_path=<forecaster>.ckpt backtest=test output_file=backtest.csv
     seqmodels-predict ckpt_path=<speech model>.ckpt input_file=digits.wav                  # prints the transcript
+    seqmodels-predict ckpt_path=<streaming speech model>.ckpt input_file=digits.wav stream=true  # partials on stderr
 
 Text inputs give one line each, ``input<TAB>output`` (with ``n_best`` > 1 one line per output with its score), on
 stdout or in ``output_file``. See :mod:`seqmodels.predict` for what each kind of checkpoint reads and writes.

@@ -165,6 +165,11 @@ class SpeechDataModule(SequenceDataModule):
         Audio shorter than one feature frame (``n_fft`` samples at :attr:`sample_rate`) is a one-line
         ``ValueError`` naming ``source`` and its duration: it would only be zero-padding, an empty transcript.
         """
+        return self.featurizer.featurize(self.waveform_for_model(waveform, sample_rate, source))
+
+    def waveform_for_model(self, waveform: Tensor, sample_rate: int, source: str = "the waveform") -> Tensor:
+        """A mono waveform (T,) at ``sample_rate`` -> float32 at :attr:`sample_rate`, at least one feature frame
+        long (else the one-line ``ValueError`` of :meth:`features_from_waveform`)."""
         resampled = resample(waveform.float(), sample_rate, self.sample_rate)
         if resampled.shape[-1] < self.featurizer.n_fft:
             frame_ms = 1000.0 * self.featurizer.n_fft / self.sample_rate
@@ -172,7 +177,7 @@ class SpeechDataModule(SequenceDataModule):
                 f"{source} lasts {1000.0 * waveform.shape[-1] / sample_rate:.1f} ms ({waveform.shape[-1]} samples at "
                 f"{sample_rate} Hz), shorter than one feature frame ({frame_ms:.1f} ms); give a longer recording"
             )
-        return self.featurizer.featurize(resampled)
+        return resampled
 
     def features_from_wav(self, path: str | Path) -> Tensor:
         """A WAV file (any PCM rate, channels averaged) -> features (L, C); :func:`read_wav` says which it refuses."""

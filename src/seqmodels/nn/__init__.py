@@ -14,7 +14,15 @@ from seqmodels.nn.audio import (
 )
 from seqmodels.nn.cells import CustomRNN, GRUCell, LayerNormLSTMCell, LSTMCell, RNNCell
 from seqmodels.nn.conditional import ClassCondition, ConditionalDecoder, ImageCondition, VectorCondition
-from seqmodels.nn.ctc import ConvSubsampling, CTCNet, FrameStacking, ctc_greedy_decode, ctc_prefix_beam_search
+from seqmodels.nn.ctc import (
+    ConvSubsampling,
+    CTCNet,
+    FrameStacking,
+    GreedyCTCStreamDecoder,
+    StreamingRecognizer,
+    ctc_greedy_decode,
+    ctc_prefix_beam_search,
+)
 from seqmodels.nn.decoding import beam_search, decode, filter_logits, sample_next
 from seqmodels.nn.forecasting import DirectForecaster, GaussianOutput, PointOutput, QuantileOutput, Seq2SeqForecaster
 from seqmodels.nn.frontends import LinearProjection, TokenEmbedding
@@ -33,6 +41,8 @@ __all__ = [
     "ConvSubsampling",
     "FeatureConfig",
     "FrameStacking",
+    "GreedyCTCStreamDecoder",
+    "StreamingRecognizer",
     "LogMelSpectrogram",
     "SpecAugment",
     "compute_deltas",

@@ -1,5 +1,5 @@
 """Audio front-end in plain torch: resampling, framing + ``torch.stft``, log-mel filterbank, deltas, per-utterance
-normalisation, and SpecAugment-style masking for training.
+or cumulative (causal) normalisation, chunk-by-chunk streaming, and SpecAugment-style masking for training.
 
 Shapes: N batch, T samples, L frames, C features per frame. Waveforms are float in [-1, 1].
 """
@@ -96,6 +96,56 @@ def resample(
 
 
 # ------------------------------------------------------------------------------------------------ features
+NORMALIZE_MODES = ("utterance", "cumulative", "none")
+
+
+def normalize_mode(value: bool | str | None) -> bool | str:
+    """``normalize`` as stored: True (per-utterance), False (none) or ``"cumulative"``; the names ``"utterance"``
+    and ``"none"`` read as True and False, so configs and checkpoints written with booleans keep their meaning."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    name = str(value).strip().lower()
+    if name in ("true", "utterance"):
+        return True
+    if name in ("false", "none", "null"):
+        return False
+    if name == "cumulative":
+        return "cumulative"
+    raise ValueError(f"features: normalize must be one of {list(NORMALIZE_MODES)} (or true / false), got {value!r}")
+
+
+def cumulative_normalize(features: Tensor, stats: dict[str, Tensor] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """Causal mean and variance normalisation: frame ``t`` minus the mean of frames ``0..t``, over their standard
+    deviation (+ 1e-5), per channel. Statistics are float64 sums of the frames minus the first frame (a shift that
+    keeps the variance exact); ``stats`` carries them from an earlier chunk, so chunks give the whole's result.
+
+    Inputs: ``features`` (N, l, C), ``stats`` from the previous call or None. Outputs: (N, l, C), the new stats.
+    """
+    n, length, channels = features.shape
+    x = features.double()
+    if stats is None:
+        stats = {
+            "shift": x[:, 0] if length else x.new_zeros(n, channels),
+            "sum": x.new_zeros(n, channels),
+            "sumsq": x.new_zeros(n, channels),
+            "count": torch.zeros((), dtype=torch.long),
+        }
+    if not length:
+        return features, stats
+    count = int(stats["count"])
+    shift = stats["shift"] if count else x[:, 0]
+    d = x - shift[:, None]
+    # The running sums lead each cumulative sum, so chunks add in the same order as the whole signal.
+    sums = torch.cumsum(torch.cat([stats["sum"][:, None], d], 1), 1)[:, 1:]
+    sumsq = torch.cumsum(torch.cat([stats["sumsq"][:, None], d * d], 1), 1)[:, 1:]
+    counts = torch.arange(count + 1, count + length + 1, dtype=torch.float64, device=x.device)[None, :, None]
+    mean = sums / counts
+    var = (sumsq / counts - mean * mean).clamp(min=0.0)
+    out = ((d - mean) / (var.sqrt() + 1e-5)).to(features.dtype)
+    new = {"shift": shift, "sum": sums[:, -1], "sumsq": sumsq[:, -1], "count": torch.tensor(count + length)}
+    return out, new
+
+
 def compute_deltas(features: Tensor, lengths: Tensor | None = None, width: int = 2) -> Tensor:
     """Regression deltas along time: ``d_t = sum_n n (c_{t+n} - c_{t-n}) / (2 sum_n n^2)``, n = 1..width.
 
@@ -131,7 +181,9 @@ class FeatureConfig:
         n_mels: mel filters.
         f_min, f_max: the filterbank's range in Hz (``f_max`` None: Nyquist).
         deltas: 0 (log-mels only), 1 (+ deltas) or 2 (+ deltas and delta-deltas).
-        normalize: per-utterance mean and variance normalisation of each channel.
+        normalize: mean and variance normalisation of each channel: ``true`` (or ``utterance``) over the whole
+            utterance; ``cumulative`` over the frames so far (causal: what streaming recognition needs, and the
+            same chunk by chunk as offline); ``false`` (or ``none``) for none.
         preemphasis: ``x[t] - preemphasis * x[t - 1]`` before framing (0 disables it).
 
     ``LogMelSpectrogram.from_config(config)`` builds the module, which checks the values.
@@ -144,7 +196,7 @@ class FeatureConfig:
     f_min: float = 0.0
     f_max: float | None = None
     deltas: int = 0
-    normalize: bool = True
+    normalize: bool | str = True
     preemphasis: float = 0.0
 
     def __post_init__(self) -> None:
@@ -154,7 +206,7 @@ class FeatureConfig:
         for name in ("win_ms", "hop_ms", "f_min", "preemphasis"):
             object.__setattr__(self, name, float(getattr(self, name)))
         object.__setattr__(self, "f_max", None if self.f_max is None else float(self.f_max))
-        object.__setattr__(self, "normalize", bool(self.normalize))
+        object.__setattr__(self, "normalize", normalize_mode(self.normalize))
         if self.sample_rate <= 0 or self.win_ms <= 0 or self.hop_ms <= 0:
             raise ValueError(
                 f"features: need sample_rate, win_ms and hop_ms > 0, got {self.sample_rate}, {self.win_ms}, "
@@ -219,13 +271,20 @@ class LogMelSpectrogram(nn.Module):
         f_min, f_max: the filterbank's range in Hz (default f_max: Nyquist).
         deltas: 0 (log-mels only), 1 (+ deltas) or 2 (+ deltas and delta-deltas); channels are
             ``[mels | deltas | delta-deltas]``, each block ``n_mels`` wide.
-        normalize: subtract each utterance's mean and divide by its standard deviation, per channel, over its
-            valid frames.
+        normalize: True (or ``"utterance"``): subtract each utterance's mean and divide by its standard deviation,
+            per channel, over its valid frames; ``"cumulative"``: the same over the frames up to each one
+            (:func:`cumulative_normalize`, causal, so it streams); False (or ``"none"``): no normalisation.
         preemphasis: ``x[t] - preemphasis * x[t - 1]`` before framing (0 disables it).
         log_floor: smallest mel energy before the log.
 
     Inputs: ``waveforms`` (N, T) float, ``lengths`` (N,) samples (default: all T).
     Outputs: ``features`` (N, L, C) with ``C = n_mels * (1 + deltas)``, 0 past each length; ``lengths`` (N,) frames.
+
+    Streaming (:meth:`initial_state`, :meth:`stream`): samples arrive in chunks of any size; the state keeps the
+    samples no complete frame has used yet (and, with deltas, the last log-mel frames), and each call returns the
+    frames completed so far, equal to the whole signal's features (within float rounding). Deltas need
+    ``2 * deltas`` frames of lookahead, so those frames come one call later, or at ``final=True``. Per-utterance
+    normalisation needs the whole utterance and does not stream: use ``normalize="cumulative"``.
     """
 
     def __init__(
@@ -238,7 +297,7 @@ class LogMelSpectrogram(nn.Module):
         f_min: float = 0.0,
         f_max: float | None = None,
         deltas: int = 0,
-        normalize: bool = True,
+        normalize: bool | str = True,
         preemphasis: float = 0.0,
         log_floor: float = 1e-10,
     ) -> None:
@@ -254,7 +313,7 @@ class LogMelSpectrogram(nn.Module):
             raise ValueError(f"preemphasis must be in [0, 1), got {preemphasis}")
         self.sample_rate = int(sample_rate)
         self.n_fft, self.win_length, self.hop_length = int(n_fft), int(win_length), int(hop_length)
-        self.n_mels, self.deltas, self.normalize = int(n_mels), int(deltas), bool(normalize)
+        self.n_mels, self.deltas, self.normalize = int(n_mels), int(deltas), normalize_mode(normalize)
         self.f_min = float(f_min)
         self.f_max = float(sample_rate / 2 if f_max is None else f_max)
         self.preemphasis, self.log_floor = float(preemphasis), float(log_floor)
@@ -320,24 +379,125 @@ class LogMelSpectrogram(nn.Module):
             signal = torch.cat([signal[:, :1], signal[:, 1:] - self.preemphasis * signal[:, :-1]], dim=1)
         if total < self.n_fft:
             signal = nn.functional.pad(signal, (0, self.n_fft - total))
-        window, filterbank = self.window.to(signal.dtype), self.filterbank.to(signal.dtype)  # float64 stays float64
-        spectrum = torch.stft(
-            signal, self.n_fft, self.hop_length, self.win_length, window, center=False, return_complex=True
-        )  # (N, F, L)
-        power = spectrum.real.square() + spectrum.imag.square()
-        features = torch.log(torch.clamp(power.transpose(1, 2) @ filterbank, min=self.log_floor))
+        features = self._log_mel(signal)
         frames = self.num_frames(lengths)
         if self.deltas:
             delta = compute_deltas(features, frames)
             blocks = [features, delta] + ([compute_deltas(delta, frames)] if self.deltas == 2 else [])
             features = torch.cat(blocks, dim=-1)
         mask = lengths_to_mask(frames, features.shape[1]).unsqueeze(-1)
-        if self.normalize:
+        if self.normalize == "cumulative":
+            features, _ = cumulative_normalize(features)
+        elif self.normalize:
             count = frames.to(features.dtype)[:, None, None]
             mean = (features * mask).sum(1, keepdim=True) / count
             var = (((features - mean) * mask) ** 2).sum(1, keepdim=True) / count
             features = (features - mean) / (var.sqrt() + 1e-5)
         return features * mask, frames
+
+    def _log_mel(self, signal: Tensor) -> Tensor:
+        """Log-mel energies (N, L, n_mels) of every complete frame of (pre-emphasised) ``signal`` (N, T >= n_fft)."""
+        window, filterbank = self.window.to(signal.dtype), self.filterbank.to(signal.dtype)  # float64 stays float64
+        spectrum = torch.stft(
+            signal, self.n_fft, self.hop_length, self.win_length, window, center=False, return_complex=True
+        )  # (N, F, L)
+        power = spectrum.real.square() + spectrum.imag.square()
+        return torch.log(torch.clamp(power.transpose(1, 2) @ filterbank, min=self.log_floor))
+
+    # ------------------------------------------------------------------ streaming
+    @property
+    def lookahead_frames(self) -> int:
+        """Frames a streamed frame waits for: the deltas' reach (2 per order of deltas)."""
+        return 2 * self.deltas
+
+    def initial_state(
+        self, batch_size: int = 1, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> dict[str, Any]:
+        """The state before any sample of ``batch_size`` streams (advanced together): plain tensors and dicts."""
+        if self.normalize is True:
+            raise ValueError(
+                "per-utterance normalisation needs the whole utterance, so it cannot stream; use "
+                "normalize=cumulative (data.features.normalize=cumulative) for streaming"
+            )
+        dtype = dtype or torch.get_default_dtype()
+        state: dict[str, Any] = {
+            "samples": torch.zeros(batch_size, 0, device=device, dtype=dtype),  # not yet in a complete frame
+            "previous": torch.zeros(batch_size, device=device, dtype=dtype),  # last raw sample (pre-emphasis)
+            "frames": torch.zeros((), dtype=torch.long),  # log-mel frames computed so far
+            "emitted": torch.zeros((), dtype=torch.long),  # feature frames returned so far
+            "history": torch.zeros(batch_size, 0, self.n_mels, device=device, dtype=dtype),  # for deltas
+        }
+        if self.normalize == "cumulative":
+            state["stats"] = {
+                "shift": torch.zeros(batch_size, self.output_size, device=device, dtype=torch.float64),
+                "sum": torch.zeros(batch_size, self.output_size, device=device, dtype=torch.float64),
+                "sumsq": torch.zeros(batch_size, self.output_size, device=device, dtype=torch.float64),
+                "count": torch.zeros((), dtype=torch.long),
+            }
+        return state
+
+    def stream(
+        self, samples: Tensor, state: dict[str, Any] | None = None, final: bool = False
+    ) -> tuple[Tensor, dict[str, Any]]:
+        """The feature frames (N, l, C) that ``samples`` (N, t) or (t,) completes, and the new state.
+
+        ``final=True`` ends the signal: the remaining frames come out (deltas with their ends repeated, a signal
+        shorter than one frame zero-padded to one), as the offline forward gives them. Concatenated over all
+        calls, the outputs equal ``self(whole_signal)`` for any chunking.
+        """
+        single = samples.dim() == 1
+        if single:
+            samples = samples.unsqueeze(0)
+        if samples.dim() != 2 or not samples.dtype.is_floating_point:
+            raise ValueError(f"stream expects float samples (N, t) or (t,), got {samples.dtype} {tuple(samples.shape)}")
+        if state is None:
+            state = self.initial_state(samples.shape[0], samples.device, samples.dtype)
+        if self.preemphasis and samples.shape[1]:
+            previous = torch.cat([state["previous"][:, None].to(samples.dtype), samples[:, :-1]], dim=1)
+            emphasised = samples - self.preemphasis * previous
+        else:
+            emphasised = samples
+        buffer = torch.cat([state["samples"].to(samples.dtype), emphasised], dim=1)
+        frames_before = int(state["frames"])
+        if final and frames_before == 0 and 0 < buffer.shape[1] < self.n_fft:
+            buffer = nn.functional.pad(buffer, (0, self.n_fft - buffer.shape[1]))
+        count = 1 + (buffer.shape[1] - self.n_fft) // self.hop_length if buffer.shape[1] >= self.n_fft else 0
+        if count:
+            log_mel = self._log_mel(buffer[:, : (count - 1) * self.hop_length + self.n_fft])
+        else:
+            log_mel = buffer.new_zeros(buffer.shape[0], 0, self.n_mels)
+        new_state = dict(state)
+        new_state["samples"] = buffer[:, count * self.hop_length :]
+        if samples.shape[1]:
+            new_state["previous"] = samples[:, -1]
+        new_state["frames"] = torch.tensor(frames_before + count)
+        features = self._stream_deltas(log_mel, new_state, final)
+        if self.normalize == "cumulative":
+            features, new_state["stats"] = cumulative_normalize(features, state["stats"])
+        return (features[0] if single else features), new_state
+
+    def _stream_deltas(self, log_mel: Tensor, state: dict[str, Any], final: bool) -> Tensor:
+        """The frames whose deltas are settled: all but the last :attr:`lookahead_frames` (all when ``final``)."""
+        if not self.deltas:
+            state["emitted"] = state["frames"]
+            return log_mel
+        lookahead = self.lookahead_frames
+        history = torch.cat([state["history"].to(log_mel.dtype), log_mel], dim=1)
+        total, emitted = int(state["frames"]), int(state["emitted"])
+        base = total - history.shape[1]  # index of history's first frame: 0, or <= emitted - lookahead
+        until = total if final else max(total - lookahead, emitted)
+        if until > emitted and history.shape[1]:
+            # compute_deltas repeats the buffer's edges: exact at the true start and end (final), and never read
+            # elsewhere for the frames emitted (they have lookahead frames on each side inside the buffer).
+            delta = compute_deltas(history)
+            blocks = [history, delta] + ([compute_deltas(delta)] if self.deltas == 2 else [])
+            features = torch.cat(blocks, dim=-1)[:, emitted - base : until - base]
+        else:
+            features = history.new_zeros(history.shape[0], 0, self.output_size)
+            until = emitted
+        state["emitted"] = torch.tensor(until)
+        state["history"] = history[:, max(0, until - lookahead - base) :]
+        return features
 
     @torch.no_grad()
     def featurize(self, waveform: Tensor) -> Tensor:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from seqmodels.nn.audio import LogMelSpectrogram
 from seqmodels.nn.masking import as_lengths, check_lengths, lengths_to_mask
 from seqmodels.nn.networks import check_frontend
 from seqmodels.nn.recurrent import RecurrentEncoder
@@ -60,6 +61,24 @@ class FrameStacking(nn.Module):
         x = self.projection(x.reshape(n, steps, self.factor * channels))
         out_lengths = self.output_lengths(lengths)
         return _zero_padding(x, out_lengths), out_lengths
+
+    # Streaming: new methods, so forward stays as it is.
+    def initial_state(
+        self, batch_size: int = 1, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> dict[str, Tensor]:
+        """No frames waiting: the state holds the frames (fewer than ``factor``) of an incomplete group."""
+        return {"frames": torch.zeros(batch_size, 0, self.input_size, device=device, dtype=dtype)}
+
+    def stream(self, inputs: Tensor, state: dict[str, Tensor], final: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
+        """The stacked steps (N, l', output_size) of the groups ``inputs`` (N, l, C) completes; ``final=True``
+        completes the last group with zero frames, as :meth:`forward` does at the end of a sequence."""
+        x = torch.cat([state["frames"].to(inputs.dtype), inputs], dim=1)
+        n, length, channels = x.shape
+        if final and length % self.factor:
+            x = nn.functional.pad(x, (0, 0, 0, self.factor - length % self.factor))
+        steps = x.shape[1] // self.factor
+        out = self.projection(x[:, : steps * self.factor].reshape(n, steps, self.factor * channels))
+        return out, {"frames": x[:, steps * self.factor :] if not final else x[:, :0]}
 
 
 class ConvSubsampling(nn.Module):
@@ -116,6 +135,33 @@ class ConvSubsampling(nn.Module):
             x = torch.relu(conv(x.transpose(1, 2))).transpose(1, 2)
             lengths = (lengths + 2 * self.padding - self.kernel_size) // self.stride + 1
         return _zero_padding(self.dropout(x), lengths), lengths
+
+    def initial_state(
+        self, batch_size: int = 1, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> dict[str, list[Tensor]]:
+        """Per layer, the input frames its next output still reads: at first, its ``padding`` zero frames."""
+        sizes = [self.input_size] + [self.output_size] * (len(self.convs) - 1)
+        return {"frames": [torch.zeros(batch_size, self.padding, size, device=device, dtype=dtype) for size in sizes]}
+
+    def stream(
+        self, inputs: Tensor, state: dict[str, list[Tensor]], final: bool = False
+    ) -> tuple[Tensor, dict[str, list[Tensor]]]:
+        """The outputs (N, l', output_size) whose receptive field ``inputs`` (N, l, C) completes, layer by layer;
+        ``final=True`` appends each layer's right padding, as :meth:`forward` does at the end of a sequence."""
+        x, buffers = inputs, []
+        for conv, frames in zip(self.convs, state["frames"], strict=True):
+            x = torch.cat([frames.to(x.dtype), x], dim=1)
+            if final:
+                x = nn.functional.pad(x, (0, 0, 0, self.padding))
+            count = (x.shape[1] - self.kernel_size) // self.stride + 1 if x.shape[1] >= self.kernel_size else 0
+            used = x[:, : (count - 1) * self.stride + self.kernel_size] if count else x[:, :0]
+            buffers.append(x[:, count * self.stride :] if not final else x[:, :0])
+            if count:
+                y = nn.functional.conv1d(used.transpose(1, 2), conv.weight, conv.bias, self.stride)
+                x = torch.relu(y).transpose(1, 2)
+            else:
+                x = x.new_zeros(x.shape[0], 0, conv.out_channels)
+        return self.dropout(x), {"frames": buffers}
 
 
 class CTCNet(nn.Module):
@@ -179,6 +225,73 @@ class CTCNet(nn.Module):
         log_probs = self.output(self.dropout(outputs)).float().log_softmax(-1)
         return _zero_padding(log_probs, lengths), lengths
 
+    # ------------------------------------------------------------------ streaming
+    def check_streamable(self) -> None:
+        """A one-line ``ValueError`` unless the network is causal (a unidirectional encoder), so it can stream."""
+        if self.encoder.bidirectional:
+            raise ValueError(
+                "a bidirectional encoder reads the whole utterance, so CTCNet cannot stream; train a unidirectional "
+                "one (model.net.encoder.bidirectional=false, e.g. experiment=spoken_digits_streaming)"
+            )
+        if self.subsampling is not None and not hasattr(self.subsampling, "stream"):
+            raise ValueError(f"{type(self.subsampling).__name__} has no stream method, so CTCNet cannot stream")
+
+    def initial_state(
+        self, batch_size: int = 1, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> dict[str, object]:
+        """The state before the first frame: the subsampling's buffered frames and the encoder's hidden state,
+        plain tensors in dicts and tuples (``torch.save`` / ``torch.load(weights_only=True)`` keep it)."""
+        self.check_streamable()
+        parameter = next(self.parameters())
+        device = parameter.device if device is None else device
+        dtype = parameter.dtype if dtype is None else dtype
+        state: dict[str, object] = {"encoder": self._encoder_initial_state(batch_size, device, dtype)}
+        if self.subsampling is not None:
+            state["subsampling"] = self.subsampling.initial_state(batch_size, device=device, dtype=dtype)
+        return state
+
+    def _encoder_initial_state(self, batch_size: int, device: torch.device | str, dtype: torch.dtype) -> object:
+        if hasattr(self.encoder, "stream") and hasattr(self.encoder, "initial_state"):
+            return self.encoder.initial_state(batch_size, device=device, dtype=dtype)
+        encoder = self.encoder
+        h = torch.zeros(encoder.num_layers, batch_size, encoder.state_size, device=device, dtype=dtype)
+        if encoder.is_lstm:
+            return (h, torch.zeros(encoder.num_layers, batch_size, encoder.hidden_size, device=device, dtype=dtype))
+        return h
+
+    def stream(
+        self, inputs: Tensor, state: dict[str, object] | None = None, final: bool = False
+    ) -> tuple[Tensor, dict[str, object]]:
+        """Log-probabilities (N, l', K) of the output steps that the feature frames ``inputs`` (N, l, C) complete,
+        and the new state. Frame stacking and strided convolutions buffer the frames of an incomplete step in the
+        state, so any chunking gives :meth:`forward`'s outputs for the whole sequence; ``final=True`` ends it (the
+        last, zero-padded step). SpecAugment is not applied (it only acts while training).
+        """
+        if inputs.dim() != 3 or inputs.shape[-1] != self.input_size:
+            raise ValueError(f"CTCNet expects features (N, l, {self.input_size}), got shape {tuple(inputs.shape)}")
+        if state is None:
+            state = self.initial_state(inputs.shape[0], inputs.device, inputs.dtype)
+        else:
+            self.check_streamable()
+        new_state = dict(state)
+        x = inputs
+        if self.subsampling is not None:
+            x, new_state["subsampling"] = self.subsampling.stream(x, state["subsampling"], final=final)
+        if x.shape[1] == 0:
+            return x.new_zeros(x.shape[0], 0, self.num_classes, dtype=torch.float32), new_state
+        if hasattr(self.encoder, "stream") and hasattr(self.encoder, "initial_state"):
+            outputs, new_state["encoder"] = self.encoder.stream(x, state["encoder"])
+        else:
+            outputs, new_state["encoder"] = self.encoder(x, None, state["encoder"])
+        return self.output(self.dropout(outputs)).float().log_softmax(-1), new_state
+
+    def step(self, frame: Tensor, state: dict[str, object] | None = None) -> tuple[Tensor, dict[str, object]]:
+        """One feature frame (N, C) -> (N, 0 or 1, K): a log-probability step once it completes one (with
+        subsampling, every ``factor``-th frame or so), and the new state."""
+        if frame.dim() != 2:
+            raise ValueError(f"CTCNet.step expects one frame (N, C), got shape {tuple(frame.shape)}")
+        return self.stream(frame.unsqueeze(1), state)
+
     @torch.no_grad()
     def decode(self, inputs: Tensor, lengths: Tensor | Sequence[int], beam_size: int = 1) -> list[list[int]]:
         """Label ids per sequence: greedy (``beam_size`` 1) or :func:`ctc_prefix_beam_search`."""
@@ -214,6 +327,108 @@ def ctc_greedy_decode(
     previous = torch.cat([torch.full_like(best[:, :1], -1), best[:, :-1]], dim=1)
     keep = (best != blank) & (best != previous)
     return [row[:n][k[:n]].tolist() for row, k, n in zip(best, keep, lengths.tolist(), strict=True)]
+
+
+class GreedyCTCStreamDecoder:
+    """Greedy CTC decoding step by step: the best label of each step, repeats merged (across chunk boundaries
+    too) and blanks removed; after the last chunk, the labels equal :func:`ctc_greedy_decode` of all the steps.
+
+    State: ``{"previous": (N,) long}``, the best label of the last step seen (-1 before any). :meth:`stream`
+    returns the labels each chunk adds, per sequence.
+    """
+
+    def __init__(self, blank: int = 0) -> None:
+        self.blank = blank
+
+    def initial_state(
+        self, batch_size: int = 1, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> dict[str, Tensor]:
+        """No step seen yet (``dtype`` is accepted for the common protocol; the state holds label ids)."""
+        return {"previous": torch.full((batch_size,), -1, dtype=torch.long, device=device)}
+
+    def stream(self, log_probs: Tensor, state: dict[str, Tensor]) -> tuple[list[list[int]], dict[str, Tensor]]:
+        """``log_probs`` (N, l, K) of the next steps -> the label ids they add per sequence, and the new state."""
+        if log_probs.dim() != 3:
+            raise ValueError(f"log_probs must be (N, l, K), got shape {tuple(log_probs.shape)}")
+        if log_probs.shape[1] == 0:
+            return [[] for _ in range(log_probs.shape[0])], state
+        best = log_probs.argmax(-1)  # (N, l)
+        previous = torch.cat([state["previous"].to(best.device)[:, None], best[:, :-1]], dim=1)
+        keep = (best != self.blank) & (best != previous)
+        added = [row[k].tolist() for row, k in zip(best.cpu(), keep.cpu(), strict=True)]
+        return added, {"previous": best[:, -1]}
+
+
+class StreamingRecognizer:
+    """Streaming speech recognition: samples in, chunk by chunk -> the transcript so far.
+
+    Chains :meth:`LogMelSpectrogram.stream` (normalisation must be causal: ``normalize="cumulative"`` or none),
+    :meth:`CTCNet.stream` (a unidirectional encoder) and :class:`GreedyCTCStreamDecoder`. The state is one dict
+    of the three parts' states, the label ids so far and the best path's log-probability (``score``): plain
+    data, so ``torch.save`` keeps it and a stream can be resumed. After ``final=True`` the transcript equals
+    offline greedy decoding of the whole signal's features, whatever the chunk sizes.
+
+    Args:
+        featurizer: the log-mel front-end the network was trained on.
+        net: a :class:`CTCNet` with a unidirectional encoder (in eval mode while streaming).
+        labels: the text of each label id (``labels[blank]`` is never printed).
+        blank: the blank's label id.
+    """
+
+    def __init__(self, featurizer: LogMelSpectrogram, net: CTCNet, labels: Sequence[str], blank: int = 0) -> None:
+        net.check_streamable()
+        if featurizer.normalize is True:
+            raise ValueError(
+                "this model's features use per-utterance normalisation, which needs the whole utterance, so it "
+                "cannot stream; train with data.features.normalize=cumulative (experiment=spoken_digits_streaming)"
+            )
+        if featurizer.output_size != net.input_size:
+            raise ValueError(
+                f"the front-end gives {featurizer.output_size} features, the network reads {net.input_size}"
+            )
+        self.featurizer, self.net, self.labels, self.blank = featurizer, net, list(labels), blank
+        self.decoder = GreedyCTCStreamDecoder(blank)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.featurizer.sample_rate
+
+    def initial_state(
+        self, batch_size: int = 1, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> dict[str, object]:
+        """The state before the first sample of ``batch_size`` streams (``dtype``: the network's by default)."""
+        dtype = dtype or next(self.net.parameters()).dtype
+        return {
+            "features": self.featurizer.initial_state(batch_size, device=device, dtype=dtype),
+            "net": self.net.initial_state(batch_size, device=device, dtype=dtype),
+            "decoder": self.decoder.initial_state(batch_size, device=device),
+            "ids": [[] for _ in range(batch_size)],
+            "score": torch.zeros(batch_size, dtype=torch.float64),  # log-probability of the best path so far
+        }
+
+    def text(self, ids: Sequence[int]) -> str:
+        return "".join(self.labels[i] for i in ids if i != self.blank)
+
+    @torch.no_grad()
+    def stream(
+        self, samples: Tensor, state: dict[str, object] | None = None, final: bool = False
+    ) -> tuple[str | list[str], dict[str, object]]:
+        """``samples`` (t,) or (N, t) at :attr:`sample_rate` -> the transcript(s) so far and the new state;
+        ``final=True`` ends the utterance (its last frames and steps)."""
+        single = samples.dim() == 1
+        batch = samples.unsqueeze(0) if single else samples
+        if state is None:
+            state = self.initial_state(batch.shape[0], batch.device)
+        dtype = next(self.net.parameters()).dtype
+        features, feature_state = self.featurizer.stream(batch.to(dtype), state["features"], final=final)
+        log_probs, net_state = self.net.stream(features, state["net"], final=final)
+        added, decoder_state = self.decoder.stream(log_probs, state["decoder"])
+        ids = [old + new for old, new in zip(state["ids"], added, strict=True)]
+        score = state["score"] + log_probs.max(-1).values.sum(1).double().cpu()
+        new_state = {"features": feature_state, "net": net_state, "decoder": decoder_state}
+        new_state.update(ids=ids, score=score)
+        texts = [self.text(row) for row in ids]
+        return (texts[0] if single else texts), new_state
 
 
 def _logsumexp(*values: float) -> float:
@@ -286,4 +501,12 @@ def ctc_prefix_beam_search(
     return results
 
 
-__all__ = ["CTCNet", "ConvSubsampling", "FrameStacking", "ctc_greedy_decode", "ctc_prefix_beam_search"]
+__all__ = [
+    "CTCNet",
+    "ConvSubsampling",
+    "FrameStacking",
+    "GreedyCTCStreamDecoder",
+    "StreamingRecognizer",
+    "ctc_greedy_decode",
+    "ctc_prefix_beam_search",
+]
