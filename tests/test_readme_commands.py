@@ -19,7 +19,14 @@ from hydra.core.global_hydra import GlobalHydra
 from seqmodels.config import check_experiment_choice, config_dir
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-PROGRAMS = {"train": "train", "eval": "eval", "predict": "predict", "generate": "generate", "export": "export"}
+PROGRAMS = {
+    "train": "train",
+    "eval": "eval",
+    "predict": "predict",
+    "generate": "generate",
+    "export": "export",
+    "serve": "serve",
+}
 
 
 def readme_commands() -> list[str]:
