@@ -3,7 +3,8 @@
 #   make test    same set-up, then the lint gate (ruff) and the test suite, in parallel on every core
 #   make test-isa  reruns the tests that assert learned figures under three CPU kernel choices
 #   make lint    ruff check and ruff format --check
-#   make espeak  installs espeak-ng (Debian package) for the spoken_digits data; never fatal (make test runs it)
+#   make system-data  installs the Debian packages that ship data (espeak-ng, fortunes, kaptive-data,
+#                bowtie2-examples); never fatal (make test runs it; make espeak is the same)
 PYTHON ?= python3
 VENV ?= .venv
 CONSTRAINTS := requirements/constraints.txt
@@ -15,7 +16,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= auto
 TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: install train test test-isa lint clean espeak
+.PHONY: install train test test-isa lint clean espeak system-data
 
 install: $(STAMP)
 
@@ -28,7 +29,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 train: $(STAMP)
 	$(BIN)/seqmodels-train $(ARGS)
 
-test: lint espeak
+test: lint system-data
 	$(TEST_ENV) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -53,11 +54,19 @@ test-isa: $(STAMP) espeak
 # cannot be done, the tests that need it are skipped.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo "sudo -n")
 APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
-espeak:
-	@command -v espeak-ng >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
-		$(APT) install -y -qq espeak-ng >/dev/null 2>&1 || \
-		{ $(APT) update -qq >/dev/null 2>&1 && $(APT) install -y -qq espeak-ng >/dev/null 2>&1; } || true
-	@command -v espeak-ng >/dev/null 2>&1 || echo "espeak-ng unavailable: spoken_digits tests will be skipped"
+espeak: system-data
+
+# Debian packages that ship data sets (nothing is downloaded at run time): espeak-ng (spoken digits), fortunes
+# (topic classification), kaptive-data (annotated GenBank capsule loci) and bowtie2-examples (lambda phage genome).
+# Never fatal: the tests that need a missing package are skipped, and its experiments stop with one line.
+SYSTEM_PACKAGES := espeak-ng fortunes kaptive-data bowtie2-examples
+system-data:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ] && command -v apt-get >/dev/null 2>&1; then \
+		$(APT) install -y -qq $$missing >/dev/null 2>&1 || \
+		{ $(APT) update -qq >/dev/null 2>&1 && $(APT) install -y -qq $$missing >/dev/null 2>&1; } || true; \
+	fi; \
+	for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo "$$p unavailable: the tests that need it will be skipped"; done
 
 clean:
 	rm -rf $(VENV) logs .pytest_cache
