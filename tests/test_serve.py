@@ -458,6 +458,33 @@ def test_an_exported_language_model_is_served_from_its_onnx_file(checkpoints, tm
         load_backend(tmp_path / "none.onnx")
 
 
+def test_exported_taggers_and_speech_models_answer_as_their_checkpoints(checkpoints, tmp_path):
+    """/predict from a tagger's and a speech model's .onnx (seqmodels.runtime) equals /predict from the checkpoint."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from seqmodels.export import export_onnx
+
+    texts = {"texts": ["EU rejects German call", "Peter lives in Paris zzz"]}
+    wav = write_wav(tmp_path / "keys.wav", dtmf_signal("123", np.random.default_rng(0)), 8000)
+    speech = {"wav_base64": base64.b64encode(wav.read_bytes()).decode(), "beam_size": 2, "n_best": 2}
+    for name, request in (("tagger", texts), ("speech", speech)):
+        path = tmp_path / f"{name}.onnx"
+        export_onnx(load_checkpoint(checkpoints[name]), path)
+        answers = []
+        for source in (checkpoints[name], path):
+            with ThreadServer(create_app(load_backend(source), Limits(max_batch_size=8))) as server:
+                response = httpx.post(f"{server.url}/predict", json=request)
+                assert response.status_code == 200, response.text
+                answers.append(response.json()["results"])
+        if name == "tagger":
+            assert answers[1] == answers[0]
+        else:
+            (from_checkpoint,), (from_onnx,) = answers
+            assert [a["text"] for a in from_onnx] == [a["text"] for a in from_checkpoint]
+            scores = [[a["score"] for a in answer] for answer in (from_onnx, from_checkpoint)]
+            np.testing.assert_allclose(scores[0], scores[1], atol=1e-4)
+
+
 def test_bad_limits_are_refused():
     with pytest.raises(ValueError, match="max_batch_size must be an integer >= 1, got 0"):
         Limits(max_batch_size=0).check()

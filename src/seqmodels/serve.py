@@ -59,7 +59,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -206,6 +206,30 @@ def _matrix(value: Any, name: str, limits: Limits, width: int | None = None) -> 
 
 
 # ------------------------------------------------------------------------------------------------ backends
+def _wav_features(payload: dict[str, Any], limits: Limits, features_from_wav: Callable[[Path], Any]) -> Any:
+    """``wav_base64`` -> the model's features (L, C), read by ``features_from_wav`` from a private temporary file."""
+    encoded = _field(payload, "wav_base64", str, what='"wav_base64": the base64 of a PCM WAV file')
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestError('"wav_base64" is not valid base64; send base64.b64encode(wav_bytes)') from None
+    if not data.startswith(b"RIFF") or data[8:12] != b"WAVE":
+        raise RequestError('"wav_base64" does not hold a WAV file (no RIFF/WAVE header); send a PCM WAV file')
+    with tempfile.TemporaryDirectory(prefix="seqmodels_serve_") as folder:
+        path = Path(folder) / "upload.wav"
+        path.write_bytes(data)
+        try:
+            features = features_from_wav(path)
+        except (ValueError, FileNotFoundError) as exc:
+            raise RequestError(str(exc).replace(str(path), "the uploaded WAV")) from None
+    if features.shape[0] > limits.max_input_length:
+        raise RequestError(
+            f"the WAV gives {features.shape[0]} feature frames, more than max_input_length="
+            f"{limits.max_input_length}; send a shorter recording"
+        )
+    return features
+
+
 @dataclass
 class Item:
     """One unit of batched work (a text, a sequence, a recording, a series) and the options it was asked with."""
@@ -387,26 +411,7 @@ class CheckpointBackend(Backend):
         return out
 
     def _wav_features(self, payload: dict[str, Any], limits: Limits) -> Tensor:
-        encoded = _field(payload, "wav_base64", str, what='"wav_base64": the base64 of a PCM WAV file')
-        try:
-            data = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            raise RequestError('"wav_base64" is not valid base64; send base64.b64encode(wav_bytes)') from None
-        if not data.startswith(b"RIFF") or data[8:12] != b"WAVE":
-            raise RequestError('"wav_base64" does not hold a WAV file (no RIFF/WAVE header); send a PCM WAV file')
-        with tempfile.TemporaryDirectory(prefix="seqmodels_serve_") as folder:
-            path = Path(folder) / "upload.wav"
-            path.write_bytes(data)
-            try:
-                features = self.datamodule.features_from_wav(path)
-            except (ValueError, FileNotFoundError) as exc:
-                raise RequestError(str(exc).replace(str(path), "the uploaded WAV")) from None
-        if features.shape[0] > limits.max_input_length:
-            raise RequestError(
-                f"the WAV gives {features.shape[0]} feature frames, more than max_input_length="
-                f"{limits.max_input_length}; send a shorter recording"
-            )
-        return features
+        return _wav_features(payload, limits, self.datamodule.features_from_wav)
 
     @torch.no_grad()
     def run_predict(self, items: list[Item]) -> list[Any]:
@@ -564,9 +569,19 @@ class OnnxBackend(Backend):
     """An exported model run by :mod:`seqmodels.runtime` (numpy + onnxruntime, no torch in the model calls).
 
     Serves a language model (``/generate``; sampling draws from ``numpy.random.default_rng(seed)``, so a seed gives
-    reproducible text, but not the text the checkpoint gives with that seed), an encoder-decoder and a text
-    classifier (``/predict``). Other exported kinds are refused in one line: serve their checkpoint.
+    reproducible text, but not the text the checkpoint gives with that seed), and an encoder-decoder, a text
+    classifier, a tagger and a speech model (``/predict``). Regressors and classifiers of feature sequences are
+    refused in one line: serve their checkpoint.
     """
+
+    # What each exported kind (the file's ``seqmodels.runtime`` metadata) offers over HTTP.
+    OFFERS: ClassVar[dict[str, Capabilities]] = {
+        "language_model": Capabilities(generate=True),
+        "seq2seq": Capabilities(predict=Prediction.TEXT_TO_TEXT),
+        "classifier": Capabilities(predict=Prediction.TEXT_TO_LABEL),
+        "tagger": Capabilities(predict=Prediction.TEXT_TO_TAGS),
+        "ctc": Capabilities(predict=Prediction.AUDIO_TO_TEXT),
+    }
 
     def __init__(self, path: str | os.PathLike) -> None:
         from seqmodels import runtime
@@ -575,20 +590,19 @@ class OnnxBackend(Backend):
         self.rt = runtime.load(path)
         self.path = str(path)
         rt = self.rt
-        if isinstance(rt, runtime.LanguageModelRuntime):
-            self.capabilities = Capabilities(generate=True)
-            self.skip = len(rt.prompt_prefix)
-            self.stop_id = rt.stop_id
-        elif isinstance(rt, runtime.Seq2SeqRuntime):
-            self.capabilities = Capabilities(predict=Prediction.TEXT_TO_TEXT)
-        elif isinstance(rt, runtime.SequenceRuntime) and rt.kind == "classifier" and rt.codec and rt.class_names:
-            self.capabilities = Capabilities(predict=Prediction.TEXT_TO_LABEL)
-        else:
-            kind = getattr(rt, "kind", type(rt).__name__)
+        kind = rt.meta.get("kind")
+        offers = self.OFFERS.get(kind)
+        reads_text = offers is None or offers.predict not in (Prediction.TEXT_TO_LABEL, Prediction.TEXT_TO_TAGS)
+        if offers is None or not (reads_text or getattr(rt, "codec", None)):
             raise ValueError(
                 f"{path} holds an exported {kind} model, which seqmodels-serve does not run from .onnx (it serves "
-                "exported language models, encoder-decoders and text classifiers); serve its checkpoint instead"
+                "exported language models, encoder-decoders, text classifiers, taggers and speech models); serve "
+                "its checkpoint instead"
             )
+        self.capabilities = offers
+        if offers.generate:
+            self.skip = len(rt.prompt_prefix)
+            self.stop_id = rt.stop_id
         self.name = f"{type(rt).__name__} (onnx)"
         self.reads = self.capabilities.predict
 
@@ -600,9 +614,15 @@ class OnnxBackend(Backend):
             "checkpoint": self.path,
             "prediction": self.reads.name if self.reads else None,
             "generate": self.capabilities.generate,
-            "input": {"kind": "prompt" if self.capabilities.generate else "text"},
+            "input": (
+                {"kind": "prompt", "description": "text to continue"}
+                if self.capabilities.generate
+                else {"kind": "wav", "description": "base64 of a PCM WAV file (any rate; resampled)"}
+                if self.reads is Prediction.AUDIO_TO_TEXT
+                else {"kind": "text"}
+            ),
             "vocab_size": len(codec.tokens) if codec is not None else None,
-            "labels": list(getattr(rt, "class_names", None) or []) or None,
+            "labels": list(getattr(rt, "class_names", None) or getattr(rt, "tag_names", None) or []) or None,
         }
 
     def _encode(self, codec: Any, text: str, index: int) -> list[int]:
@@ -623,6 +643,14 @@ class OnnxBackend(Backend):
                 max_len = rt.max_decode_length(np.array([len(ids)]))
                 items.append(Item(ids, (beam_size, n_best, max_len, length_penalty)))
             return items
+        if self.reads is Prediction.AUDIO_TO_TEXT:  # defaults as seqmodels-predict's: beam_size 5, n_best 1
+            beam_size = _int_in(payload, "beam_size", 5, 1, 64)
+            n_best = _int_in(payload, "n_best", 1, 1, beam_size, " (at most beam_size)")
+            return [Item(_wav_features(payload, limits, rt.features_from_wav), (beam_size, n_best))]
+        if self.reads is Prediction.TEXT_TO_TAGS:
+            if _field(payload, "n_best", int, 1) != 1:
+                raise RequestError("a tagger gives one tag per word; leave out n_best (or send 1)")
+            return [Item(text, ("tags",)) for text in _texts(payload, limits)]
         n_best = _int_in(payload, "n_best", 1, 1, len(rt.class_names), " (the number of classes)")
         return [
             Item(self._encode(rt.codec, text, i), extra={"n_best": n_best})
@@ -637,6 +665,15 @@ class OnnxBackend(Backend):
             groups[item.group].append(index)
         for group, indices in groups.items():
             rows = [items[i].inputs for i in indices]
+            if self.reads is Prediction.AUDIO_TO_TEXT:
+                decoded = rt.decode(rows, *group)
+                for i, best in zip(indices, decoded, strict=True):
+                    results[i] = [{"text": text, "score": float(score)} for text, score in best]
+                continue
+            if self.reads is Prediction.TEXT_TO_TAGS:
+                for i, text, tags in zip(indices, rows, rt.tag_texts(rows), strict=True):
+                    results[i] = {"words": text.split(), "tags": list(tags)}
+                continue
             lengths = np.array([len(row) for row in rows], dtype=np.int64)
             ids = np.zeros((len(rows), int(lengths.max())), dtype=np.int64)
             for i, row in enumerate(rows):
