@@ -49,7 +49,10 @@ def total_norm(grads: list[Tensor]) -> float:
 
 
 def _encoders(module: torch.nn.Module) -> dict[str, RecurrentEncoder]:
-    return {name or "encoder": m for name, m in module.named_modules() if isinstance(m, RecurrentEncoder)}
+    """The encoders whose hidden states can be probed (a parallel scan has no step loop to place probes in)."""
+    return {
+        name or "encoder": m for name, m in module.named_modules() if isinstance(m, RecurrentEncoder) and not m.is_scan
+    }
 
 
 class GradientFlow(L.Callback):

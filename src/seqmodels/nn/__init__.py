@@ -33,6 +33,7 @@ from seqmodels.nn.networks import ManyToOneNet, SequenceTaggerNet
 from seqmodels.nn.pooling import AttentionPooling, LastStepPooling, MaxPooling, MeanPooling, build_pooling
 from seqmodels.nn.recurrent import CELLS, RecurrentEncoder
 from seqmodels.nn.regularization import LockedDropout, WeightDrop, embedding_dropout
+from seqmodels.nn.scan_cells import SCAN_CELLS, ScanRNN, linear_scan, min_rnn_layer
 from seqmodels.nn.seq2seq import AttentionDecoder, Seq2Seq
 from seqmodels.nn.streaming import State, load_state, map_state, save_state
 
@@ -56,6 +57,10 @@ __all__ = [
     "QuantileOutput",
     "Seq2SeqForecaster",
     "CELLS",
+    "SCAN_CELLS",
+    "ScanRNN",
+    "linear_scan",
+    "min_rnn_layer",
     "Attention",
     "AttentionDecoder",
     "AttentionPooling",

@@ -49,7 +49,7 @@ class RecurrentLanguageModel(nn.Module):
         tie_weights: share the embedding matrix with the output projection; when H != E, a linear map
             H -> E comes first.
         padding_idx: embedding row that stays zero (the vocabulary's ``<pad>``).
-        init: recurrent weight init, see :class:`RecurrentEncoder`.
+        init: recurrent weight init, see :class:`RecurrentEncoder` (None: its default for the cell).
 
     Inputs: ``tokens, lengths=None, state=None``
         tokens: (N, L) int64.
@@ -79,7 +79,7 @@ class RecurrentLanguageModel(nn.Module):
         weight_drop: float = 0.0,
         tie_weights: bool = False,
         padding_idx: int | None = 0,
-        init: str = "orthogonal",
+        init: str | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("vocab_size", vocab_size), ("embedding_dim", embedding_dim)):

@@ -1,4 +1,4 @@
-"""RecurrentEncoder: torch's RNN/LSTM/GRU behind one interface that takes sequence lengths.
+"""RecurrentEncoder: torch's RNN/LSTM/GRU, and minGRU/minLSTM, behind one interface that takes sequence lengths.
 
 Shapes: N = batch, L = sequence length, D = 2 if bidirectional else 1, H_in = input_size,
 H_out = proj_size if proj_size > 0 else hidden_size, H_cell = hidden_size.
@@ -14,6 +14,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqmodels.nn.cells import CustomRNN, recurrent_forward
 from seqmodels.nn.masking import as_lengths, check_lengths
+from seqmodels.nn.scan_cells import SCAN_CELLS, SCAN_INITS, ScanRNN
 from seqmodels.nn.streaming import check_causal
 
 CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
@@ -26,7 +27,7 @@ State = Tensor | tuple[Tensor, Tensor]
 
 
 class RecurrentEncoder(nn.Module):
-    """A multi-layer RNN (tanh or ReLU), LSTM or GRU that handles variable-length, padded batches.
+    """A multi-layer RNN (tanh or ReLU), LSTM, GRU, minGRU or minLSTM that handles variable-length, padded batches.
 
     Arguments mirror :class:`torch.nn.LSTM`; the wrapped module is ``self.rnn``: with ``impl="fused"`` torch's own
     module, so its fused/cuDNN kernels are used, with ``impl="custom"`` a :class:`~seqmodels.nn.CustomRNN` built
@@ -34,8 +35,14 @@ class RecurrentEncoder(nn.Module):
     (``rnn.weight_hh_l0_reverse``), so checkpoints load across implementations. When ``lengths`` is given, padded
     steps never change any output or final state, in either direction (fused: the batch is packed once, internally).
 
+    ``cell="mingru"`` or ``"minlstm"`` (Feng et al. 2024, "Were RNNs All We Needed?") selects a
+    :class:`~seqmodels.nn.ScanRNN`: gates that read x_t only, so the recurrence is linear in h and trains with a
+    parallel scan over time (equations in :mod:`seqmodels.nn.scan_cells`). Same inputs, outputs, padding rules and
+    step mode; one state tensor h (no c); options of the classic cells that do not apply (``impl``, ``proj_size``,
+    ``forget_bias``, ``layer_norm``, ``recurrent_dropout``, ``zoneout``, ``probe_states``) are refused.
+
     Args:
-        cell: ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"`` or ``"gru"``.
+        cell: ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"``, ``"gru"``, ``"mingru"`` or ``"minlstm"``.
         input_size: H_in, features per time step.
         hidden_size: H_cell, features of the hidden (and LSTM cell) state.
         num_layers: stacked recurrent layers.
@@ -47,6 +54,7 @@ class RecurrentEncoder(nn.Module):
         init: ``"orthogonal"`` (orthogonal recurrent weights, Xavier input weights, zero biases: keeps gradients
             alive over long sequences), ``"identity"`` (recurrent weights = identity, Xavier input weights, zero
             biases: the IRNN of Le et al. 2015, meant for ``rnn_relu``) or ``"torch"`` (torch's uniform default).
+            None (the default): ``"orthogonal"``, and ``"torch"`` (the paper's ``nn.Linear`` init) for minGRU/minLSTM.
         forget_bias: LSTM forget-gate bias (in ``bias_ih``); None: 1.0 for the orthogonal and identity inits (memories
             persist early in training), torch's draw for ``init="torch"``.
         impl: ``"fused"`` (torch's kernels) or ``"custom"`` (:class:`~seqmodels.nn.CustomRNN`); the options below
@@ -54,6 +62,7 @@ class RecurrentEncoder(nn.Module):
         layer_norm: LayerNorm-LSTM (LSTM only).
         recurrent_dropout: variational dropout on h_{t-1} before W_hh, one mask per sequence, in [0, 1).
         zoneout: probability that a unit keeps its previous state at a step, in [0, 1) (eval: the expectation).
+        residual: minGRU/minLSTM only: add each layer's input to its output from the second layer on.
 
     Set ``pack_sequences = False`` to run a padded batch without packing (:func:`unpacked_forward`): outputs and
     ``h_n`` stay exact, and the forward traces for ``torch.export`` and ONNX with dynamic batch and length
@@ -90,17 +99,19 @@ class RecurrentEncoder(nn.Module):
         dropout: float = 0.0,
         bidirectional: bool = False,
         proj_size: int = 0,
-        init: str = "orthogonal",
+        init: str | None = None,
         forget_bias: float | None = None,
         impl: str = "fused",
         layer_norm: bool = False,
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
+        residual: bool = False,
     ) -> None:
         super().__init__()
         cell = str(cell).lower()
-        if cell not in CELLS:
-            raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
+        init = _check_cell_options(
+            cell, init, impl, proj_size, forget_bias, layer_norm, recurrent_dropout, zoneout, residual
+        )
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -151,8 +162,11 @@ class RecurrentEncoder(nn.Module):
             dropout=float(dropout),
             bidirectional=bidirectional,
         )
-        if impl == "custom":
-            self.rnn: nn.Module = CustomRNN(
+        self.residual = bool(residual)
+        if cell in SCAN_CELLS:
+            self.rnn: nn.Module = ScanRNN(cell, **common, residual=self.residual, init=init)
+        elif impl == "custom":
+            self.rnn = CustomRNN(
                 cell,
                 **common,
                 proj_size=proj_size,
@@ -186,7 +200,16 @@ class RecurrentEncoder(nn.Module):
     def is_lstm(self) -> bool:
         return self.cell == "lstm"
 
+    @property
+    def is_scan(self) -> bool:
+        """minGRU/minLSTM: a parallel scan (:class:`~seqmodels.nn.ScanRNN`) instead of a classic cell."""
+        return self.cell in SCAN_CELLS
+
     def reset_parameters(self) -> None:
+        if self.is_scan:
+            self.rnn.init = self.init
+            self.rnn.reset_parameters()
+            return
         if self.init == "torch":
             self.rnn.reset_parameters()  # also sets any layer-norm gains to 1 and shifts to 0
             if self.forget_bias is not None:
@@ -248,6 +271,13 @@ class RecurrentEncoder(nn.Module):
                 f"input has {input.shape[-1]} features per step but input_size={self.input_size}; "
                 "set input_size to the data's channels"
             )
+        if self.is_scan:
+            if self.probe_states:
+                raise ValueError(
+                    f"probe_states (gradient-flow diagnostics) is not available for cell={self.cell!r}: its parallel "
+                    "scan keeps no per-step state to probe; train it without the gradient_flow callback"
+                )
+            return self.rnn(input, hx, lengths)  # exact padding without packing: see seqmodels.nn.scan_cells
         if lengths is not None and not self.pack_sequences and self.impl == "fused" and not self.probe_states:
             lengths = as_lengths(lengths, input.device)
             if not torch.compiler.is_exporting():  # a traced graph cannot branch on the lengths' values
@@ -338,10 +368,53 @@ class RecurrentEncoder(nn.Module):
             parts.append(f"forget_bias={self.forget_bias}")
         if self.impl != "fused":
             parts.append(f"impl={self.impl!r}")
+        if self.residual:
+            parts.append("residual=True")
         for name in ("layer_norm", "recurrent_dropout", "zoneout"):
             if getattr(self.rnn, name, False):
                 parts.append(f"{name}={getattr(self.rnn, name)!r}")
         return ", ".join(parts)
+
+
+def _check_cell_options(
+    cell: str,
+    init: str | None,
+    impl: str,
+    proj_size: int,
+    forget_bias: float | None,
+    layer_norm: bool,
+    recurrent_dropout: float,
+    zoneout: float,
+    residual: bool,
+) -> str:
+    """The init to use (None: the cell's default), after one-line refusals of an unknown cell and of options that do
+    not apply to it: the classic cells' options for a minGRU/minLSTM, ``residual`` for a classic cell."""
+    if cell not in CELLS + SCAN_CELLS:
+        raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS + SCAN_CELLS)}")
+    if cell not in SCAN_CELLS:
+        if residual:
+            raise ValueError(f"residual is an option of cell='mingru'/'minlstm', not cell={cell!r}; set residual=false")
+        return "orthogonal" if init is None else init
+    init = "torch" if init is None else init
+    if init not in SCAN_INITS:
+        raise ValueError(
+            f"init={init!r} does not apply to cell={cell!r} (no recurrent matrix); use init=torch (the paper's) "
+            "or orthogonal"
+        )
+    if impl != "fused":
+        raise ValueError(
+            f"impl={impl!r} does not apply to cell={cell!r}, which always runs its parallel scan; set impl=fused"
+        )
+    for name, value, owner, fix in (
+        ("proj_size", proj_size, "cell='lstm'", "proj_size=0"),
+        ("forget_bias", forget_bias, "cell='lstm'", "forget_bias=null"),
+        ("layer_norm", layer_norm, "impl='custom' LSTMs", "layer_norm=false"),
+        ("recurrent_dropout", recurrent_dropout, "impl='custom' cells", "recurrent_dropout=0"),
+        ("zoneout", zoneout, "impl='custom' cells", "zoneout=0"),
+    ):
+        if value:
+            raise ValueError(f"{name} is an option of {owner}, not cell={cell!r}; set {fix}")
+    return init
 
 
 def _reverse_within(x: Tensor, lengths: Tensor) -> Tensor:
@@ -414,4 +487,4 @@ def unpacked_forward(rnn: nn.RNNBase, input: Tensor, lengths: Tensor, hx: State 
     return output, ((state_h, torch.cat(c_n)) if cell == "lstm" else state_h)
 
 
-__all__ = ["CELLS", "IMPLS", "INITS", "RecurrentEncoder", "unpacked_forward"]
+__all__ = ["CELLS", "IMPLS", "INITS", "SCAN_CELLS", "RecurrentEncoder", "unpacked_forward"]

@@ -78,6 +78,11 @@ class WeightDrop(nn.Module):
         weights = (
             list(weights) if weights is not None else [n for n in names if n.rpartition(".")[2].startswith("weight_hh")]
         )
+        if not weights:
+            raise ValueError(
+                f"WeightDrop: {type(module).__name__} has no hidden-to-hidden weights (weight_hh_*) to drop, as a "
+                "minGRU/minLSTM has none; set weight_drop=0 or use a classic cell"
+            )
         missing = [w for w in weights if w not in names]
         if missing:
             raise ValueError(f"WeightDrop: {type(module).__name__} has no parameter {missing}; it has {names}")
