@@ -32,6 +32,7 @@ QUICK_DATA = {
     "cmudict_g2p": ["data.max_words=2000"],
     "dtmf_ctc": ["data.num_train=64", "data.num_val=16", "data.num_test=16"],
     "spoken_digits": ["data.num_train=8", "data.num_val=4", "data.num_test=4", "data.cache_dir=null"],
+    "frame_prediction": ["data.num_train=8", "data.num_val=4", "data.num_test=4", "data.batch_size=4"],
 }
 
 # Experiments whose data needs a program outside Python: skipped, with the reason, where it is missing.

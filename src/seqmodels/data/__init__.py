@@ -34,8 +34,20 @@ from seqmodels.data.text import (
     demo_reviews_path,
 )
 from seqmodels.data.ucr import JapaneseVowelsDataModule, UEADataModule, read_ts
+from seqmodels.data.video import (
+    FrameFolderDataModule,
+    MovingDigitsDataModule,
+    MovingDigitsPredictionDataModule,
+    read_frame_file,
+    video_collate,
+)
 
 __all__ = [
+    "FrameFolderDataModule",
+    "MovingDigitsDataModule",
+    "MovingDigitsPredictionDataModule",
+    "read_frame_file",
+    "video_collate",
     "DTMFDataModule",
     "EspeakNotFoundError",
     "SpeechDataModule",

@@ -14,6 +14,7 @@ from seqmodels.nn.audio import (
 )
 from seqmodels.nn.cells import CustomRNN, GRUCell, LayerNormLSTMCell, LSTMCell, RNNCell
 from seqmodels.nn.conditional import ClassCondition, ConditionalDecoder, ImageCondition, VectorCondition
+from seqmodels.nn.conv_recurrent import ConvGRU, ConvLSTM
 from seqmodels.nn.ctc import (
     ConvSubsampling,
     CTCNet,
@@ -36,8 +37,17 @@ from seqmodels.nn.regularization import LockedDropout, WeightDrop, embedding_dro
 from seqmodels.nn.scan_cells import SCAN_CELLS, ScanRNN, linear_scan, min_rnn_layer
 from seqmodels.nn.seq2seq import AttentionDecoder, Seq2Seq
 from seqmodels.nn.streaming import State, load_state, map_state, save_state
+from seqmodels.nn.video import LRCN, ConvLSTMFramePredictor, FrameEncoder, FramePoolingNet, SmallFrameCNN, ssim
 
 __all__ = [
+    "ConvGRU",
+    "ConvLSTM",
+    "ConvLSTMFramePredictor",
+    "FrameEncoder",
+    "FramePoolingNet",
+    "LRCN",
+    "SmallFrameCNN",
+    "ssim",
     "CTCNet",
     "ConvSubsampling",
     "FeatureConfig",
