@@ -8,6 +8,7 @@ import pytest
 from hydra.utils import instantiate
 
 from seqmodels.config import config_dir, instantiate_datamodule, resolve_with_datamodule
+from seqmodels.data.fortunes import fortunes_available
 from seqmodels.data.speech import espeak_available
 from seqmodels.train import train
 
@@ -32,11 +33,16 @@ QUICK_DATA = {
     "cmudict_g2p": ["data.max_words=2000"],
     "dtmf_ctc": ["data.num_train=64", "data.num_val=16", "data.num_test=16"],
     "spoken_digits": ["data.num_train=8", "data.num_val=4", "data.num_test=4", "data.cache_dir=null"],
+    "spoken_digits_streaming": ["data.num_train=8", "data.num_val=4", "data.num_test=4", "data.cache_dir=null"],
     "frame_prediction": ["data.num_train=8", "data.num_val=4", "data.num_test=4", "data.batch_size=4"],
 }
 
 # Experiments whose data needs a program outside Python: skipped, with the reason, where it is missing.
-NEEDS_PROGRAM = {"spoken_digits": (espeak_available, "espeak-ng is not installed (apt-get install espeak-ng)")}
+NEEDS_PROGRAM = {
+    "spoken_digits": (espeak_available, "espeak-ng is not installed (make system-data)"),
+    "spoken_digits_streaming": (espeak_available, "espeak-ng is not installed (make system-data)"),
+    "topic_classification": (fortunes_available, "the fortunes package is not installed (make system-data)"),
+}
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

@@ -13,6 +13,7 @@ from seqmodels.data.datamodule import (
     stratified_split,
 )
 from seqmodels.data.forecasting import Forecast, ForecastBatch, ForecastingDataModule, TargetScaler
+from seqmodels.data.fortunes import FortunesDataModule, read_fortunes
 from seqmodels.data.language import LanguageModelDataModule, StreamWindows, TextCorpusDataModule
 from seqmodels.data.music import BachChoralesDataModule
 from seqmodels.data.parallel import (
@@ -43,6 +44,8 @@ from seqmodels.data.video import (
 )
 
 __all__ = [
+    "FortunesDataModule",
+    "read_fortunes",
     "FrameFolderDataModule",
     "MovingDigitsDataModule",
     "MovingDigitsPredictionDataModule",
