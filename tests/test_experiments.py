@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 
 from seqmodels.config import config_dir, instantiate_datamodule, resolve_with_datamodule
 from seqmodels.data.fortunes import fortunes_available
+from seqmodels.data.genomic import kaptive_available
 from seqmodels.data.speech import espeak_available
 from seqmodels.train import train
 
@@ -34,6 +35,9 @@ QUICK_DATA = {
     "dtmf_ctc": ["data.num_train=64", "data.num_val=16", "data.num_test=16"],
     "spoken_digits": ["data.num_train=8", "data.num_val=4", "data.num_test=4", "data.cache_dir=null"],
     "spoken_digits_streaming": ["data.num_train=8", "data.num_val=4", "data.num_test=4", "data.cache_dir=null"],
+    "dna_lm": ["data.max_records=10"],
+    "gene_tagging": ["data.max_records=10"],
+    "locus_classification": ["data.max_records=10"],
     "frame_prediction": ["data.num_train=8", "data.num_val=4", "data.num_test=4", "data.batch_size=4"],
 }
 
@@ -41,6 +45,9 @@ QUICK_DATA = {
 NEEDS_PROGRAM = {
     "spoken_digits": (espeak_available, "espeak-ng is not installed (make system-data)"),
     "spoken_digits_streaming": (espeak_available, "espeak-ng is not installed (make system-data)"),
+    "dna_lm": (kaptive_available, "kaptive-data or Biopython is missing (make system-data)"),
+    "gene_tagging": (kaptive_available, "kaptive-data or Biopython is missing (make system-data)"),
+    "locus_classification": (kaptive_available, "kaptive-data or Biopython is missing (make system-data)"),
     "topic_classification": (fortunes_available, "the fortunes package is not installed (make system-data)"),
 }
 

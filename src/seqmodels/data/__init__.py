@@ -14,6 +14,15 @@ from seqmodels.data.datamodule import (
 )
 from seqmodels.data.forecasting import Forecast, ForecastBatch, ForecastingDataModule, TargetScaler
 from seqmodels.data.fortunes import FortunesDataModule, read_fortunes
+from seqmodels.data.genomic import (
+    GeneTaggingDataModule,
+    GenomicCorpusDataModule,
+    LocusClassificationDataModule,
+    MarkovModel,
+    NucleotideTokenizer,
+    read_sequences,
+    reverse_complement,
+)
 from seqmodels.data.language import LanguageModelDataModule, StreamWindows, TextCorpusDataModule
 from seqmodels.data.music import BachChoralesDataModule
 from seqmodels.data.parallel import (
@@ -44,6 +53,13 @@ from seqmodels.data.video import (
 )
 
 __all__ = [
+    "GeneTaggingDataModule",
+    "GenomicCorpusDataModule",
+    "LocusClassificationDataModule",
+    "MarkovModel",
+    "NucleotideTokenizer",
+    "read_sequences",
+    "reverse_complement",
     "FortunesDataModule",
     "read_fortunes",
     "FrameFolderDataModule",
