@@ -361,3 +361,33 @@ def test_locus_classification_keeps_groups_in_one_split(tmp_path):
     assert dm.dims()["num_classes"] == 2 and dm.class_names == ["a", "b"]
     inputs, label = dm.test_set[0]
     assert inputs.shape == (500,) and int(label) in (0, 1)
+
+
+@needs_kaptive
+def test_predict_reads_a_fasta_file_one_record_per_input(compose_train, tmp_path):
+    """``seqmodels-predict input_file=x.fasta`` on a gene tagger: one answer per record, one tag per base."""
+    from omegaconf import OmegaConf
+
+    from seqmodels.predict import predict_from_checkpoint
+    from seqmodels.train import train
+
+    cfg = compose_train(
+        "experiment=gene_tagging",
+        "data.max_records=10",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=1",
+        "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+        "logger=none",
+    )
+    ckpt = train(cfg).best_model_path
+    fasta = tmp_path / "reads.fasta"
+    fasta.write_text(">one\nACGTACGTAA\n>two\nGGGCCCTTTAAANNN\n", encoding="utf-8")
+    predict_cfg = OmegaConf.create(
+        {"ckpt_path": ckpt, "input_file": str(fasta), "input": None, "device": "cpu", "n_best": 1, "batch_size": 64}
+    )
+    _, results = predict_from_checkpoint(predict_cfg)
+    assert [text for text, _ in results] == ["ACGTACGTAA", "GGGCCCTTTAAANNN"]
+    for text, best in results:
+        tags = best[0][0].split()
+        assert len(tags) == len(text) and set(tags) <= set(GENE_TAGS)

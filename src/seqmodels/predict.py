@@ -53,8 +53,20 @@ def _lines(path: Path) -> list[str]:
     return lines
 
 
+def _sequence_file(path: Path) -> bool:
+    """Whether the name says FASTA, FASTQ or GenBank (``.fa``, ``.fastq.gz``, ``.gbk``, ...)."""
+    from seqmodels.data.genomic import guess_format
+
+    try:
+        guess_format(path)
+    except ValueError:
+        return False
+    return True
+
+
 def read_inputs(cfg: DictConfig) -> list[str]:
-    """``input``, or the lines of ``input_file``: one input per line, so output row ``i`` answers line ``i``.
+    """``input``, or the lines of ``input_file``: one input per line, so output row ``i`` answers line ``i``; a
+    FASTA, FASTQ or GenBank ``input_file`` (by its name) gives one input per record, its sequence.
 
     Every text task needs tokens, so a blank line among the inputs is a one-line error naming its line number
     (dropping it would shift every later output against its input); blank lines after the last input are ignored.
@@ -66,6 +78,13 @@ def read_inputs(cfg: DictConfig) -> list[str]:
     path = Path(cfg.input_file).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"input file not found: {path}; pass input_file=/path/to/inputs.txt (one per line)")
+    if _sequence_file(path):  # FASTA/FASTQ/GenBank, gzipped or not: one input per record
+        from seqmodels.data.genomic import read_sequences
+
+        records = read_sequences(path)
+        if not records:
+            raise ValueError(f"{path} holds no sequence records")
+        return [record.sequence for record in records]
     inputs = _lines(path)
     if not inputs:
         raise ValueError(f"{path} holds no inputs (one per line)")
