@@ -13,16 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
+from tiny_runs import train_tiny
 
 from seqmodels.checkpoint import build_from_checkpoint, load_checkpoint
-from seqmodels.config import config_dir
 from seqmodels.nn.audio import NORMALIZE_MODES, FeatureConfig, LogMelSpectrogram
 from seqmodels.nn.audio import resample as torch_resample
-from seqmodels.train import train
 
 onnxruntime = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -30,36 +26,12 @@ pytest.importorskip("onnxscript")
 from seqmodels import runtime  # noqa: E402  (after the skips: needs the export extra)
 from seqmodels.export import export_onnx  # noqa: E402
 
-QUICK = [
-    "trainer.max_epochs=1",
-    "+trainer.limit_train_batches=2",
-    "+trainer.limit_val_batches=1",
-    "+trainer.limit_test_batches=1",
-    "~callbacks.early_stopping",
-    "logger=[]",
-    "~callbacks.rich_progress_bar",
-    "trainer.enable_progress_bar=false",
-    "trainer.accelerator=cpu",
-]
-
-
-def _train(out: Path, *overrides: str) -> Path:
-    """A tiny run of the real config tree (as seqmodels-train composes it); its checkpoint's path."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[*overrides, *QUICK], return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.paths.output_dir = cfg.paths.log_dir = cfg.hydra.runtime.output_dir = str(out)
-        cfg.hydra.job.num = 0
-    HydraConfig().set_config(cfg)
-    return Path(train(cfg).best_model_path)
-
 
 class Exported:
     """A tiny trained checkpoint, its datamodule and its exported runtime."""
 
     def __init__(self, out: Path, *overrides: str) -> None:
-        self.ckpt_path = _train(out / "run", *overrides)
+        self.ckpt_path = train_tiny(out / "run", *overrides)
         self.checkpoint = load_checkpoint(self.ckpt_path)
         self.model, self.datamodule = build_from_checkpoint(self.checkpoint, setup_data=False)
         self.model.eval()
