@@ -157,8 +157,13 @@ def test_state_dict_lets_a_datamodule_encode_without_the_files(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ runs
+@pytest.mark.learns
 def test_experiment_trains_and_predicts_from_its_checkpoint(compose_train, tmp_path):
-    """A short run on fake fortune files; its checkpoint alone labels new text (without the files)."""
+    """A short run on fake fortune files; its checkpoint alone labels new text (without the files).
+
+    Catches: labels or vocabulary lost between the fortune reader and the classifier (each category has its own
+    words, so three epochs take test accuracy far above chance, 1/3), or a checkpoint that needs the files.
+    """
     from seqmodels.predict import label_texts
     from seqmodels.train import train
 
