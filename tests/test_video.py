@@ -276,3 +276,41 @@ def test_frame_prediction_fast_dev_run(compose_train):
     )
     result = train(cfg)
     assert math.isfinite(result.metrics["test/mse"]) and 0 < result.metrics["test/mse"] < 1
+
+
+def test_frame_strip_lays_out_context_truth_and_prediction():
+    from seqmodels.callbacks import frame_strip
+
+    context, target, prediction = torch.full((3, 1, 2, 2), 0.25), torch.full((2, 1, 2, 2), 0.5), torch.ones(2, 1, 2, 2)
+    strip = frame_strip(context, target, 2 * prediction)
+    assert strip.shape == (1, 4, 10)  # two rows of (3 + 2) frames of 2 x 2
+    assert torch.all(strip[:, :2, :6] == 0.25) and torch.all(strip[:, :2, 6:] == 0.5)
+    assert torch.all(strip[:, 2:, :6] == 0) and torch.all(strip[:, 2:, 6:] == 1)  # predictions clamped to [0, 1]
+    with pytest.raises(ValueError, match="frames of one size"):
+        frame_strip(context, target, torch.ones(2, 1, 3, 3))
+
+
+def test_frame_prediction_logs_frame_strips_to_tensorboard(compose_train, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from seqmodels.train import train
+
+    cfg = compose_train(
+        "experiment=frame_prediction",
+        "data.num_train=8",
+        "data.num_val=4",
+        "data.num_test=4",
+        "data.batch_size=4",
+        "trainer.max_epochs=1",
+        "logger=tensorboard",
+        "callbacks.frame_samples.num_examples=2",
+    )
+    train(cfg)
+    events = sorted(tmp_path.rglob("events.out.tfevents.*"))
+    assert events, list(tmp_path.rglob("*"))
+    tags = set()
+    for path in events:
+        accumulator = EventAccumulator(str(path), size_guidance={"images": 0})
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["images"])
+    assert {"frames/0", "frames/1"} <= tags, tags

@@ -2,6 +2,7 @@
 
 from seqmodels.callbacks.attention_maps import AttentionMaps
 from seqmodels.callbacks.conditional_samples import ConditionalSamples
+from seqmodels.callbacks.frame_samples import FramePredictionSamples, frame_strip
 from seqmodels.callbacks.generation import GenerationSamples
 from seqmodels.callbacks.gradients import GradientFlow, NonFiniteError, NonFiniteGuard
 from seqmodels.callbacks.model_summary import ModelSummary
@@ -14,6 +15,7 @@ __all__ = [
     "CHECKPOINT_KEY",
     "ConditionalSamples",
     "EpochSeed",
+    "FramePredictionSamples",
     "GenerationSamples",
     "GradientFlow",
     "ModelSummary",
@@ -21,4 +23,5 @@ __all__ = [
     "NonFiniteGuard",
     "RunConfigCheckpoint",
     "SpeechSamples",
+    "frame_strip",
 ]
