@@ -5,6 +5,7 @@
     seqmodels-predict ckpt_path=... input_file=words.txt output_file=phonemes.tsv beam_size=5 n_best=3
     seqmodels-predict ckpt_path=<text classifier>.ckpt input="'great value, works well'" n_best=2  # labels, probs
     seqmodels-predict ckpt_path=<tagger>.ckpt input="'EU rejects German call'"             # one tag per word
+    seqmodels-predict ckpt_path=<video classifier>.ckpt input_file=clip.npy                 # or a folder of clips
     seqmodels-predict ckpt_path=<forecaster>.ckpt [input_file=series.csv] output_file=forecast.csv  # forecasting
     seqmodels-predict ckpt_path=<forecaster>.ckpt backtest=test output_file=backtest.csv   # historical forecasts
     seqmodels-predict ckpt_path=<speech model>.ckpt input_file=digits.wav                  # prints the transcript
@@ -14,7 +15,10 @@
 The checkpoint holds the vocabularies, labels, scalers and the model config; nothing else is needed. Input
 tokens a vocabulary lacks are read as ``<unk>`` (with a warning on stderr). Text inputs give one line each:
 ``input<TAB>output``, or with ``n_best`` > 1 one line per output with its score (log-probability for
-encoder-decoders, probability for classifiers). A speech (CTC) checkpoint reads PCM WAV files at any sample
+encoder-decoders, probability for classifiers). A video classifier (e.g. ``experiment=video_classification``)
+reads ``.npy``/``.npz`` clips instead of text: ``input_file`` is one clip or a folder of them (one answer per file,
+sorted by name, ``path<TAB>label``), each preprocessed by the checkpoint's datamodule exactly as its training clips
+were (``inputs_from_file``). A speech (CTC) checkpoint reads PCM WAV files at any sample
 rate (resampled to the model's) and decodes with CTC prefix beam search (``beam_size=1``: greedy). With
 ``stream=true`` (a causal model: unidirectional encoder, ``normalize=cumulative`` features, e.g.
 ``experiment=spoken_digits_streaming``) the WAV is fed in ``chunk_ms`` chunks through a
@@ -339,18 +343,39 @@ def stream_audio(
     return results
 
 
+def clip_paths(cfg: DictConfig) -> list[Path]:
+    """``input_file``: one ``.npy``/``.npz`` clip, or a folder of them (sorted by name; ``folder/<class>/*`` too)."""
+    from seqmodels.data.video import list_frame_files
+
+    if cfg.get("input") is not None or cfg.get("input_file") is None:
+        raise ValueError(
+            "a video classifier reads clips, not text: pass input_file=clip.npy (or a folder of .npy/.npz clips)"
+        )
+    path = Path(str(cfg.input_file)).expanduser()
+    if path.is_dir():
+        return list_frame_files(path)[0]
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"input_file={cfg.input_file}: no such file or folder; pass a .npy/.npz clip or a folder of them"
+        )
+    return [path]
+
+
 def label_texts(
     cfg: DictConfig, checkpoint: dict[str, Any] | None = None
 ) -> list[tuple[str, list[tuple[str, float]]]] | None:
     """For a text classifier: per input, its ``n_best`` labels with their probabilities. For a tagger: per input
-    sentence (words separated by spaces), its tags, one per word. None for other checkpoints."""
+    sentence (words separated by spaces), its tags, one per word. For a classifier whose datamodule reads files
+    (``inputs_from_file``: video clips), per file of :func:`clip_paths`, its ``n_best`` labels with their
+    probabilities. None for other checkpoints."""
     if checkpoint is None:
         checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
     reads = task_capabilities(checkpoint)[1].predict
     if reads not in (Prediction.TEXT_TO_LABEL, Prediction.TEXT_TO_TAGS):
         return None
     model, datamodule = build_from_checkpoint(checkpoint, setup_data=False)
-    if not hasattr(datamodule, "inputs_from_text"):
+    reads_files = reads is Prediction.TEXT_TO_LABEL and hasattr(datamodule, "inputs_from_file")
+    if not reads_files and not hasattr(datamodule, "inputs_from_text"):
         raise ValueError(
             f"{cfg.ckpt_path} classifies {type(datamodule).__name__} data, not text; score it on its data with "
             f"seqmodels-eval ckpt_path={cfg.ckpt_path}"
@@ -363,13 +388,17 @@ def label_texts(
         raise ValueError(f"n_best must be in [1, {num_classes}] (the classes), got {cfg.n_best}")
     device = requested_device(cfg)
     model.to(device).eval()
-    inputs = read_inputs(cfg)
+    inputs = [str(path) for path in clip_paths(cfg)] if reads_files else read_inputs(cfg)
     results: list[tuple[str, list[tuple[str, float]]]] = []
     with torch.no_grad():
         for start in range(0, len(inputs), cfg.batch_size):
             chunk = inputs[start : start + cfg.batch_size]
-            items = [datamodule.inputs_from_text(text) for text in chunk]  # type: ignore[attr-defined]
-            batch = pad_collate(items, padding_value=datamodule.input_padding_value).to(device)
+            if reads_files:  # the datamodule's own reader and batching, as in training
+                clips = [datamodule.inputs_from_file(path) for path in chunk]  # type: ignore[attr-defined]
+                batch = datamodule.collate_fn(clips).to(device)  # type: ignore[attr-defined]
+            else:
+                items = [datamodule.inputs_from_text(text) for text in chunk]  # type: ignore[attr-defined]
+                batch = pad_collate(items, padding_value=datamodule.input_padding_value).to(device)
             if tagger:
                 tags = model.predict_step(batch, 0)
                 results.extend((text, [(" ".join(row), 1.0)]) for text, row in zip(chunk, tags, strict=True))

@@ -213,6 +213,26 @@ class MovingDigitsDataModule(VideoDataModuleMixin, GeneratedDataModule):
     def class_names(self) -> list[str]:
         return [f"{d}-{DIRECTIONS[k][0]}" for d in range(10) for k in range(self.num_directions)]
 
+    def inputs_from_file(self, path: str | Path) -> Tensor:
+        """A clip file (``.npy``/``.npz``, (L, H, W) or (L, 1, H, W)) preprocessed as training clips are -> float
+        (L, 1, canvas_size, canvas_size): uint8 arrays hold the generator's levels 0..16 (divided by 16, as
+        :class:`ClipDataset` does), float arrays values in [0, 1] (kept). One-line ``ValueError`` naming the file
+        otherwise (``seqmodels-predict`` reads clips with it)."""
+        clip = read_frame_file(path, uint8_scale=1.0 / 16.0)
+        size = self.canvas_size
+        if tuple(clip.shape[1:]) != (1, size, size):
+            raise ValueError(
+                f"{path}: frames are {tuple(clip.shape[1:])} (C, H, W) but this model reads (1, {size}, {size}), "
+                f"its training canvas; save the clip as (L, {size}, {size}) grey frames"
+            )
+        top = float(clip.max())
+        if top > 1.0 or float(clip.min()) < 0.0:
+            raise ValueError(
+                f"{path}: frame values span [{float(clip.min()):g}, {top:g}] after scaling; moving-digits clips hold "
+                "uint8 levels 0..16 or floats in [0, 1], so rescale the frames to one of those"
+            )
+        return clip
+
     def image_pools(self) -> dict[str, np.ndarray]:
         """Indices of the digit images each split draws from (disjoint, stratified by digit)."""
         images, labels = load_digit_images()
@@ -335,11 +355,13 @@ def read_frame_file(
     max_frames: int | None = None,
     frame_size: Sequence[int] | None = None,
     channels_last: bool = False,
+    uint8_scale: float = 1.0 / 255.0,
 ) -> Tensor:
     """One clip from a ``.npy`` or ``.npz`` file -> float32 (L, C, H, W).
 
     The array is (L, H, W) (one channel), (L, C, H, W), or with ``channels_last`` (L, H, W, C); an ``.npz`` holds
-    it under ``frames`` or as its only array. uint8 values are divided by 255, others kept as they are. Every
+    it under ``frames`` or as its only array. uint8 values are multiplied by ``uint8_scale`` (default: divided by
+    255), others kept as they are. Every
     ``frame_step``-th frame is kept (from frame 0), then at most ``max_frames``; ``frame_size`` (H, W) resizes
     (bilinear). Raises a one-line ``ValueError`` naming the file for anything else.
     """
@@ -365,7 +387,7 @@ def read_frame_file(
         raise ValueError(f"{path}: holds an empty clip of shape {array.shape}")
     if frame_step < 1:
         raise ValueError(f"frame_step must be >= 1, got {frame_step}")
-    scale = 1.0 / 255.0 if array.dtype == np.uint8 else 1.0
+    scale = uint8_scale if array.dtype == np.uint8 else 1.0
     clip = torch.from_numpy(np.ascontiguousarray(array[::frame_step][:max_frames])).float() * scale
     if not torch.isfinite(clip).all():
         raise ValueError(f"{path}: frames contain NaN or infinite values")
@@ -454,6 +476,32 @@ class FrameFolderDataModule(VideoDataModuleMixin, SequenceDataModule):
                 )
             clips.append(clip)
         return clips
+
+    def inputs_from_file(self, path: str | Path) -> Tensor:
+        """A clip file read as training clips were (same ``frame_step``, ``max_frames``, ``frame_size``,
+        ``channels_last``, uint8 / 255); its frames must match the training frames (C, H, W), else a one-line
+        ``ValueError`` naming the file and the fix."""
+        clip = self.read(path)
+        if self._frame_shape is not None and tuple(clip.shape[1:]) != tuple(self._frame_shape):
+            raise ValueError(
+                f"{path}: frames are {tuple(clip.shape[1:])} (C, H, W) but this model reads {tuple(self._frame_shape)}"
+                " like its training clips; save the clip with that channel count and frame size"
+            )
+        return clip
+
+    def state_dict(self) -> dict[str, Any]:
+        """Class names and frame shape (plain lists: safe for ``torch.load(weights_only=True)``)."""
+        return {
+            "class_names": list(self.class_names),
+            "frame_shape": list(self._frame_shape) if self._frame_shape is not None else None,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Use a checkpoint's class order and frame shape (so a checkpoint reads clips without its folder)."""
+        if state_dict.get("class_names"):
+            self.class_names = list(state_dict["class_names"])
+        if state_dict.get("frame_shape") is not None:
+            self._frame_shape = tuple(int(s) for s in state_dict["frame_shape"])
 
     def build(self) -> None:
         files, names = list_frame_files(self.root)

@@ -16,7 +16,7 @@ class Prediction(Enum):
     """What ``seqmodels-predict`` reads and writes for a task."""
 
     TEXT_TO_TEXT = "text in, decoded text out (beam search, n-best with log-probabilities)"
-    TEXT_TO_LABEL = "text in, its label out (n-best with probabilities)"
+    TEXT_TO_LABEL = "text (or a clip file the datamodule reads) in, its label out (n-best with probabilities)"
     TEXT_TO_TAGS = "a sentence in, one tag per word out"
     SERIES_TO_FORECAST = "series (CSV) in, forecasts (CSV) out; backtests"
     AUDIO_TO_TEXT = "WAV files in, transcripts out"
