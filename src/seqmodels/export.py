@@ -78,10 +78,11 @@ def unpacked(module: nn.Module) -> Iterator[None]:
     """Every :class:`RecurrentEncoder` in ``module`` runs without packing inside the block."""
     encoders = [m for m in module.modules() if isinstance(m, RecurrentEncoder)]
     for encoder in encoders:
-        if encoder.is_scan:
+        if encoder.is_modern:
             raise ValueError(
-                f"export does not trace cell={encoder.cell!r} yet (its parallel scan is a custom autograd function); "
-                "serve or predict from the checkpoint, or retrain with a classic cell (lstm, gru, rnn_tanh, rnn_relu)"
+                f"export does not trace cell={encoder.cell!r} yet (it runs on its own engine, not torch's RNN "
+                "kernels); serve or predict from the checkpoint, or retrain with a classic cell (lstm, gru, rnn_tanh, "
+                "rnn_relu)"
             )
         if encoder.impl != "fused":
             raise ValueError(

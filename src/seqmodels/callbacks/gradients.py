@@ -49,10 +49,9 @@ def total_norm(grads: list[Tensor]) -> float:
 
 
 def _encoders(module: torch.nn.Module) -> dict[str, RecurrentEncoder]:
-    """The encoders whose hidden states can be probed (a parallel scan has no step loop to place probes in)."""
-    return {
-        name or "encoder": m for name, m in module.named_modules() if isinstance(m, RecurrentEncoder) and not m.is_scan
-    }
+    """The encoders whose hidden states can be probed (the modern cells have no probe points in their engines)."""
+    encoders = {name or "encoder": m for name, m in module.named_modules() if isinstance(m, RecurrentEncoder)}
+    return {name: encoder for name, encoder in encoders.items() if not encoder.is_modern}
 
 
 class GradientFlow(L.Callback):

@@ -28,6 +28,7 @@ from seqmodels.nn.decoding import beam_search, decode, filter_logits, sample_nex
 from seqmodels.nn.forecasting import DirectForecaster, GaussianOutput, PointOutput, QuantileOutput, Seq2SeqForecaster
 from seqmodels.nn.frontends import LinearProjection, TokenEmbedding
 from seqmodels.nn.heads import ClassificationHead, RegressionHead
+from seqmodels.nn.indrnn import IndRNN
 from seqmodels.nn.language_model import RecurrentLanguageModel, detach_state
 from seqmodels.nn.masking import lengths_to_mask
 from seqmodels.nn.networks import ManyToOneNet, SequenceTaggerNet
@@ -69,6 +70,7 @@ __all__ = [
     "CELLS",
     "SCAN_CELLS",
     "ScanRNN",
+    "IndRNN",
     "linear_scan",
     "min_rnn_layer",
     "Attention",

@@ -1,4 +1,4 @@
-"""RecurrentEncoder: torch's RNN/LSTM/GRU, and minGRU/minLSTM, behind one interface that takes sequence lengths.
+"""RecurrentEncoder: torch's RNN/LSTM/GRU, minGRU/minLSTM and IndRNN, behind one interface that takes sequence lengths.
 
 Shapes: N = batch, L = sequence length, D = 2 if bidirectional else 1, H_in = input_size,
 H_out = proj_size if proj_size > 0 else hidden_size, H_cell = hidden_size.
@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqmodels.nn.cells import CustomRNN, recurrent_forward
+from seqmodels.nn.indrnn import INDRNN_CELLS, INDRNN_INITS, IndRNN
 from seqmodels.nn.masking import as_lengths, check_lengths
 from seqmodels.nn.scan_cells import SCAN_CELLS, SCAN_INITS, ScanRNN
 from seqmodels.nn.streaming import check_causal
@@ -41,8 +42,13 @@ class RecurrentEncoder(nn.Module):
     step mode; one state tensor h (no c); options of the classic cells that do not apply (``impl``, ``proj_size``,
     ``forget_bias``, ``layer_norm``, ``recurrent_dropout``, ``zoneout``, ``probe_states``) are refused.
 
+    ``cell="indrnn"`` (Li et al. 2018, "Independently Recurrent Neural Network") selects an
+    :class:`~seqmodels.nn.IndRNN`: ``h_t = relu(W x_t + b + u * h_{t-1})`` with a recurrent vector u, each unit
+    recurring only on itself (details in :mod:`seqmodels.nn.indrnn`). Same inputs, outputs, padding rules, step mode
+    and refusals as minGRU/minLSTM (``residual`` included).
+
     Args:
-        cell: ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"``, ``"gru"``, ``"mingru"`` or ``"minlstm"``.
+        cell: ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"``, ``"gru"``, ``"mingru"``, ``"minlstm"`` or ``"indrnn"``.
         input_size: H_in, features per time step.
         hidden_size: H_cell, features of the hidden (and LSTM cell) state.
         num_layers: stacked recurrent layers.
@@ -163,8 +169,12 @@ class RecurrentEncoder(nn.Module):
             bidirectional=bidirectional,
         )
         self.residual = bool(residual)
-        if cell in SCAN_CELLS:
-            self.rnn: nn.Module = ScanRNN(cell, **common, residual=self.residual, init=init)
+        if cell in SCAN_CELLS + INDRNN_CELLS:  # an engine of seqmodels' own
+            self.rnn: nn.Module = (
+                ScanRNN(cell, **common, residual=self.residual, init=init)
+                if cell in SCAN_CELLS
+                else IndRNN(**common, init=init)
+            )
         elif impl == "custom":
             self.rnn = CustomRNN(
                 cell,
@@ -201,12 +211,13 @@ class RecurrentEncoder(nn.Module):
         return self.cell == "lstm"
 
     @property
-    def is_scan(self) -> bool:
-        """minGRU/minLSTM: a parallel scan (:class:`~seqmodels.nn.ScanRNN`) instead of a classic cell."""
-        return self.cell in SCAN_CELLS
+    def is_modern(self) -> bool:
+        """A cell run by an engine of seqmodels' own rather than torch's RNN kernels: minGRU/minLSTM (a parallel scan,
+        :class:`~seqmodels.nn.ScanRNN`) or IndRNN (:class:`~seqmodels.nn.IndRNN`)."""
+        return self.cell in SCAN_CELLS + INDRNN_CELLS
 
     def reset_parameters(self) -> None:
-        if self.is_scan:
+        if self.is_modern:
             self.rnn.init = self.init
             self.rnn.reset_parameters()
             return
@@ -271,11 +282,11 @@ class RecurrentEncoder(nn.Module):
                 f"input has {input.shape[-1]} features per step but input_size={self.input_size}; "
                 "set input_size to the data's channels"
             )
-        if self.is_scan:
+        if self.is_modern:
             if self.probe_states:
                 raise ValueError(
-                    f"probe_states (gradient-flow diagnostics) is not available for cell={self.cell!r}: its parallel "
-                    "scan keeps no per-step state to probe; train it without the gradient_flow callback"
+                    f"probe_states (gradient-flow diagnostics) is not available for cell={self.cell!r}: its own "
+                    "engine keeps no per-step state to probe; train it without the gradient_flow callback"
                 )
             return self.rnn(input, hx, lengths)  # exact padding without packing: see seqmodels.nn.scan_cells
         if lengths is not None and not self.pack_sequences and self.impl == "fused" and not self.probe_states:
@@ -388,22 +399,23 @@ def _check_cell_options(
     residual: bool,
 ) -> str:
     """The init to use (None: the cell's default), after one-line refusals of an unknown cell and of options that do
-    not apply to it: the classic cells' options for a minGRU/minLSTM, ``residual`` for a classic cell."""
-    if cell not in CELLS + SCAN_CELLS:
-        raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS + SCAN_CELLS)}")
-    if cell not in SCAN_CELLS:
-        if residual:
-            raise ValueError(f"residual is an option of cell='mingru'/'minlstm', not cell={cell!r}; set residual=false")
+    not apply to it: the classic cells' options for a minGRU/minLSTM/IndRNN, ``residual`` for a classic cell or an
+    IndRNN."""
+    if cell not in CELLS + SCAN_CELLS + INDRNN_CELLS:
+        raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS + SCAN_CELLS + INDRNN_CELLS)}")
+    if cell not in SCAN_CELLS and residual:
+        raise ValueError(f"residual is an option of cell='mingru'/'minlstm', not cell={cell!r}; set residual=false")
+    if cell in CELLS:
         return "orthogonal" if init is None else init
     init = "torch" if init is None else init
-    if init not in SCAN_INITS:
+    if init not in (SCAN_INITS if cell in SCAN_CELLS else INDRNN_INITS):
         raise ValueError(
             f"init={init!r} does not apply to cell={cell!r} (no recurrent matrix); use init=torch (the paper's) "
             "or orthogonal"
         )
     if impl != "fused":
         raise ValueError(
-            f"impl={impl!r} does not apply to cell={cell!r}, which always runs its parallel scan; set impl=fused"
+            f"impl={impl!r} does not apply to cell={cell!r}, which always runs its own engine; set impl=fused"
         )
     for name, value, owner, fix in (
         ("proj_size", proj_size, "cell='lstm'", "proj_size=0"),

@@ -1,0 +1,187 @@
+"""IndRNN: an independently recurrent network, each hidden unit recurring only on itself.
+
+Li, Li, Cook, Zhu and Gao (2018), "Independently Recurrent Neural Network (IndRNN): Building A Longer and Deeper
+RNN" (CVPR 2018, arXiv:1803.04831) replace the recurrent matrix of a ReLU RNN by a vector ``u`` (an elementwise
+product), so the units of a layer are independent of each other over time and interact only through the stacking of
+layers::
+
+    h_t = relu(W x_t + b + u * h_{t-1})          (paper, eq. 2; * is the elementwise product)
+
+with W (H, H_in), b (H,) and u (H,). The input projection ``W x_t + b`` of every step is one matrix product over
+the whole sequence; what is left is an elementwise loop over time (:func:`indrnn_recurrence`, TorchScript), O(L * H)
+work per sequence instead of the O(L * H^2) of a classic cell.
+
+Initialisation: u ~ U(0, 1) and b = 0 (the paper's choice for ReLU IndRNNs; with ``recurrent_max_abs`` set,
+u ~ U(0, min(1, recurrent_max_abs))); W as ``nn.Linear`` (``init="torch"``, the default) or Xavier-uniform
+(``init="orthogonal"``, as :class:`~seqmodels.nn.RecurrentEncoder` treats input weights). ``recurrent_max_abs``
+clips |u| at every forward, the paper's constraint against exploding (|u| <= 2^(1/T) keeps h from growing by more than
+a factor 2 over T steps of ReLU recurrence); None: no clipping.
+
+Padding: at a padded step the state passes through unchanged and the output is 0, so the state after the last step
+is each sequence's state at its last valid step, and the reverse direction runs each sequence reversed within its
+length.
+
+Shapes: N = batch, L = sequence length, D = 2 if bidirectional else 1, H_in = input_size, H = hidden_size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from seqmodels.nn.masking import as_lengths, check_lengths
+from seqmodels.nn.scan_cells import _reverse_within
+
+INDRNN_CELLS = ("indrnn",)
+INDRNN_INITS = ("torch", "orthogonal")
+
+
+@torch.jit.script
+def indrnn_recurrence(pre: Tensor, u: Tensor, h: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """h_t = relu(pre_t + u * h_{t-1}) along dim 0 of a time-major pre (L, N, H), from h_{-1} = h (N, H).
+
+    ``mask`` (L, N, 1), bool: True at valid steps; at a padded step the state is carried and the output is 0.
+    Returns ``(output (L, N, H), h_last (N, H))``.
+    """
+    outputs: list[Tensor] = []
+    for t in range(pre.shape[0]):
+        h_new = torch.relu(pre[t] + u * h)
+        if mask is None:
+            h = h_new
+            outputs.append(h)
+        else:
+            h = torch.where(mask[t], h_new, h)
+            outputs.append(torch.where(mask[t], h_new, torch.zeros_like(h_new)))
+    return torch.stack(outputs), h
+
+
+class IndRNN(nn.Module):
+    """A multi-layer IndRNN (Li et al. 2018): ``h_t = relu(W x_t + b + u * h_{t-1})`` per layer and direction.
+
+    The ``cell="indrnn"`` engine of :class:`~seqmodels.nn.RecurrentEncoder` (usable on its own). Weights are named
+    like torch's RNNs: ``weight_ih_l{k}[_reverse]`` (H, H_in of layer k), ``bias_ih_l{k}...`` (H,) and
+    ``weight_hh_l{k}...``, the recurrent vector u (H,).
+
+    Args:
+        input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional: as for ``torch.nn.RNN``.
+        init: ``"torch"`` (W as ``nn.Linear``) or ``"orthogonal"`` (Xavier-uniform W); both: b = 0, u ~ U(0, 1).
+        recurrent_max_abs: clip |u| to this bound at every forward (the paper's 2^(1/T) constraint); None: no clip.
+
+    Inputs ``input, hx=None, lengths=None``; outputs ``output, h_n`` as for ``torch.nn.RNN``: output (N, L, D * H)
+    if batch_first else (L, N, D * H), exactly 0 at padded steps; h_n (D * num_layers, N, H), each direction's state
+    at its last valid step (for the reverse direction: at step 0).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        init: str = "torch",
+        recurrent_max_abs: float | None = None,
+    ) -> None:
+        super().__init__()
+        if init not in INDRNN_INITS:
+            raise ValueError(f"init={init!r} does not apply to cell='indrnn'; choose one of {', '.join(INDRNN_INITS)}")
+        if recurrent_max_abs is not None and not recurrent_max_abs > 0:
+            raise ValueError(f"recurrent_max_abs must be > 0 or None, got {recurrent_max_abs!r}")
+        self.cell = "indrnn"
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bias = bias
+        self.batch_first = batch_first
+        self.dropout = float(dropout)
+        self.bidirectional = bidirectional
+        self.init = init
+        self.recurrent_max_abs = recurrent_max_abs
+        D = 2 if bidirectional else 1
+        for layer in range(num_layers):
+            layer_input = input_size if layer == 0 else D * hidden_size
+            for direction in range(D):
+                suffix = f"_l{layer}" + ("_reverse" if direction else "")
+                self.register_parameter(f"weight_ih{suffix}", nn.Parameter(torch.empty(hidden_size, layer_input)))
+                if bias:
+                    self.register_parameter(f"bias_ih{suffix}", nn.Parameter(torch.empty(hidden_size)))
+                self.register_parameter(f"weight_hh{suffix}", nn.Parameter(torch.empty(hidden_size)))
+        self.reset_parameters()
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def reset_parameters(self) -> None:
+        u_max = 1.0 if self.recurrent_max_abs is None else min(1.0, float(self.recurrent_max_abs))
+        for name, param in self.named_parameters():
+            if name.startswith("weight_hh"):
+                nn.init.uniform_(param.data, 0.0, u_max)
+            elif name.startswith("bias"):
+                nn.init.zeros_(param.data)
+            elif self.init == "torch":  # nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+                bound = 1.0 / math.sqrt(param.shape[1])
+                nn.init.uniform_(param.data, -bound, bound)
+            else:
+                nn.init.xavier_uniform_(param.data)
+
+    def forward(self, input: Tensor, hx: Tensor | None = None, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        x = input if self.batch_first else input.transpose(0, 1)  # (N, L, H_in)
+        N, L = x.shape[0], x.shape[1]
+        D, H = self.num_directions, self.hidden_size
+        if isinstance(hx, tuple):
+            raise ValueError("cell='indrnn' has one state tensor h, not an LSTM's (h, c); pass hx=h")
+        if hx is not None and tuple(hx.shape) != (D * self.num_layers, N, H):
+            raise ValueError(
+                f"hx must be (D * num_layers, N, H) = {(D * self.num_layers, N, H)}, got {tuple(hx.shape)}"
+            )
+        mask = None
+        if lengths is not None:
+            lengths = as_lengths(lengths, x.device)
+            if not torch.compiler.is_exporting():
+                check_lengths(lengths.cpu(), L, N)
+            if bool((lengths == L).all()):
+                lengths = None  # nothing is padded
+            else:
+                steps = torch.arange(L, device=x.device).unsqueeze(1)
+                mask = (steps < lengths.unsqueeze(0)).unsqueeze(-1)  # (L, N, 1), time-major like the loop
+        h_n: list[Tensor] = []
+        for layer in range(self.num_layers):
+            if layer and self.dropout and self.training:
+                x = F.dropout(x, self.dropout, training=True)
+            outputs = []
+            for direction in range(D):
+                suffix = f"_l{layer}" + ("_reverse" if direction else "")
+                weight = getattr(self, f"weight_ih{suffix}")
+                bias = getattr(self, f"bias_ih{suffix}") if self.bias else None
+                u = getattr(self, f"weight_hh{suffix}")
+                if self.recurrent_max_abs is not None:
+                    u = u.clamp(-self.recurrent_max_abs, self.recurrent_max_abs)
+                inputs = _reverse_within(x, lengths) if direction else x
+                pre = F.linear(inputs.transpose(0, 1), weight, bias)  # (L, N, H): every step's W x_t + b at once
+                h_0 = x.new_zeros(N, H) if hx is None else hx[layer * D + direction]
+                out, h_last = indrnn_recurrence(pre, u, h_0, mask)
+                out = out.transpose(0, 1)  # (N, L, H)
+                h_n.append(h_last)
+                outputs.append(_reverse_within(out, lengths) if direction else out)
+            x = outputs[0] if D == 1 else torch.cat(outputs, dim=-1)
+        output = x if self.batch_first else x.transpose(0, 1).contiguous()
+        return output, torch.stack(h_n)
+
+    def extra_repr(self) -> str:
+        parts = [f"{self.input_size}", f"{self.hidden_size}"]
+        if self.num_layers != 1:
+            parts.append(f"num_layers={self.num_layers}")
+        if self.bidirectional:
+            parts.append("bidirectional=True")
+        if self.recurrent_max_abs is not None:
+            parts.append(f"recurrent_max_abs={self.recurrent_max_abs}")
+        return ", ".join(parts)
+
+
+__all__ = ["INDRNN_CELLS", "INDRNN_INITS", "IndRNN", "indrnn_recurrence"]
