@@ -122,7 +122,6 @@ def test_refusals_are_one_line_and_name_the_fix() -> None:
         (dict(recurrent_dropout=0.1), "recurrent_dropout=0"),
         (dict(zoneout=0.1), "zoneout=0"),
         (dict(init="identity"), "init=torch"),
-        (dict(residual=True), "residual=false"),
     ]:
         with pytest.raises(ValueError, match=fix) as error:
             RecurrentEncoder("indrnn", 3, 5, **options)

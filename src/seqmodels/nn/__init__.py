@@ -33,10 +33,11 @@ from seqmodels.nn.language_model import RecurrentLanguageModel, detach_state
 from seqmodels.nn.masking import lengths_to_mask
 from seqmodels.nn.networks import ManyToOneNet, SequenceTaggerNet
 from seqmodels.nn.pooling import AttentionPooling, LastStepPooling, MaxPooling, MeanPooling, build_pooling
-from seqmodels.nn.recurrent import CELLS, RecurrentEncoder
+from seqmodels.nn.recurrent import CELLS, MODERN_CELLS, RecurrentEncoder
 from seqmodels.nn.regularization import LockedDropout, WeightDrop, embedding_dropout
 from seqmodels.nn.scan_cells import SCAN_CELLS, ScanRNN, linear_scan, min_rnn_layer
 from seqmodels.nn.seq2seq import AttentionDecoder, Seq2Seq
+from seqmodels.nn.stacked import StackedRecurrence
 from seqmodels.nn.streaming import State, load_state, map_state, save_state
 from seqmodels.nn.video import LRCN, ConvLSTMFramePredictor, FrameEncoder, FramePoolingNet, SmallFrameCNN, ssim
 
@@ -70,6 +71,8 @@ __all__ = [
     "CELLS",
     "SCAN_CELLS",
     "ScanRNN",
+    "StackedRecurrence",
+    "MODERN_CELLS",
     "IndRNN",
     "linear_scan",
     "min_rnn_layer",

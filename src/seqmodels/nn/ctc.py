@@ -245,19 +245,10 @@ class CTCNet(nn.Module):
         parameter = next(self.parameters())
         device = parameter.device if device is None else device
         dtype = parameter.dtype if dtype is None else dtype
-        state: dict[str, object] = {"encoder": self._encoder_initial_state(batch_size, device, dtype)}
+        state: dict[str, object] = {"encoder": self.encoder.initial_state(batch_size, device=device, dtype=dtype)}
         if self.subsampling is not None:
             state["subsampling"] = self.subsampling.initial_state(batch_size, device=device, dtype=dtype)
         return state
-
-    def _encoder_initial_state(self, batch_size: int, device: torch.device | str, dtype: torch.dtype) -> object:
-        if hasattr(self.encoder, "stream") and hasattr(self.encoder, "initial_state"):
-            return self.encoder.initial_state(batch_size, device=device, dtype=dtype)
-        encoder = self.encoder
-        h = torch.zeros(encoder.num_layers, batch_size, encoder.state_size, device=device, dtype=dtype)
-        if encoder.is_lstm:
-            return (h, torch.zeros(encoder.num_layers, batch_size, encoder.hidden_size, device=device, dtype=dtype))
-        return h
 
     def stream(
         self, inputs: Tensor, state: dict[str, object] | None = None, final: bool = False

@@ -221,11 +221,7 @@ class _Forecaster(nn.Module):
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         weight = next(self.parameters())
         options = {"device": weight.device if device is None else device, "dtype": dtype or weight.dtype}
-        enc = self.encoder
-        h = torch.zeros(enc.num_layers, batch_size, enc.state_size, **options)
-        state: StreamState = {
-            "encoder": (h, torch.zeros(enc.num_layers, batch_size, enc.hidden_size, **options)) if enc.is_lstm else h
-        }
+        state: StreamState = {"encoder": self.encoder.initial_state(batch_size, **options)}
         if self._feeds_last:
             state["last"] = torch.zeros(batch_size, self.num_targets, **options)
         return state

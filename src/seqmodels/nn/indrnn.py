@@ -32,8 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqmodels.nn.masking import as_lengths, check_lengths
-from seqmodels.nn.scan_cells import _reverse_within
+from seqmodels.nn.stacked import StackedRecurrence
 
 INDRNN_CELLS = ("indrnn",)
 INDRNN_INITS = ("torch", "orthogonal")
@@ -58,7 +57,7 @@ def indrnn_recurrence(pre: Tensor, u: Tensor, h: Tensor, mask: Tensor | None = N
     return torch.stack(outputs), h
 
 
-class IndRNN(nn.Module):
+class IndRNN(StackedRecurrence):
     """A multi-layer IndRNN (Li et al. 2018): ``h_t = relu(W x_t + b + u * h_{t-1})`` per layer and direction.
 
     The ``cell="indrnn"`` engine of :class:`~seqmodels.nn.RecurrentEncoder` (usable on its own). Weights are named
@@ -67,6 +66,8 @@ class IndRNN(nn.Module):
 
     Args:
         input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional: as for ``torch.nn.RNN``.
+        residual, norm, ffn_expansion: the block options of :class:`~seqmodels.nn.stacked.StackedRecurrence` (the
+            paper's deep IndRNNs are residual).
         init: ``"torch"`` (W as ``nn.Linear``) or ``"orthogonal"`` (Xavier-uniform W); both: b = 0, u ~ U(0, 1).
         recurrent_max_abs: clip |u| to this bound at every forward (the paper's 2^(1/T) constraint); None: no clip.
 
@@ -75,113 +76,64 @@ class IndRNN(nn.Module):
     at its last valid step (for the reverse direction: at step 0).
     """
 
+    cells = INDRNN_CELLS
+    inits = INDRNN_INITS
+
     def __init__(
         self,
         input_size: int,
         hidden_size: int,
         num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        init: str = "torch",
+        *,
         recurrent_max_abs: float | None = None,
+        cell: str = "indrnn",
+        **options,
     ) -> None:
-        super().__init__()
-        if init not in INDRNN_INITS:
-            raise ValueError(f"init={init!r} does not apply to cell='indrnn'; choose one of {', '.join(INDRNN_INITS)}")
         if recurrent_max_abs is not None and not recurrent_max_abs > 0:
             raise ValueError(f"recurrent_max_abs must be > 0 or None, got {recurrent_max_abs!r}")
-        self.cell = "indrnn"
-        self.input_size = input_size
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.bias = bias
-        self.batch_first = batch_first
-        self.dropout = float(dropout)
-        self.bidirectional = bidirectional
-        self.init = init
+        super().__init__(cell, input_size, hidden_size, num_layers, **options)
         self.recurrent_max_abs = recurrent_max_abs
-        D = 2 if bidirectional else 1
-        for layer in range(num_layers):
-            layer_input = input_size if layer == 0 else D * hidden_size
-            for direction in range(D):
-                suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                self.register_parameter(f"weight_ih{suffix}", nn.Parameter(torch.empty(hidden_size, layer_input)))
-                if bias:
-                    self.register_parameter(f"bias_ih{suffix}", nn.Parameter(torch.empty(hidden_size)))
-                self.register_parameter(f"weight_hh{suffix}", nn.Parameter(torch.empty(hidden_size)))
-        self.reset_parameters()
+        self.build()
 
-    @property
-    def num_directions(self) -> int:
-        return 2 if self.bidirectional else 1
+    def build_direction(self, suffix: str, input_size: int) -> None:
+        H = self.hidden_size
+        self.register_parameter(f"weight_ih{suffix}", nn.Parameter(torch.empty(H, input_size)))
+        if self.bias:
+            self.register_parameter(f"bias_ih{suffix}", nn.Parameter(torch.empty(H)))
+        self.register_parameter(f"weight_hh{suffix}", nn.Parameter(torch.empty(H)))
 
     def reset_parameters(self) -> None:
+        super().reset_parameters()
         u_max = 1.0 if self.recurrent_max_abs is None else min(1.0, float(self.recurrent_max_abs))
         for name, param in self.named_parameters():
             if name.startswith("weight_hh"):
                 nn.init.uniform_(param.data, 0.0, u_max)
-            elif name.startswith("bias"):
+            elif name.startswith("bias_ih"):
                 nn.init.zeros_(param.data)
+            elif not name.startswith("weight_ih"):
+                continue
             elif self.init == "torch":  # nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
                 bound = 1.0 / math.sqrt(param.shape[1])
                 nn.init.uniform_(param.data, -bound, bound)
             else:
                 nn.init.xavier_uniform_(param.data)
 
-    def forward(self, input: Tensor, hx: Tensor | None = None, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        x = input if self.batch_first else input.transpose(0, 1)  # (N, L, H_in)
-        N, L = x.shape[0], x.shape[1]
-        D, H = self.num_directions, self.hidden_size
-        if isinstance(hx, tuple):
-            raise ValueError("cell='indrnn' has one state tensor h, not an LSTM's (h, c); pass hx=h")
-        if hx is not None and tuple(hx.shape) != (D * self.num_layers, N, H):
-            raise ValueError(
-                f"hx must be (D * num_layers, N, H) = {(D * self.num_layers, N, H)}, got {tuple(hx.shape)}"
-            )
-        mask = None
-        if lengths is not None:
-            lengths = as_lengths(lengths, x.device)
-            if not torch.compiler.is_exporting():
-                check_lengths(lengths.cpu(), L, N)
-            if bool((lengths == L).all()):
-                lengths = None  # nothing is padded
-            else:
-                steps = torch.arange(L, device=x.device).unsqueeze(1)
-                mask = (steps < lengths.unsqueeze(0)).unsqueeze(-1)  # (L, N, 1), time-major like the loop
-        h_n: list[Tensor] = []
-        for layer in range(self.num_layers):
-            if layer and self.dropout and self.training:
-                x = F.dropout(x, self.dropout, training=True)
-            outputs = []
-            for direction in range(D):
-                suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                weight = getattr(self, f"weight_ih{suffix}")
-                bias = getattr(self, f"bias_ih{suffix}") if self.bias else None
-                u = getattr(self, f"weight_hh{suffix}")
-                if self.recurrent_max_abs is not None:
-                    u = u.clamp(-self.recurrent_max_abs, self.recurrent_max_abs)
-                inputs = _reverse_within(x, lengths) if direction else x
-                pre = F.linear(inputs.transpose(0, 1), weight, bias)  # (L, N, H): every step's W x_t + b at once
-                h_0 = x.new_zeros(N, H) if hx is None else hx[layer * D + direction]
-                out, h_last = indrnn_recurrence(pre, u, h_0, mask)
-                out = out.transpose(0, 1)  # (N, L, H)
-                h_n.append(h_last)
-                outputs.append(_reverse_within(out, lengths) if direction else out)
-            x = outputs[0] if D == 1 else torch.cat(outputs, dim=-1)
-        output = x if self.batch_first else x.transpose(0, 1).contiguous()
-        return output, torch.stack(h_n)
+    def run_direction(
+        self, suffix: str, x: Tensor, state: tuple[Tensor, ...] | None, mask: Tensor | None
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        weight = getattr(self, f"weight_ih{suffix}")
+        bias = getattr(self, f"bias_ih{suffix}") if self.bias else None
+        u = getattr(self, f"weight_hh{suffix}")
+        if self.recurrent_max_abs is not None:
+            u = u.clamp(-self.recurrent_max_abs, self.recurrent_max_abs)
+        pre = F.linear(x.transpose(0, 1), weight, bias)  # (L, N, H): every step's W x_t + b at once
+        h_0 = x.new_zeros(x.shape[0], self.hidden_size) if state is None else state[0]
+        out, h_last = indrnn_recurrence(pre, u, h_0, None if mask is None else mask.transpose(0, 1))
+        return out.transpose(0, 1), (h_last,)
 
     def extra_repr(self) -> str:
-        parts = [f"{self.input_size}", f"{self.hidden_size}"]
-        if self.num_layers != 1:
-            parts.append(f"num_layers={self.num_layers}")
-        if self.bidirectional:
-            parts.append("bidirectional=True")
-        if self.recurrent_max_abs is not None:
-            parts.append(f"recurrent_max_abs={self.recurrent_max_abs}")
-        return ", ".join(parts)
+        extra = super().extra_repr()
+        return extra + (f", recurrent_max_abs={self.recurrent_max_abs}" if self.recurrent_max_abs is not None else "")
 
 
 __all__ = ["INDRNN_CELLS", "INDRNN_INITS", "IndRNN", "indrnn_recurrence"]

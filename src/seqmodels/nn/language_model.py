@@ -5,8 +5,9 @@ Shapes: N = batch, L = length, V = vocabulary, E = embedding_dim, H = hidden_siz
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -40,7 +41,8 @@ class RecurrentLanguageModel(nn.Module):
         embedding_dim: E.
         hidden_size: H of every recurrent layer.
         num_layers: K stacked unidirectional layers.
-        cell: ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"`` or ``"gru"``.
+        cell: ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"``, ``"gru"`` or one of seqmodels' own cells
+            (:data:`~seqmodels.nn.recurrent.MODERN_CELLS`).
         dropout: dropout on the last layer's outputs, before the output projection (locked across time).
         embedding_dropout: drop whole vocabulary rows of the embedding (every occurrence of a token).
         input_dropout: locked dropout on the embedded inputs.
@@ -50,11 +52,13 @@ class RecurrentLanguageModel(nn.Module):
             H -> E comes first.
         padding_idx: embedding row that stays zero (the vocabulary's ``<pad>``).
         init: recurrent weight init, see :class:`RecurrentEncoder` (None: its default for the cell).
+        cell_options: options only one of seqmodels' own cells takes, passed to every layer's encoder.
 
     Inputs: ``tokens, lengths=None, state=None``
         tokens: (N, L) int64.
         lengths: (N,) true lengths for a padded batch; None when every row has length L.
-        state: (K, N, H), a tuple (h, c) for LSTM, e.g. the state returned for the previous window.
+        state: (K, N, H), a tuple (h, c) for LSTM (one (K, N, S_i) tensor per name in :attr:`state_names`), e.g. the
+            state returned for the previous window.
 
     Outputs: ``logits, state``
         logits: (N, L, V) next-token scores at every step.
@@ -80,6 +84,7 @@ class RecurrentLanguageModel(nn.Module):
         tie_weights: bool = False,
         padding_idx: int | None = 0,
         init: str | None = None,
+        cell_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("vocab_size", vocab_size), ("embedding_dim", embedding_dim)):
@@ -108,6 +113,7 @@ class RecurrentLanguageModel(nn.Module):
                 num_layers=1,
                 batch_first=True,
                 init=init,
+                cell_options=cell_options,
             )
             layers.append(WeightDrop(layer, weight_drop) if weight_drop > 0 else layer)
         self.layers = nn.ModuleList(layers)
@@ -124,6 +130,12 @@ class RecurrentLanguageModel(nn.Module):
     @property
     def is_lstm(self) -> bool:
         return self.cell == "lstm"
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """The tensors of a state: ``("h",)``, ``("h", "c")`` for LSTM, more for some of seqmodels' own cells."""
+        layer = self.layers[0]
+        return getattr(layer, "module", layer).state_names  # a WeightDrop wraps its encoder
 
     def reset_parameters(self) -> None:
         # Small uniform embeddings (AWD-LSTM); the padding row stays zero.
@@ -147,8 +159,10 @@ class RecurrentLanguageModel(nn.Module):
     ) -> tuple[Tensor, State]:
         if tokens.dim() != 2:
             raise ValueError(f"RecurrentLanguageModel expects token ids (N, L), got shape {tuple(tokens.shape)}")
-        if state is not None and self.is_lstm != isinstance(state, tuple):
-            raise ValueError("state must be a tuple (h, c) for cell='lstm' and a single tensor otherwise")
+        names = self.state_names
+        if state is not None and (len(names) > 1) != isinstance(state, tuple):
+            layout = f"a tuple ({', '.join(names)})" if len(names) > 1 else "a single tensor"
+            raise ValueError(f"state must be {layout} for cell={self.cell!r}")
         x = embedding_dropout(self.embedding, tokens, self.embedding_dropout, self.training)
         x = self.input_dropout(x)
         finals: list[State] = []
@@ -161,8 +175,8 @@ class RecurrentLanguageModel(nn.Module):
         if self.projection is not None:
             x = self.projection(x)
         logits = self.decoder(x)
-        if self.is_lstm:
-            new_state: State = (torch.cat([f[0] for f in finals]), torch.cat([f[1] for f in finals]))  # type: ignore[index]
+        if len(names) > 1:
+            new_state: State = tuple(torch.cat(parts) for parts in zip(*finals, strict=True))  # type: ignore[arg-type]
         else:
             new_state = torch.cat(finals)  # type: ignore[arg-type]
         return logits, new_state
@@ -173,8 +187,10 @@ class RecurrentLanguageModel(nn.Module):
         """Zeros: (K, N, H), a tuple (h, c) for LSTM; ``device``/``dtype`` default to the parameters'."""
         reference = self.embedding.weight
         options = dict(device=device or reference.device, dtype=dtype or reference.dtype)
-        h = torch.zeros(self.num_layers, batch_size, self.hidden_size, **options)
-        return (h, torch.zeros_like(h)) if self.is_lstm else h
+        finals = [getattr(layer, "module", layer).initial_state(batch_size, **options) for layer in self.layers]
+        if isinstance(finals[0], tuple):
+            return tuple(torch.cat(parts) for parts in zip(*finals, strict=True))  # type: ignore[return-value]
+        return torch.cat(finals)  # type: ignore[arg-type]
 
     def stream(self, tokens: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         """A chunk ``tokens`` (N, T) -> raw next-token logits (N, T, V) (as :meth:`forward`) and the new state."""

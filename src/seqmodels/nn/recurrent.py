@@ -6,16 +6,18 @@ H_out = proj_size if proj_size > 0 else hidden_size, H_cell = hidden_size.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqmodels.nn.cells import CustomRNN, recurrent_forward
-from seqmodels.nn.indrnn import INDRNN_CELLS, INDRNN_INITS, IndRNN
+from seqmodels.nn.indrnn import IndRNN
 from seqmodels.nn.masking import as_lengths, check_lengths
-from seqmodels.nn.scan_cells import SCAN_CELLS, SCAN_INITS, ScanRNN
+from seqmodels.nn.scan_cells import SCAN_CELLS, ScanRNN
+from seqmodels.nn.stacked import StackedRecurrence, reverse_within
 from seqmodels.nn.streaming import check_causal
 
 CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
@@ -24,7 +26,10 @@ IMPLS = ("fused", "custom")
 # Gate blocks stacked in torch's weight matrices (W_hh is (gates * H, H)).
 _GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 
-State = Tensor | tuple[Tensor, Tensor]
+State = Tensor | tuple[Tensor, ...]
+# cell name -> the engine of seqmodels' own that runs it
+ENGINES: dict[str, type[StackedRecurrence]] = {cell: engine for engine in (ScanRNN, IndRNN) for cell in engine.cells}
+MODERN_CELLS = tuple(ENGINES)
 
 
 class RecurrentEncoder(nn.Module):
@@ -36,19 +41,17 @@ class RecurrentEncoder(nn.Module):
     (``rnn.weight_hh_l0_reverse``), so checkpoints load across implementations. When ``lengths`` is given, padded
     steps never change any output or final state, in either direction (fused: the batch is packed once, internally).
 
-    ``cell="mingru"`` or ``"minlstm"`` (Feng et al. 2024, "Were RNNs All We Needed?") selects a
-    :class:`~seqmodels.nn.ScanRNN`: gates that read x_t only, so the recurrence is linear in h and trains with a
-    parallel scan over time (equations in :mod:`seqmodels.nn.scan_cells`). Same inputs, outputs, padding rules and
-    step mode; one state tensor h (no c); options of the classic cells that do not apply (``impl``, ``proj_size``,
-    ``forget_bias``, ``layer_norm``, ``recurrent_dropout``, ``zoneout``, ``probe_states``) are refused.
-
-    ``cell="indrnn"`` (Li et al. 2018, "Independently Recurrent Neural Network") selects an
-    :class:`~seqmodels.nn.IndRNN`: ``h_t = relu(W x_t + b + u * h_{t-1})`` with a recurrent vector u, each unit
-    recurring only on itself (details in :mod:`seqmodels.nn.indrnn`). Same inputs, outputs, padding rules, step mode
-    and refusals as minGRU/minLSTM (``residual`` included).
+    The cells of seqmodels' own engines (:class:`~seqmodels.nn.stacked.StackedRecurrence`) run without torch's RNN
+    kernels, with the same inputs, outputs, padding rules and step mode: ``"mingru"``/``"minlstm"`` (Feng et al.
+    2024, a parallel scan, :mod:`seqmodels.nn.scan_cells`) and ``"indrnn"`` (Li et al. 2018,
+    :mod:`seqmodels.nn.indrnn`); :data:`MODERN_CELLS` lists them all. Their stacks take the block options
+    ``residual``, ``norm`` and ``ffn_expansion``, and ``cell_options`` for what only one cell has; the classic cells'
+    options that do not apply (``impl``, ``proj_size``, ``forget_bias``, ``layer_norm``, ``recurrent_dropout``,
+    ``zoneout``, ``probe_states``) are refused. A state with several tensors (the xLSTM cells') is a tuple whose
+    first tensor is h.
 
     Args:
-        cell: ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"``, ``"gru"``, ``"mingru"``, ``"minlstm"`` or ``"indrnn"``.
+        cell: ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"``, ``"gru"`` or one of :data:`MODERN_CELLS`.
         input_size: H_in, features per time step.
         hidden_size: H_cell, features of the hidden (and LSTM cell) state.
         num_layers: stacked recurrent layers.
@@ -60,7 +63,7 @@ class RecurrentEncoder(nn.Module):
         init: ``"orthogonal"`` (orthogonal recurrent weights, Xavier input weights, zero biases: keeps gradients
             alive over long sequences), ``"identity"`` (recurrent weights = identity, Xavier input weights, zero
             biases: the IRNN of Le et al. 2015, meant for ``rnn_relu``) or ``"torch"`` (torch's uniform default).
-            None (the default): ``"orthogonal"``, and ``"torch"`` (the paper's ``nn.Linear`` init) for minGRU/minLSTM.
+            None (the default): ``"orthogonal"``, and for :data:`MODERN_CELLS` the engine's default (its paper's).
         forget_bias: LSTM forget-gate bias (in ``bias_ih``); None: 1.0 for the orthogonal and identity inits (memories
             persist early in training), torch's draw for ``init="torch"``.
         impl: ``"fused"`` (torch's kernels) or ``"custom"`` (:class:`~seqmodels.nn.CustomRNN`); the options below
@@ -68,7 +71,11 @@ class RecurrentEncoder(nn.Module):
         layer_norm: LayerNorm-LSTM (LSTM only).
         recurrent_dropout: variational dropout on h_{t-1} before W_hh, one mask per sequence, in [0, 1).
         zoneout: probability that a unit keeps its previous state at a step, in [0, 1) (eval: the expectation).
-        residual: minGRU/minLSTM only: add each layer's input to its output from the second layer on.
+        residual: :data:`MODERN_CELLS` only: add each layer's input to its output from the second layer on.
+        norm: :data:`MODERN_CELLS` only: LayerNorm each layer's input (pre-norm blocks, as xLSTM's).
+        ffn_expansion: :data:`MODERN_CELLS` only: a residual position-wise MLP after each layer with inner width
+            ``ffn_expansion * D * H`` (0: none).
+        cell_options: keyword arguments only one engine takes (e.g. ``{"recurrent_max_abs": 1.0}`` for IndRNN).
 
     Set ``pack_sequences = False`` to run a padded batch without packing (:func:`unpacked_forward`): outputs and
     ``h_n`` stay exact, and the forward traces for ``torch.export`` and ONNX with dynamic batch and length
@@ -112,11 +119,15 @@ class RecurrentEncoder(nn.Module):
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
         residual: bool = False,
+        norm: bool = False,
+        ffn_expansion: float = 0.0,
+        cell_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         cell = str(cell).lower()
+        blocks = {"residual": residual, "norm": norm, "ffn_expansion": ffn_expansion, "cell_options": cell_options}
         init = _check_cell_options(
-            cell, init, impl, proj_size, forget_bias, layer_norm, recurrent_dropout, zoneout, residual
+            cell, init, impl, proj_size, forget_bias, layer_norm, recurrent_dropout, zoneout, blocks
         )
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -169,11 +180,15 @@ class RecurrentEncoder(nn.Module):
             bidirectional=bidirectional,
         )
         self.residual = bool(residual)
-        if cell in SCAN_CELLS + INDRNN_CELLS:  # an engine of seqmodels' own
-            self.rnn: nn.Module = (
-                ScanRNN(cell, **common, residual=self.residual, init=init)
-                if cell in SCAN_CELLS
-                else IndRNN(**common, init=init)
+        if cell in ENGINES:  # an engine of seqmodels' own
+            self.rnn: nn.Module = ENGINES[cell](
+                cell=cell,
+                **common,
+                residual=self.residual,
+                norm=bool(norm),
+                ffn_expansion=float(ffn_expansion),
+                init=init,
+                **dict(cell_options or {}),
             )
         elif impl == "custom":
             self.rnn = CustomRNN(
@@ -211,10 +226,16 @@ class RecurrentEncoder(nn.Module):
         return self.cell == "lstm"
 
     @property
+    def state_names(self) -> tuple[str, ...]:
+        """The tensors of a state: ``("h",)``, ``("h", "c")`` for LSTM, more for some :data:`MODERN_CELLS`."""
+        if self.is_modern:
+            return self.rnn.state_names
+        return ("h", "c") if self.is_lstm else ("h",)
+
+    @property
     def is_modern(self) -> bool:
-        """A cell run by an engine of seqmodels' own rather than torch's RNN kernels: minGRU/minLSTM (a parallel scan,
-        :class:`~seqmodels.nn.ScanRNN`) or IndRNN (:class:`~seqmodels.nn.IndRNN`)."""
-        return self.cell in SCAN_CELLS + INDRNN_CELLS
+        """A cell run by an engine of seqmodels' own (one of :data:`MODERN_CELLS`) rather than torch's RNN kernels."""
+        return self.cell in ENGINES
 
     def reset_parameters(self) -> None:
         if self.is_modern:
@@ -330,6 +351,8 @@ class RecurrentEncoder(nn.Module):
         ``device`` and ``dtype`` default to the encoder's parameters'.
         """
         check_causal(self, "encoder")
+        if self.is_modern:
+            return self.rnn.initial_state(batch_size, device=device, dtype=dtype)
         reference = next(self.parameters())
         options = dict(device=device or reference.device, dtype=dtype or reference.dtype)
         h_0 = torch.zeros(self.num_layers, batch_size, self.state_size, **options)
@@ -381,7 +404,7 @@ class RecurrentEncoder(nn.Module):
             parts.append(f"impl={self.impl!r}")
         if self.residual:
             parts.append("residual=True")
-        for name in ("layer_norm", "recurrent_dropout", "zoneout"):
+        for name in ("layer_norm", "recurrent_dropout", "zoneout", "norm", "ffn_expansion"):
             if getattr(self.rnn, name, False):
                 parts.append(f"{name}={getattr(self.rnn, name)!r}")
         return ", ".join(parts)
@@ -396,22 +419,32 @@ def _check_cell_options(
     layer_norm: bool,
     recurrent_dropout: float,
     zoneout: float,
-    residual: bool,
+    blocks: Mapping[str, Any],
 ) -> str:
     """The init to use (None: the cell's default), after one-line refusals of an unknown cell and of options that do
-    not apply to it: the classic cells' options for a minGRU/minLSTM/IndRNN, ``residual`` for a classic cell or an
-    IndRNN."""
-    if cell not in CELLS + SCAN_CELLS + INDRNN_CELLS:
-        raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS + SCAN_CELLS + INDRNN_CELLS)}")
-    if cell not in SCAN_CELLS and residual:
-        raise ValueError(f"residual is an option of cell='mingru'/'minlstm', not cell={cell!r}; set residual=false")
+    not apply to it: the classic cells' options for one of :data:`MODERN_CELLS`, the block options for a classic
+    cell."""
+    if cell not in CELLS + MODERN_CELLS:
+        raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS + MODERN_CELLS)}")
     if cell in CELLS:
+        for name, value in blocks.items():
+            if value:
+                fix = (
+                    "cell_options=null"
+                    if name == "cell_options"
+                    else f"{name}={'0' if name == 'ffn_expansion' else 'false'}"
+                )
+                raise ValueError(
+                    f"{name} is an option of seqmodels' own cells ({', '.join(MODERN_CELLS)}), not cell={cell!r}; "
+                    f"set {fix}"
+                )
         return "orthogonal" if init is None else init
-    init = "torch" if init is None else init
-    if init not in (SCAN_INITS if cell in SCAN_CELLS else INDRNN_INITS):
+    inits = ENGINES[cell].inits
+    init = inits[0] if init is None else init
+    if init not in inits:
         raise ValueError(
-            f"init={init!r} does not apply to cell={cell!r} (no recurrent matrix); use init=torch (the paper's) "
-            "or orthogonal"
+            f"init={init!r} does not apply to cell={cell!r}; use init={inits[0]} (the paper's) or one of "
+            f"{', '.join(inits[1:]) or 'none other'}"
         )
     if impl != "fused":
         raise ValueError(
@@ -427,14 +460,6 @@ def _check_cell_options(
         if value:
             raise ValueError(f"{name} is an option of {owner}, not cell={cell!r}; set {fix}")
     return init
-
-
-def _reverse_within(x: Tensor, lengths: Tensor) -> Tensor:
-    """(N, L, F) -> each sequence's first ``length`` steps in reverse order; padded steps stay where they are."""
-    steps = torch.arange(x.shape[1], device=x.device).unsqueeze(0)
-    last = lengths.unsqueeze(1) - 1
-    index = torch.where(steps <= last, last - steps, steps)
-    return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
 
 
 def unpacked_forward(rnn: nn.RNNBase, input: Tensor, lengths: Tensor, hx: State | None = None) -> tuple[Tensor, State]:
@@ -479,7 +504,7 @@ def unpacked_forward(rnn: nn.RNNBase, input: Tensor, lengths: Tensor, hx: State 
             weights = [getattr(rnn, name) for name in names]
             k = layer * D + direction
             h = h_0[k : k + 1] if h_0 is not None else x.new_zeros(1, N, H_out)
-            inputs = _reverse_within(x, lengths) if direction else x
+            inputs = reverse_within(x, lengths) if direction else x
             if cell == "lstm":
                 c = c_0[k : k + 1] if c_0 is not None else x.new_zeros(1, N, rnn.hidden_size)
                 out, _, c_last = step(inputs, (h, c), weights, rnn.bias, 1, 0.0, False, False, True)
@@ -487,7 +512,7 @@ def unpacked_forward(rnn: nn.RNNBase, input: Tensor, lengths: Tensor, hx: State 
             else:
                 out, _ = step(inputs, h, weights, rnn.bias, 1, 0.0, False, False, True)
             if direction:
-                out = _reverse_within(out, lengths)
+                out = reverse_within(out, lengths)
                 h_n.append(out[:, 0].unsqueeze(0))
             else:
                 last = (lengths - 1).view(-1, 1, 1).expand(-1, 1, out.shape[-1])
@@ -499,4 +524,4 @@ def unpacked_forward(rnn: nn.RNNBase, input: Tensor, lengths: Tensor, hx: State 
     return output, ((state_h, torch.cat(c_n)) if cell == "lstm" else state_h)
 
 
-__all__ = ["CELLS", "IMPLS", "INITS", "SCAN_CELLS", "RecurrentEncoder", "unpacked_forward"]
+__all__ = ["CELLS", "ENGINES", "IMPLS", "INITS", "MODERN_CELLS", "SCAN_CELLS", "RecurrentEncoder", "unpacked_forward"]

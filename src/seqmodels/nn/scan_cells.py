@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqmodels.nn.masking import as_lengths, check_lengths
+from seqmodels.nn.stacked import StackedRecurrence
 
 SCAN_CELLS = ("mingru", "minlstm")
 SCAN_INITS = ("torch", "orthogonal")
@@ -297,17 +297,7 @@ def min_rnn_layer(
 # --- the stack ------------------------------------------------------------------------------------------------------
 
 
-def _reverse_within(x: Tensor, lengths: Tensor | None) -> Tensor:
-    """(N, L, F) -> each sequence's first ``length`` steps in reverse order; padded steps stay where they are."""
-    if lengths is None:
-        return x.flip(1)
-    steps = torch.arange(x.shape[1], device=x.device).unsqueeze(0)
-    last = lengths.unsqueeze(1) - 1
-    index = torch.where(steps <= last, last - steps, steps)
-    return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
-
-
-class ScanRNN(nn.Module):
+class ScanRNN(StackedRecurrence):
     """A multi-layer minGRU or minLSTM (see the module docstring), trained with a parallel scan.
 
     The ``cell="mingru" | "minlstm"`` engine of :class:`~seqmodels.nn.RecurrentEncoder` (usable on its own). Weights
@@ -317,8 +307,8 @@ class ScanRNN(nn.Module):
     Args:
         cell: ``"mingru"`` or ``"minlstm"``.
         input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional: as for ``torch.nn.GRU``.
-        residual: add each layer's input to its output from the second layer on (the paper's stacks are residual;
-            layers >= 1 have input and output size D * H). ``h_n`` stays the recurrent state.
+        residual, norm, ffn_expansion: the block options of :class:`~seqmodels.nn.stacked.StackedRecurrence` (the
+            paper's stacks are residual; layers >= 1 have input and output size D * H). ``h_n`` stays the state.
         init: ``"torch"`` (the paper's ``nn.Linear`` init) or ``"orthogonal"`` (Xavier per gate, zero biases).
 
     Inputs ``input, hx=None, lengths=None``; outputs ``output, h_n`` as for ``torch.nn.GRU``: output (N, L, D * H)
@@ -326,52 +316,25 @@ class ScanRNN(nn.Module):
     at its last valid step.
     """
 
-    def __init__(
-        self,
-        cell: str,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        residual: bool = False,
-        init: str = "torch",
-    ) -> None:
-        super().__init__()
-        if cell not in SCAN_CELLS:
-            raise ValueError(f"unknown scan cell {cell!r}; choose one of {', '.join(SCAN_CELLS)}")
-        if init not in SCAN_INITS:
-            raise ValueError(f"init={init!r} does not apply to cell={cell!r}; choose one of {', '.join(SCAN_INITS)}")
-        self.cell = cell
-        self.input_size = input_size
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.bias = bias
-        self.batch_first = batch_first
-        self.dropout = float(dropout)
-        self.bidirectional = bidirectional
-        self.residual = residual
-        self.init = init
-        D = 2 if bidirectional else 1
-        rows = _BLOCKS[cell] * hidden_size
-        for layer in range(num_layers):
-            layer_input = input_size if layer == 0 else D * hidden_size
-            for direction in range(D):
-                suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                self.register_parameter(f"weight_ih{suffix}", nn.Parameter(torch.empty(rows, layer_input)))
-                if bias:
-                    self.register_parameter(f"bias_ih{suffix}", nn.Parameter(torch.empty(rows)))
-        self.reset_parameters()
+    cells = SCAN_CELLS
+    inits = SCAN_INITS
 
-    @property
-    def num_directions(self) -> int:
-        return 2 if self.bidirectional else 1
+    def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int = 1, **options) -> None:
+        super().__init__(cell, input_size, hidden_size, num_layers, **options)
+        self.build()
+
+    def build_direction(self, suffix: str, input_size: int) -> None:
+        rows = _BLOCKS[self.cell] * self.hidden_size
+        self.register_parameter(f"weight_ih{suffix}", nn.Parameter(torch.empty(rows, input_size)))
+        if self.bias:
+            self.register_parameter(f"bias_ih{suffix}", nn.Parameter(torch.empty(rows)))
 
     def reset_parameters(self) -> None:
+        super().reset_parameters()
         blocks = _BLOCKS[self.cell]
         for name, param in self.named_parameters():
+            if not name.startswith(("weight_ih", "bias_ih")):
+                continue
             if self.init == "torch":  # nn.Linear's default, as in the paper's reference code
                 fan_in = getattr(self, name.replace("bias", "weight")).shape[1]
                 nn.init.uniform_(param.data, -1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in))
@@ -381,58 +344,15 @@ class ScanRNN(nn.Module):
             else:
                 nn.init.zeros_(param.data)
 
-    def forward(self, input: Tensor, hx: Tensor | None = None, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        x = input if self.batch_first else input.transpose(0, 1)  # (N, L, H_in)
-        N, L = x.shape[0], x.shape[1]
-        D, H = self.num_directions, self.hidden_size
-        if isinstance(hx, tuple):
-            raise ValueError(f"cell={self.cell!r} has one state tensor h, not an LSTM's (h, c); pass hx=h")
-        if hx is not None and tuple(hx.shape) != (D * self.num_layers, N, H):
-            raise ValueError(
-                f"hx must be (D * num_layers, N, H) = {(D * self.num_layers, N, H)}, got {tuple(hx.shape)}"
-            )
-        mask = None
-        if lengths is not None:
-            lengths = as_lengths(lengths, x.device)
-            if not torch.compiler.is_exporting():
-                check_lengths(lengths.cpu(), L, N)
-            if bool((lengths == L).all()):
-                lengths = None  # nothing is padded
-            else:
-                steps = torch.arange(L, device=x.device).unsqueeze(0)
-                mask = (steps < lengths.unsqueeze(1)).unsqueeze(-1).to(x.dtype)
-        h_n: list[Tensor] = []
-        for layer in range(self.num_layers):
-            layer_input = x
-            if layer and self.dropout and self.training:
-                x = F.dropout(x, self.dropout, training=True)
-            outputs = []
-            for direction in range(D):
-                suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                weight = getattr(self, f"weight_ih{suffix}")
-                bias = getattr(self, f"bias_ih{suffix}") if self.bias else None
-                h_0 = None if hx is None else hx[layer * D + direction]
-                h, h_last = min_rnn_layer(
-                    self.cell, _reverse_within(x, lengths) if direction else x, weight, bias, h_0, mask
-                )
-                h_n.append(h_last)
-                outputs.append(_reverse_within(h, lengths) if direction else h)
-            out = outputs[0] if D == 1 else torch.cat(outputs, dim=-1)
-            if self.residual and layer:
-                out = out + layer_input  # 0 at padded steps, like the previous layer's output
-            x = out
-        output = x if self.batch_first else x.transpose(0, 1).contiguous()
-        return output, torch.stack(h_n)
-
-    def extra_repr(self) -> str:
-        parts = [f"{self.cell!r}", f"{self.input_size}", f"{self.hidden_size}"]
-        if self.num_layers != 1:
-            parts.append(f"num_layers={self.num_layers}")
-        if self.bidirectional:
-            parts.append("bidirectional=True")
-        if self.residual:
-            parts.append("residual=True")
-        return ", ".join(parts)
+    def run_direction(
+        self, suffix: str, x: Tensor, state: tuple[Tensor, ...] | None, mask: Tensor | None
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        weight = getattr(self, f"weight_ih{suffix}")
+        bias = getattr(self, f"bias_ih{suffix}") if self.bias else None
+        h, h_last = min_rnn_layer(
+            self.cell, x, weight, bias, None if state is None else state[0], None if mask is None else mask.to(x.dtype)
+        )
+        return h, (h_last,)
 
 
 __all__ = ["SCAN_CELLS", "SCAN_INITS", "ScanRNN", "g", "linear_scan", "min_rnn_layer", "update_gate"]

@@ -1,0 +1,236 @@
+"""StackedRecurrence: layers x directions of one recurrence, with lengths, hx, dropout, residuals and block options.
+
+The engines of seqmodels' own cells (minGRU/minLSTM, IndRNN, LRU, sLSTM, mLSTM, QRNN) differ only in what one
+direction of one layer computes. Everything around that is here, written once:
+
+- the ``torch.nn.RNN`` interface: ``input`` (L, N, H_in) or (N, L, H_in) with ``batch_first``, ``hx``, ``lengths``,
+  outputs ``(output, h_n)``; weights named ``<name>_l{k}[_reverse]`` like torch's;
+- exact variable lengths without packing: an engine gets a mask of valid steps and must carry its state through
+  padded steps and output 0 there; the reverse direction runs each sequence reversed within its length;
+- dropout between layers (as torch's ``dropout``), and the block options the papers stack their cells with:
+  ``residual`` (add a layer's input to its output from the second layer on), ``norm`` (pre-LayerNorm of each layer's
+  input) and ``ffn_expansion`` (a position-wise residual MLP after each layer with inner width
+  ``ffn_expansion * D * H``, the xLSTM paper's up-projection block; 0: none).
+
+State: one tensor per name in ``state_names``, each (D * num_layers, N, S_i) with S_i from :meth:`state_sizes`.
+The first is always the hidden state h (S_0 = H), so code that reads ``h_n`` (or ``h_n[0]`` of a tuple, as for an
+LSTM) gets a (D * num_layers, N, H) tensor. ``hx`` and ``h_n`` are a tensor for a one-tensor state and a tuple
+otherwise.
+
+Shapes: N = batch, L = sequence length, D = 2 if bidirectional else 1, H_in = input_size, H = hidden_size.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from seqmodels.nn.masking import as_lengths, check_lengths
+
+EngineState = Tensor | tuple[Tensor, ...]
+
+
+def reverse_within(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """(N, L, F) -> each sequence's first ``length`` steps in reverse order; padded steps stay where they are."""
+    if lengths is None:
+        return x.flip(1)
+    steps = torch.arange(x.shape[1], device=x.device).unsqueeze(0)
+    last = lengths.unsqueeze(1) - 1
+    index = torch.where(steps <= last, last - steps, steps)
+    return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+class FeedForward(nn.Module):
+    """x -> x + W_2 gelu(W_1 LN(x)): a position-wise residual MLP between recurrent layers (0 at padded steps)."""
+
+    def __init__(self, features: int, expansion: float, norm: bool) -> None:
+        super().__init__()
+        inner = max(1, round(expansion * features))
+        self.norm = nn.LayerNorm(features) if norm else nn.Identity()
+        self.up = nn.Linear(features, inner)
+        self.down = nn.Linear(inner, features)
+
+    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        y = self.down(F.gelu(self.up(self.norm(x))))
+        return x + (y if mask is None else y * mask)
+
+
+class StackedRecurrence(nn.Module):
+    """Base of seqmodels' own recurrent engines (see the module docstring).
+
+    A subclass sets ``cells`` (the ``cell=`` names it runs), ``inits`` (its ``init=`` choices, the first the default),
+    optionally ``state_names`` and :meth:`state_sizes`, and implements:
+
+    - :meth:`build_direction` ``(suffix, input_size)``: register one layer-direction's parameters;
+    - :meth:`reset_parameters`;
+    - :meth:`run_direction` ``(suffix, x, state, mask)``: x (N, L, H_in) batch-major, ``state`` a tuple of (N, S_i)
+      tensors (None: zeros), ``mask`` (N, L, 1) bool or None (nothing padded) -> ``(output (N, L, H), state)``,
+      output 0 at padded steps and the state that of each sequence's last valid step.
+    """
+
+    cells: ClassVar[tuple[str, ...]] = ()
+    inits: ClassVar[tuple[str, ...]] = ("torch",)
+    state_names: ClassVar[tuple[str, ...]] = ("h",)
+
+    def __init__(
+        self,
+        cell: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        residual: bool = False,
+        norm: bool = False,
+        ffn_expansion: float = 0.0,
+        init: str | None = None,
+    ) -> None:
+        super().__init__()
+        if cell not in self.cells:
+            raise ValueError(f"{type(self).__name__} runs cell={'/'.join(self.cells)}, not {cell!r}")
+        init = self.inits[0] if init is None else init
+        if init not in self.inits:
+            raise ValueError(f"init={init!r} does not apply to cell={cell!r}; choose one of {', '.join(self.inits)}")
+        if not isinstance(ffn_expansion, (int, float)) or ffn_expansion < 0:
+            raise ValueError(f"ffn_expansion must be >= 0 (0: no feed-forward block), got {ffn_expansion!r}")
+        self.cell = cell
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bias = bias
+        self.batch_first = batch_first
+        self.dropout = float(dropout)
+        self.bidirectional = bidirectional
+        self.residual = bool(residual)
+        self.norm = bool(norm)
+        self.ffn_expansion = float(ffn_expansion)
+        self.init = init
+        D = self.num_directions
+        self.norms = nn.ModuleList(
+            nn.LayerNorm(input_size if layer == 0 else D * hidden_size) for layer in range(num_layers if norm else 0)
+        )
+        self.ffns = nn.ModuleList(
+            FeedForward(D * hidden_size, self.ffn_expansion, self.norm)
+            for _ in range(num_layers if self.ffn_expansion else 0)
+        )
+
+    def build(self) -> None:
+        """Registers every layer-direction's parameters and initialises them; call at the end of ``__init__``."""
+        for layer in range(self.num_layers):
+            layer_input = self.input_size if layer == 0 else self.num_directions * self.hidden_size
+            for direction in range(self.num_directions):
+                self.build_direction(self.suffix(layer, direction), layer_input)
+        self.reset_parameters()
+
+    @staticmethod
+    def suffix(layer: int, direction: int) -> str:
+        return f"_l{layer}" + ("_reverse" if direction else "")
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def state_sizes(self) -> tuple[int, ...]:
+        """S_i of each state tensor named in ``state_names``; the first is H."""
+        return (self.hidden_size,)
+
+    def build_direction(self, suffix: str, input_size: int) -> None:
+        raise NotImplementedError
+
+    def reset_parameters(self) -> None:
+        for module in (*self.norms, *self.ffns):
+            for child in module.modules():
+                if isinstance(child, (nn.LayerNorm, nn.Linear)):
+                    child.reset_parameters()
+
+    def run_direction(
+        self, suffix: str, x: Tensor, state: tuple[Tensor, ...] | None, mask: Tensor | None
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        raise NotImplementedError
+
+    def initial_state(
+        self, batch_size: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> EngineState:
+        """Zeros in the layout of ``hx``: a (D * num_layers, N, S_i) tensor per state name (a tuple if several)."""
+        reference = next(self.parameters())
+        options = dict(device=device or reference.device, dtype=dtype or reference.dtype)
+        rows = self.num_directions * self.num_layers
+        zeros = tuple(torch.zeros(rows, batch_size, size, **options) for size in self.state_sizes())
+        return zeros[0] if len(zeros) == 1 else zeros
+
+    def _check_hx(self, hx: EngineState | None, batch: int) -> tuple[Tensor, ...] | None:
+        if hx is None:
+            return None
+        parts = hx if isinstance(hx, tuple) else (hx,)
+        names = self.state_names
+        if len(parts) != len(names):
+            layout = names[0] if len(names) == 1 else "(" + ", ".join(names) + ")"
+            raise ValueError(f"cell={self.cell!r} has the state {layout}; pass hx={layout}, got {len(parts)} tensors")
+        rows = self.num_directions * self.num_layers
+        for name, part, size in zip(names, parts, self.state_sizes(), strict=True):
+            if tuple(part.shape) != (rows, batch, size):
+                raise ValueError(
+                    f"hx's {name} must be (D * num_layers, N, {size}) = {(rows, batch, size)}, got {tuple(part.shape)}"
+                )
+        return parts
+
+    def forward(
+        self, input: Tensor, hx: EngineState | None = None, lengths: Tensor | None = None
+    ) -> tuple[Tensor, EngineState]:
+        x = input if self.batch_first else input.transpose(0, 1)  # (N, L, H_in)
+        N, L = x.shape[0], x.shape[1]
+        D = self.num_directions
+        parts = self._check_hx(hx, N)
+        mask = None
+        if lengths is not None:
+            lengths = as_lengths(lengths, x.device)
+            if not torch.compiler.is_exporting():
+                check_lengths(lengths.cpu(), L, N)
+            if bool((lengths == L).all()):
+                lengths = None  # nothing is padded
+            else:
+                mask = (torch.arange(L, device=x.device).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1)
+        finals: list[tuple[Tensor, ...]] = []
+        for layer in range(self.num_layers):
+            layer_input = x
+            if self.norm:
+                x = self.norms[layer](x)
+            if layer and self.dropout and self.training:
+                x = F.dropout(x, self.dropout, training=True)
+            outputs = []
+            for direction in range(D):
+                row = layer * D + direction
+                state = None if parts is None else tuple(part[row] for part in parts)
+                inputs = reverse_within(x, lengths) if direction else x
+                out, final = self.run_direction(self.suffix(layer, direction), inputs, state, mask)
+                finals.append(final)
+                outputs.append(reverse_within(out, lengths) if direction else out)
+            x = outputs[0] if D == 1 else torch.cat(outputs, dim=-1)
+            if self.residual and layer:
+                x = x + layer_input  # 0 at padded steps, like the previous layer's output
+            if self.ffn_expansion:
+                x = self.ffns[layer](x, None if mask is None else mask.to(x.dtype))
+        output = x if self.batch_first else x.transpose(0, 1).contiguous()
+        h_n = tuple(torch.stack(column) for column in zip(*finals, strict=True))
+        return output, (h_n[0] if len(h_n) == 1 else h_n)
+
+    def extra_repr(self) -> str:
+        parts = [f"{self.cell!r}", f"{self.input_size}", f"{self.hidden_size}"]
+        if self.num_layers != 1:
+            parts.append(f"num_layers={self.num_layers}")
+        if self.bidirectional:
+            parts.append("bidirectional=True")
+        for name in ("residual", "norm"):
+            if getattr(self, name):
+                parts.append(f"{name}=True")
+        if self.ffn_expansion:
+            parts.append(f"ffn_expansion={self.ffn_expansion}")
+        return ", ".join(parts)
+
+
+__all__ = ["EngineState", "FeedForward", "StackedRecurrence", "reverse_within"]
