@@ -28,7 +28,11 @@ _GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 
 State = Tensor | tuple[Tensor, ...]
 # cell name -> the engine of seqmodels' own that runs it
-ENGINES: dict[str, type[StackedRecurrence]] = {cell: engine for engine in (ScanRNN, IndRNN) for cell in engine.cells}
+_ENGINE_CLASSES: tuple[type[StackedRecurrence], ...] = (
+    ScanRNN,
+    IndRNN,
+)
+ENGINES: dict[str, type[StackedRecurrence]] = {cell: engine for engine in _ENGINE_CLASSES for cell in engine.cells}
 MODERN_CELLS = tuple(ENGINES)
 
 
