@@ -344,19 +344,20 @@ def stream_audio(
 
 
 def clip_paths(cfg: DictConfig) -> list[Path]:
-    """``input_file``: one ``.npy``/``.npz`` clip, or a folder of them (sorted by name; ``folder/<class>/*`` too)."""
+    """``input_file``: one clip (a video file or a ``.npy``/``.npz`` array), or a folder of them (sorted by name;
+    ``folder/<class>/*`` too)."""
     from seqmodels.data.video import list_frame_files
 
     if cfg.get("input") is not None or cfg.get("input_file") is None:
         raise ValueError(
-            "a video classifier reads clips, not text: pass input_file=clip.npy (or a folder of .npy/.npz clips)"
+            "a video classifier reads clips, not text: pass input_file=clip.mp4 or clip.npy (or a folder of clips)"
         )
     path = Path(str(cfg.input_file)).expanduser()
     if path.is_dir():
         return list_frame_files(path)[0]
     if not path.is_file():
         raise FileNotFoundError(
-            f"input_file={cfg.input_file}: no such file or folder; pass a .npy/.npz clip or a folder of them"
+            f"input_file={cfg.input_file}: no such file or folder; pass a clip (.mp4, .npy, ...) or a folder of them"
         )
     return [path]
 

@@ -1,4 +1,4 @@
-"""Frame sequences (video clips): generated moving digits and folders of ``.npy``/``.npz`` frame arrays.
+"""Frame sequences (video clips): generated moving digits, and folders of video files or ``.npy``/``.npz`` arrays.
 
 Every clip is a float tensor (L, C, H, W) with values in [0, 1]; batches are :class:`SequenceBatch` with
 ``inputs`` (N, L, C, H, W) zero-padded past each clip's length, ``lengths`` (N,) and ``targets`` (N,) class ids.
@@ -40,6 +40,9 @@ DIRECTIONS: tuple[tuple[str, int, int], ...] = (
     ("up-right", -1, 1),
 )
 FRAME_SUFFIXES = (".npy", ".npz")
+# Containers FFmpeg (through PyAV) decodes; any codec FFmpeg knows inside them.
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".gif")
+CLIP_SUFFIXES = FRAME_SUFFIXES + VIDEO_SUFFIXES
 
 
 # --------------------------------------------------------------------------- batches
@@ -349,6 +352,50 @@ def _load_array(path: Path) -> np.ndarray:
     return array
 
 
+def decode_video(path: str | Path, fps: float | None = None, grayscale: bool = False) -> np.ndarray:
+    """The frames of a video file's first video stream -> uint8 (L, H, W, C), C = 3 (RGB) or 1 (``grayscale``).
+
+    ``fps``: sample the clip at this rate from the frames' timestamps (the frame shown at 0, 1/fps, 2/fps, ...
+    seconds; a rate above the file's repeats no frame, it keeps every frame); None keeps every frame. Decoding is
+    PyAV's (FFmpeg), so every container and codec FFmpeg reads works. A file FFmpeg cannot read, or one without
+    video frames, raises a one-line ``ValueError`` naming it.
+    """
+    try:
+        import av
+    except ImportError as err:  # the video extra is optional
+        raise ImportError(
+            f"{path}: reading video files needs PyAV; pip install 'seqmodels[video]' (or save frames as .npy)"
+        ) from err
+    if fps is not None and not fps > 0:
+        raise ValueError(f"fps must be > 0 or null, got {fps!r}")
+    frames: list[np.ndarray] = []
+    next_time = 0.0
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ValueError(f"{path}: holds no video stream")
+            stream = container.streams.video[0]
+            rate = float(stream.average_rate) if stream.average_rate else None
+            for index, frame in enumerate(container.decode(stream)):
+                if fps is not None:
+                    # Timestamps can be missing (raw streams): fall back to the frame's index at the stream's rate.
+                    time = frame.time if frame.time is not None else index / (rate or fps)
+                    if time + 1e-6 < next_time:
+                        continue
+                    while next_time <= time + 1e-6:
+                        next_time += 1.0 / fps
+                frames.append(frame.to_ndarray(format="gray" if grayscale else "rgb24"))
+    except av.FFmpegError as err:
+        raise ValueError(
+            f"{path}: not a readable video ({type(err).__name__}: {err.strerror or err}); "
+            "check the file, or convert it with ffmpeg"
+        ) from err
+    if not frames:
+        raise ValueError(f"{path}: holds no video frames")
+    array = np.stack(frames)
+    return array[..., None] if array.ndim == 3 else array
+
+
 def read_frame_file(
     path: str | Path,
     frame_step: int = 1,
@@ -356,21 +403,31 @@ def read_frame_file(
     frame_size: Sequence[int] | None = None,
     channels_last: bool = False,
     uint8_scale: float = 1.0 / 255.0,
+    fps: float | None = None,
+    grayscale: bool = False,
 ) -> Tensor:
-    """One clip from a ``.npy`` or ``.npz`` file -> float32 (L, C, H, W).
+    """One clip from a video file (:data:`VIDEO_SUFFIXES`) or a ``.npy``/``.npz`` array -> float32 (L, C, H, W).
 
-    The array is (L, H, W) (one channel), (L, C, H, W), or with ``channels_last`` (L, H, W, C); an ``.npz`` holds
-    it under ``frames`` or as its only array. uint8 values are multiplied by ``uint8_scale`` (default: divided by
-    255), others kept as they are. Every
-    ``frame_step``-th frame is kept (from frame 0), then at most ``max_frames``; ``frame_size`` (H, W) resizes
-    (bilinear). Raises a one-line ``ValueError`` naming the file for anything else.
+    A video is decoded by :func:`decode_video` (``fps`` sampling, ``grayscale``) into RGB or grey uint8 frames.
+    An array is (L, H, W) (one channel), (L, C, H, W), or with ``channels_last`` (L, H, W, C); an ``.npz`` holds
+    it under ``frames`` or as its only array (arrays carry no timestamps, so ``fps`` is refused for them: use
+    ``frame_step``). uint8 values are multiplied by ``uint8_scale`` (default: divided by 255), others kept as they
+    are. Every ``frame_step``-th frame is kept (from frame 0), then at most ``max_frames``; ``frame_size`` (H, W)
+    resizes (bilinear). Raises a one-line ``ValueError`` naming the file for anything else.
     """
     path = Path(path)
     if not path.is_file():
-        raise MissingDataFileError(f"{path}: no such frame file")
-    if path.suffix not in FRAME_SUFFIXES:
-        raise ValueError(f"{path}: not a frame array; expected a .npy or .npz file")
-    array = _load_array(path)
+        raise MissingDataFileError(f"{path}: no such clip file")
+    suffix = path.suffix.lower()
+    if suffix not in CLIP_SUFFIXES:
+        raise ValueError(f"{path}: not a clip; expected a video ({', '.join(VIDEO_SUFFIXES)}) or a .npy/.npz array")
+    if suffix in VIDEO_SUFFIXES:
+        array = decode_video(path, fps=fps, grayscale=grayscale)
+        channels_last = True
+    elif fps is not None:
+        raise ValueError(f"{path}: a frame array has no timestamps, so fps cannot apply; set fps=null, use frame_step")
+    else:
+        array = _load_array(path)
     if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise ValueError(f"{path}: frames must be numeric, got dtype {array.dtype}")
     if array.ndim == 3:
@@ -396,29 +453,37 @@ def read_frame_file(
     return clip
 
 
+def _is_clip(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in CLIP_SUFFIXES
+
+
 def list_frame_files(root: str | Path) -> tuple[list[Path], list[str] | None]:
-    """``root/<class>/*.npy|npz`` -> (files, class of each file); a flat ``root/*.npy|npz`` -> (files, None)."""
+    """``root/<class>/<clip>`` -> (files, class of each file); a flat ``root/<clip>`` -> (files, None); a clip is a
+    video file or a ``.npy``/``.npz`` array."""
     root = Path(root)
     if not root.is_dir():
-        raise MissingDataFileError(f"{root}: no such folder of frame arrays")
-    flat = sorted(p for p in root.iterdir() if p.is_file() and p.suffix in FRAME_SUFFIXES)
+        raise MissingDataFileError(f"{root}: no such folder of clips")
+    flat = sorted(p for p in root.iterdir() if _is_clip(p))
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir())
     if flat and class_dirs:
-        raise ValueError(f"{root}: mixes frame files and class folders; put every clip in a class folder")
+        raise ValueError(f"{root}: mixes clip files and class folders; put every clip in a class folder")
     if flat:
         return flat, None
     files, labels = [], []
     for folder in class_dirs:
-        for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in FRAME_SUFFIXES):
+        for path in sorted(p for p in folder.iterdir() if _is_clip(p)):
             files.append(path)
             labels.append(folder.name)
     if not files:
-        raise ValueError(f"{root}: no .npy/.npz frame files (expected root/<class>/<clip>.npy or root/<clip>.npy)")
+        raise ValueError(
+            f"{root}: no clips (videos or .npy/.npz frame arrays; expected root/<class>/<clip>.mp4 or root/<clip>.npy)"
+        )
     return files, labels
 
 
 class FrameFolderDataModule(VideoDataModuleMixin, SequenceDataModule):
-    """Clips from a folder of ``.npy``/``.npz`` frame arrays, one class per sub-folder: ``root/<class>/<clip>.npz``.
+    """Clips from a folder of video files or ``.npy``/``.npz`` frame arrays, one class per sub-folder:
+    ``root/<class>/<clip>.mp4`` (any of :data:`VIDEO_SUFFIXES`) or ``root/<class>/<clip>.npz``.
 
     Every clip is read with :func:`read_frame_file` (frame sampling, resizing; one-line errors naming a bad file);
     all clips must end up with the same channels and frame size (set ``frame_size`` to resize). Validation and
@@ -427,6 +492,8 @@ class FrameFolderDataModule(VideoDataModuleMixin, SequenceDataModule):
     Args:
         root: the folder.
         frame_step: keep every frame_step-th frame (a lower frame rate).
+        fps: videos only: sample every clip at this many frames per second from its timestamps (None: every frame).
+        grayscale: videos only: decode one grey channel instead of RGB.
         max_frames: keep at most this many frames per clip (None: all).
         frame_size: (H, W) to resize every frame to (None: keep; then all clips must agree).
         channels_last: arrays are (L, H, W, C).
@@ -443,6 +510,8 @@ class FrameFolderDataModule(VideoDataModuleMixin, SequenceDataModule):
         frame_size: Sequence[int] | None = None,
         channels_last: bool = False,
         test_fraction: float = 0.2,
+        fps: float | None = None,
+        grayscale: bool = False,
         **base: Any,
     ) -> None:
         super().__init__(**base)
@@ -459,6 +528,8 @@ class FrameFolderDataModule(VideoDataModuleMixin, SequenceDataModule):
             max_frames=max_frames,
             frame_size=None if frame_size is None else tuple(frame_size),
             channels_last=channels_last,
+            fps=fps,
+            grayscale=grayscale,
         )
         self.test_fraction = test_fraction
         self.class_names: list[str] = []
@@ -506,7 +577,7 @@ class FrameFolderDataModule(VideoDataModuleMixin, SequenceDataModule):
     def build(self) -> None:
         files, names = list_frame_files(self.root)
         if names is None:
-            raise ValueError(f"{self.root}: training needs class folders root/<class>/<clip>.npy")
+            raise ValueError(f"{self.root}: training needs class folders root/<class>/<clip> (a video or .npy)")
         self.class_names = sorted(set(names))
         if len(self.class_names) < 2:
             raise ValueError(f"{self.root}: found one class folder ({self.class_names[0]}); need at least two")
