@@ -43,6 +43,7 @@ from seqmodels.data.text import (
     WordTokenizer,
     demo_reviews_path,
 )
+from seqmodels.data.token_corpus import TokenCorpusDataModule, tokenize_corpus
 from seqmodels.data.ucr import JapaneseVowelsDataModule, UEADataModule, read_ts
 from seqmodels.data.video import (
     FrameFolderDataModule,
@@ -93,6 +94,8 @@ __all__ = [
     "LanguageModelDataModule",
     "StreamWindows",
     "TextCorpusDataModule",
+    "TokenCorpusDataModule",
+    "tokenize_corpus",
     "SequenceDataModule",
     "MissingDataFileError",
     "SequenceDataset",

@@ -48,7 +48,8 @@ class StreamWindows(IterableDataset):
     """Consecutive BPTT windows over ``N`` parallel token streams.
 
     Args:
-        streams: (N, T) int64, row ``i`` is stream ``i``.
+        streams: (N, T) int64, row ``i`` is stream ``i``; or an integer numpy array (N, T), e.g. a view of a
+            memory-mapped token file, of which each window's ids are copied into a tensor as it is served.
         bptt: window length.
         variable_bptt: draw each window's length around ``bptt`` (AWD-LSTM: ``bptt`` with probability 0.95,
             else ``bptt / 2``, then normal with std 5, at least 5), so that over epochs every token is seen at
@@ -60,7 +61,7 @@ class StreamWindows(IterableDataset):
 
     def __init__(self, streams: Tensor, bptt: int, variable_bptt: bool = False, seed: int = 0) -> None:
         super().__init__()
-        if streams.dim() != 2 or streams.shape[1] < 2:
+        if streams.ndim != 2 or streams.shape[1] < 2:
             raise ValueError(f"streams must be (N, T) with T >= 2 tokens, got shape {tuple(streams.shape)}")
         self.streams = streams
         self.bptt = bptt
@@ -97,6 +98,8 @@ class StreamWindows(IterableDataset):
         n = self.streams.shape[0]
         for index, length in enumerate(self.window_lengths(epoch)):
             window = self.streams[:, start : start + length + 1]
+            if isinstance(window, np.ndarray):
+                window = torch.from_numpy(window.astype(np.int64))
             start += length
             yield SequenceBatch(
                 inputs=window[:, :-1],

@@ -13,7 +13,7 @@ import io
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -133,13 +133,21 @@ class Vocabulary:
         ``max_size`` entries *including* the specials: ``<pad>``, ``<unk>``, then ``specials`` (e.g.
         ``(Vocabulary.BOS, Vocabulary.EOS)`` for a language model) whether or not the corpus has them.
         """
+        counts: Counter[str] = Counter()
+        for tokens in token_lists:
+            counts.update(tokens)
+        return cls.from_counts(counts, min_freq, max_size, specials)
+
+    @classmethod
+    def from_counts(
+        cls, counts: Mapping[str, int], min_freq: int = 1, max_size: int | None = None, specials: Sequence[str] = ()
+    ) -> Vocabulary:
+        """:meth:`build` from token counts already made (a corpus counted in a streaming pass)."""
         if min_freq < 1:
             raise ValueError(f"min_freq must be >= 1, got {min_freq}")
         if max_size is not None and max_size < 2:
             raise ValueError(f"max_size must leave room for <pad> and <unk> (>= 2), got {max_size}")
-        counts: Counter[str] = Counter()
-        for tokens in token_lists:
-            counts.update(tokens)
+        counts = Counter(counts)
         head = list(dict.fromkeys([cls.PAD, cls.UNK, *specials]))
         if max_size is not None and max_size < len(head):
             raise ValueError(f"max_size={max_size} leaves no room for the special tokens {head}")
