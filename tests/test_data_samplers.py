@@ -174,3 +174,42 @@ def test_trainer_fit_with_bucketing_sets_epochs(tmp_path):
     # bucketed: each batch spans a narrow range of lengths
     assert max(max(b) - min(b) for b in model.seen) <= 6
     assert trainer.train_dataloader.batch_sampler.epoch == 2  # set_epoch(1) + one pass
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_ranks_get_equal_counts_of_similar_lengths_and_every_index_once(drop_last):
+    """Any data size against 2-4 ranks: every rank yields len() batches; without drop_last the ranks together see
+    every index exactly once (no padding by repetition), with it only full batches; at each step the ranks' batches
+    come from one length-sorted group, so their lengths are close."""
+    for n in (7, 31, 64, 65, 97, 203, 650):
+        lengths = _lengths(n)
+        for world in (2, 3, 4):
+            samplers = [
+                BucketBatchSampler(lengths, 8, seed=2, drop_last=drop_last, num_replicas=world, rank=r)
+                for r in range(world)
+            ]
+            shards = [list(s) for s in samplers]
+            assert all(len(shard) == len(samplers[0]) for shard in shards), (n, world)
+            assert all(len(s) == len(shard) for s, shard in zip(samplers, shards, strict=True))
+            flat = [i for shard in shards for i in _flat(shard)]
+            assert len(flat) == len(set(flat))  # nothing repeated
+            if drop_last:
+                assert all(len(batch) == 8 for shard in shards for batch in shard)
+                assert len(flat) == (n // (8 * world)) * 8 * world
+            else:
+                assert sorted(flat) == list(range(n))  # nothing dropped
+            for step in zip(*shards, strict=True):
+                step_lengths = [int(lengths[i]) for batch in step for i in batch]
+                assert all(batch for batch in step)  # no rank idles a step
+                assert max(step_lengths) - min(step_lengths) <= int(lengths.max() - lengths.min())
+
+
+def test_steps_group_similar_lengths_across_ranks():
+    lengths = _lengths(640)
+    samplers = [BucketBatchSampler(lengths, 16, seed=1, num_replicas=4, rank=r) for r in range(4)]
+    spreads = [
+        max(int(lengths[i]) for b in step for i in b) - min(int(lengths[i]) for b in step for i in b)
+        for step in zip(*(list(s) for s in samplers), strict=True)
+    ]
+    random_spread = int(lengths.max() - lengths.min())
+    assert sum(spreads) / len(spreads) < 0.25 * random_spread

@@ -679,13 +679,18 @@ def cut_windows(length: int, window: int, stride: int, min_length: int) -> list[
 
 class RevCompAugmented(Dataset):
     """Wraps a tagging :class:`SequenceDataset` of base ids: each item is reverse-complemented (tags reversed and
-    strands swapped) with probability ``p``, drawn anew each time it is read, reproducible from ``seed``."""
+    strands swapped) with probability ``p``, drawn anew each time it is read, reproducible from ``seed``.
+
+    The draw for the k-th read of item i comes from (seed, i, k) alone, and k is counted in shared memory, so
+    loader workers (each with its own copy of this object, reading items in any interleaving) draw exactly what
+    one process would: ``num_workers`` never changes a batch."""
 
     def __init__(self, dataset: SequenceDataset, complement: Tensor, p: float = 0.5, seed: int = 0) -> None:
         self.dataset = dataset
         self.complement = complement
         self.p = p
-        self.generator = torch.Generator().manual_seed(seed)
+        self.seed = int(seed)
+        self.reads = torch.zeros(len(dataset), dtype=torch.int64).share_memory_()  # per item, across workers
         self.lengths = dataset.lengths
 
     def __len__(self) -> int:
@@ -693,7 +698,9 @@ class RevCompAugmented(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         inputs, tags = self.dataset[index]
-        if torch.rand((), generator=self.generator).item() < self.p:
+        count = int(self.reads[index])
+        self.reads[index] = count + 1  # an item is read by one worker at a time (once per epoch)
+        if np.random.default_rng([self.seed, int(index), count]).random() < self.p:
             return reverse_complement_ids(inputs, self.complement), _STRAND_SWAP[tags.flip(0)]
         return inputs, tags
 

@@ -65,10 +65,14 @@ class BucketBatchSampler(BatchSampler):
     by one after each pass; ``set_epoch(e)`` pins it (Lightning calls it before every training epoch, which
     makes a resumed run see the same batches).
 
-    Distributed training: the sampler shards *batches* by rank itself (rank ``r`` of ``W`` takes batches
-    ``r, r+W, ...``). Every rank yields ``len(self)`` batches: without ``drop_last`` the batch list is padded
-    by repeating batches from its start (like ``DistributedSampler``), with ``drop_last`` the remainder is
-    dropped. ``num_replicas``/``rank`` default to the initialised ``torch.distributed`` group (or 1/0).
+    Distributed training (``W`` ranks): each step's batches come from one length-sorted group of ``W *
+    batch_size`` indices cut into ``W`` consecutive parts, rank ``r`` taking part ``r``, so at every step all ranks
+    hold sequences of similar lengths and none waits long for the others at the gradient all-reduce. Every rank
+    yields ``len(self)`` batches and, without ``drop_last``, every index exactly once per epoch: the last, short
+    group is cut into ``W`` nearly equal parts (merged with the group before it if it has fewer than ``W``
+    indices). Only a data set smaller than ``W`` repeats indices (as ``DistributedSampler`` pads); with
+    ``drop_last`` the short group is dropped. ``num_replicas``/``rank`` default to the initialised
+    ``torch.distributed`` group (or 1/0).
 
     Decision on Lightning's ``Trainer(use_distributed_sampler=True)`` (the default), from reading
     ``lightning/pytorch/trainer/connectors/data_connector.py`` and ``lightning/pytorch/utilities/data.py``
@@ -148,10 +152,13 @@ class BucketBatchSampler(BatchSampler):
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __len__(self) -> int:
-        total = self._num_global_batches()
         if self.num_replicas == 1:
-            return total
-        return total // self.num_replicas if self.drop_last else math.ceil(total / self.num_replicas)
+            return self._num_global_batches()
+        n, group = self.lengths.numel(), self.num_replicas * self.batch_size
+        if self.drop_last:
+            return n // group
+        steps = math.ceil(n / group)
+        return steps - 1 if steps > 1 and n % group and n % group < self.num_replicas else steps
 
     def global_batches(self, epoch: int) -> list[list[int]]:
         """All batches of ``epoch`` across ranks, before sharding."""
@@ -171,16 +178,36 @@ class BucketBatchSampler(BatchSampler):
             batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
         return batches
 
+    def steps(self, epoch: int) -> list[list[list[int]]]:
+        """Every step of ``epoch`` under ``world`` ranks: ``world`` batches per step (rank ``r`` takes the ``r``-th)."""
+        world = self.num_replicas
+        n, group = self.lengths.numel(), world * self.batch_size
+        generator = torch.Generator().manual_seed(self.seed + epoch)
+        order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
+        if n < world:  # too few to give every rank one index: repeat from the start (DistributedSampler's padding)
+            order = order.repeat(math.ceil(world / n))[:world]
+        groups: list[Tensor] = []
+        chunk = group * self.bucket_size_multiplier
+        for start in range(0, len(order), chunk):
+            indices = order[start : start + chunk]
+            indices = indices[torch.sort(self.lengths[indices], stable=True).indices]
+            groups.extend(indices[i : i + group] for i in range(0, len(indices), group))
+        if len(groups[-1]) < group:
+            if self.drop_last:
+                groups.pop()
+            elif len(groups[-1]) < world and len(groups) > 1:  # a part per rank: merge with the group before
+                merged = torch.cat([groups[-2], groups.pop()])
+                groups[-1] = merged[torch.sort(self.lengths[merged], stable=True).indices]
+        steps = [[part.tolist() for part in torch.tensor_split(g, world)] for g in groups]
+        if self.shuffle:
+            steps = [steps[i] for i in torch.randperm(len(steps), generator=generator).tolist()]
+        return steps
+
     def __iter__(self) -> Iterator[list[int]]:
-        batches = self.global_batches(self.epoch)
+        epoch = self.epoch
         self.epoch += 1
-        if self.num_replicas > 1:
-            per_rank = len(self)
-            total = per_rank * self.num_replicas
-            if total <= len(batches):
-                batches = batches[:total]
-            else:  # repeat batches from the start so every rank gets the same count
-                repeats = math.ceil(total / len(batches))
-                batches = (batches * repeats)[:total]
-            batches = batches[self.rank : total : self.num_replicas]
-        yield from batches
+        if self.num_replicas == 1:
+            yield from self.global_batches(epoch)
+            return
+        for step in self.steps(epoch):
+            yield step[self.rank]
