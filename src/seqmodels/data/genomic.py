@@ -509,12 +509,6 @@ class GenomicCorpusDataModule(LanguageModelDataModule):
         vocab = self._require_vocab()
         return [vocab.stoi[self.SEPARATOR]]  # generation starts as a new record does
 
-    def _loader(self, dataset: Any, train: bool) -> Any:
-        from torch.utils.data import DataLoader
-
-        generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(dataset, batch_size=None, pin_memory=self.pin_memory, generator=generator)
-
     def num_tokens(self, split: str) -> int:
         self._require(f"{split}_set")
         return self.streams[split].numel()

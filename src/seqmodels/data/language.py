@@ -84,6 +84,22 @@ class StreamWindows(IterableDataset):
             covered += length
         return lengths
 
+    def shard(self, world_size: int, rank: int) -> StreamWindows:
+        """This rank's ``N`` of ``world_size * N`` streams over the same tokens, for data-parallel training.
+
+        The ``N`` streams' tokens (in stream order, the text's order) are cut into ``world_size * N`` streams and
+        rank ``r`` takes rows ``r * N .. (r + 1) * N``: the ranks' batches together are the batch of one process
+        with ``world_size * N`` streams, each rank carries the state of its own rows, and all ranks draw the same
+        window lengths (same seed and epoch), so they step in lockstep.
+        """
+        if world_size == 1:
+            return self
+        n = self.streams.shape[0]
+        streams = batchify(self.streams.reshape(-1), world_size * n)[rank * n : (rank + 1) * n]
+        shard = StreamWindows(streams, self.bptt, self.variable_bptt, self.seed)
+        shard._epoch = self._epoch
+        return shard
+
     def __len__(self) -> int:
         # Exact for fixed windows; for variable ones the expected count (the progress bar's estimate).
         return math.ceil((self.streams.shape[1] - 1) / self.bptt)
@@ -109,10 +125,10 @@ class StreamWindows(IterableDataset):
             )
 
 
-def batchify(ids: Tensor, num_streams: int) -> Tensor:
-    """Cuts a 1-D token stream into ``num_streams`` contiguous rows (the remainder is dropped): (N, T)."""
-    length = ids.numel() // num_streams
-    return ids[: length * num_streams].view(num_streams, length)
+def batchify(ids: Tensor | np.ndarray, num_streams: int) -> Tensor | np.ndarray:
+    """Cuts a 1-D token stream into ``num_streams`` contiguous rows (the remainder is dropped): (N, T), a view."""
+    length = ids.shape[0] // num_streams
+    return ids[: length * num_streams].reshape(num_streams, length)
 
 
 class LanguageModelDataModule(SequenceDataModule):
@@ -159,6 +175,19 @@ class LanguageModelDataModule(SequenceDataModule):
     @property
     def dims_need_data(self) -> bool:  # type: ignore[override]
         return self.vocab is None
+
+    def _loader(self, dataset: Any, train: bool) -> DataLoader:
+        if not isinstance(dataset, StreamWindows):
+            return super()._loader(dataset, train)
+        # Windows are slices of token streams: no workers, no collation, order is the point. Under DDP each rank
+        # reads its own share of the streams (StreamWindows.shard); Lightning adds no sampler to such a loader.
+        world_size, rank = self._distributed_info()
+        if world_size is not None and world_size > 1:
+            dataset = dataset.shard(world_size, rank)
+        # A generator of its own: a loader that draws from the global one shifts every later random draw (dropout)
+        # by how many loaders were started, which a resumed run cannot reproduce.
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(dataset, batch_size=None, pin_memory=self.pin_memory, generator=generator)
 
     # ----------------------------------------------------------------- generation
     def encode_prompt(self, text: str) -> list[int]:
@@ -377,13 +406,6 @@ class TextCorpusDataModule(LanguageModelDataModule):
         vocab = self._require_vocab()
         newline = Vocabulary.EOS if self.level == "word" else "\n"
         return [vocab.stoi[newline]] if newline in vocab else []
-
-    def _loader(self, dataset: Any, train: bool) -> DataLoader:
-        # Windows are slices of tensors already in memory: no workers, no collation, order is the point.
-        # A generator of its own: a loader that draws from the global one shifts every later random draw (dropout)
-        # by how many loaders were started, which a resumed run cannot reproduce.
-        generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(dataset, batch_size=None, pin_memory=self.pin_memory, generator=generator)
 
     def num_tokens(self, split: str) -> int:
         self._require(f"{split}_set")
