@@ -29,7 +29,9 @@ def close(actual, expected, atol: float = 1e-5) -> None:
 
 def encoder(cell: str, **kwargs) -> RecurrentEncoder:
     torch.manual_seed(0)
-    options = dict(input_size=3, hidden_size=8, batch_first=True) | kwargs
+    # 16 units: the multi-head cells (4 heads by default) get 4 per head; with 2, a per-head LayerNorm is close to
+    # a sign function and magnifies float32 rounding past the 1e-5 the equalities here are held to.
+    options = dict(input_size=3, hidden_size=16, batch_first=True) | kwargs
     return RecurrentEncoder(cell, **options).eval()
 
 
@@ -45,7 +47,7 @@ def test_padding_never_changes_a_result(cell: str, bidirectional: bool, batch_fi
         output, h_n = model(x if batch_first else x.transpose(0, 1), lengths=lengths)
         output = output if batch_first else output.transpose(0, 1)
         assert output.shape == (4, 9, model.output_size)
-        assert parts(h_n)[0].shape == (model.num_directions * 2, 4, 8)
+        assert parts(h_n)[0].shape == (model.num_directions * 2, 4, 16)
         for n, length in enumerate(lengths.tolist()):
             alone = x[n : n + 1, :length]
             out_alone, h_alone = model(alone if batch_first else alone.transpose(0, 1))
@@ -88,7 +90,8 @@ def test_hx_continues_a_sequence_and_every_parameter_learns(cell: str) -> None:
     close(torch.cat([first, second], 1), full)
     close(h_second, h_full)
     (second.square().sum() + full.sum()).backward()
-    assert parts(h_first)[0].grad is not None and parts(h_first)[0].grad.abs().sum() > 0
+    # The state's dynamic part gets a gradient (for cells whose "h" only reports the last output, not h).
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in parts(h_first))
     for name, param in model.named_parameters():
         assert param.grad is not None and torch.isfinite(param.grad).all(), name
         assert param.grad.abs().sum() > 0, f"{name} gets no gradient"
@@ -130,13 +133,13 @@ def test_wrong_hx_and_unknown_init_are_one_line_errors(cell: str) -> None:
     model = encoder(cell)
     names = model.state_names
     with pytest.raises(ValueError, match="hx") as error:
-        model(torch.randn(2, 4, 3), hx=torch.zeros(1, 3, 8))  # wrong batch
+        model(torch.randn(2, 4, 3), hx=torch.zeros(1, 3, 16))  # wrong batch
     assert "\n" not in str(error.value)
     if len(names) > 1:
         with pytest.raises(ValueError, match=", ".join(names)):
-            model(torch.randn(2, 4, 3), hx=torch.zeros(1, 2, 8))
+            model(torch.randn(2, 4, 3), hx=torch.zeros(1, 2, 16))
     with pytest.raises(ValueError, match="init=") as error:
-        RecurrentEncoder(cell, 3, 8, init="identity")
+        RecurrentEncoder(cell, 3, 16, init="identity")
     assert "\n" not in str(error.value)
 
 
