@@ -208,7 +208,6 @@ class ForecastStream:
             raise TypeError(f"streaming forecasts need the ForecastingDataModule, got {type(datamodule).__name__}")
         if not isinstance(num_series, int) or isinstance(num_series, bool) or num_series < 1:
             raise ValueError(f"num_series must be an integer >= 1, got {num_series!r}")
-        net.initial_state(num_series)  # refuses a network that cannot stream, in one line
         if datamodule.mean is None or datamodule.calendar_names is None:
             raise ValueError(
                 "the datamodule has no fitted scaler; pass the one the task was trained with (seqmodels.fit's "
@@ -230,6 +229,10 @@ class ForecastStream:
         self.names = [str(n) for n in names] if names is not None else [str(i) for i in range(num_series)]
         if len(self.names) != num_series:
             raise ValueError(f"got {len(self.names)} names for num_series={num_series}; give one name per series")
+        # Static covariates and per-series statistics of these (training) series, for every chunk streamed.
+        self.context: dict[str, torch.Tensor] = datamodule.series_context(self.names)
+        statics = {k: v for k, v in self.context.items() if k.startswith("static_")}
+        net.initial_state(num_series, **statics)  # refuses a network that cannot stream, in one line
         self.horizon: int = datamodule.horizon
         self.num_targets: int = datamodule.num_targets
         self.num_past, self.num_future = len(datamodule.past_covariates), len(datamodule.future_covariates)
@@ -295,7 +298,8 @@ class ForecastStream:
         if was_training:  # switching modes walks every module: only when needed
             task.eval()
         try:
-            out, state = task.forecast_stream(chunk, self.state, features_ahead)
+            context = {key: value.to(device) for key, value in self.context.items()}
+            out, state = task.forecast_stream(chunk, self.state, features_ahead, **context)
         finally:
             if was_training:
                 task.train()

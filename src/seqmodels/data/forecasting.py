@@ -6,10 +6,17 @@ steps are held out). A training window lies wholly inside the training part. A v
 earlier, so no leakage), which is how a forecaster is used: every origin of the held-out part is scored
 ("rolling origin" evaluation).
 
-Targets (optionally log-transformed), past-observed and known-future covariates are standardised with
-statistics of the training parts only; calendar features (sin/cos of month, day of year, ...) are already in
-[-1, 1]. The statistics travel in :meth:`ForecastingDataModule.state_dict` (so in every checkpoint), and
-metrics and written forecasts are on the original scale.
+Targets (optionally log-transformed), past-observed and known-future covariates are scaled with statistics of
+the training parts only: one set over all series (``scaling=global``) or one per series (``scaling=per_series``,
+for panels whose series differ in level and spread), by ``scaler`` (``standard``: mean/std, ``robust``:
+median/IQR, ``mean_abs``: mean absolute value). Calendar features (sin/cos of month, day of year, ...) are
+already in [-1, 1]. The statistics travel in :meth:`ForecastingDataModule.state_dict` (so in every checkpoint;
+per-series ones keyed by series name), and metrics and written forecasts are on the original scale.
+
+Optional inputs: seasonal lags of the targets (``lag_features``) and causal rolling statistics
+(``rolling_features``), computed once per series from its scaled targets before windows are cut, and static
+covariates (per-series categorical and numeric attributes: ``static_categoricals``, ``static_reals``), which
+batches carry as ``static_categoricals`` (N, K) category indices and ``static_reals`` (N, R) standardised values.
 
 Windows are tensors built once by ``unfold`` (no per-item work while training), and :class:`WindowLoader`
 serves batches by slicing them: no sampler, no collation.
@@ -41,6 +48,7 @@ from seqmodels.data.timeseries_sources import (
     load_builtin,
     memory_series,
     read_csv_series,
+    read_static_table,
     sine_series,
 )
 
@@ -55,6 +63,11 @@ def demo_demand_path() -> Path:
 
 
 TRANSFORMS = ("none", "log")
+SCALINGS = ("global", "per_series")
+SCALERS = ("standard", "robust", "mean_abs")
+ROLLING_STATS = ("mean", "std", "min", "max")
+#: IQR of the standard normal: a robust scale divided by it matches the standard deviation on Gaussian data.
+NORMAL_IQR = 1.3489795003921634
 
 
 @dataclass
@@ -71,6 +84,10 @@ class ForecastBatch(SequenceBatch):
         mase_scale:  (N, C) in-sample MAE of the seasonal-naive forecast on the window's series' training part
         series:      (N,) index of the window's series
         origin:      (N,) index (within its series) of the window's first target step
+        static_categoricals: (N, K) int64 category index of each static categorical (when the data has some)
+        static_reals: (N, R) standardised static numeric attributes (when the data has some)
+        target_loc, target_scale: (N, C) the window's series' target statistics (``scaling=per_series`` only):
+            scaled = (value - loc) / scale
     """
 
     future: Tensor | None = None
@@ -80,6 +97,18 @@ class ForecastBatch(SequenceBatch):
     mase_scale: Tensor | None = None
     series: Tensor | None = None
     origin: Tensor | None = None
+    static_categoricals: Tensor | None = None
+    static_reals: Tensor | None = None
+    target_loc: Tensor | None = None
+    target_scale: Tensor | None = None
+
+    def model_inputs(self) -> dict[str, Tensor | None]:
+        """What a forecaster reads beside ``inputs``/``future``: the statics and per-series target statistics."""
+        return {key: getattr(self, key) for key in WINDOW_EXTRAS}
+
+
+#: The per-window tensors a forecaster reads beside inputs/future (None where the data has none).
+WINDOW_EXTRAS = ("static_categoricals", "static_reals", "target_loc", "target_scale")
 
 
 @dataclass
@@ -210,21 +239,145 @@ class WindowLoader:
 class TargetScaler:
     """Targets' forward and inverse transform: optional log, then ``(x - mean) / std`` per target channel.
 
-    ``mean``/``std`` are (C,) tensors. ``inverse`` takes any (..., C) tensor of scaled values.
+    ``mean``/``std`` are (C,) tensors. ``inverse`` takes any (..., C) tensor of scaled values. With
+    ``per_series=True`` (``scaling=per_series``) ``mean``/``std`` are the identity and each window's own (N, C)
+    ``loc``/``scale`` (``ForecastBatch.target_loc``/``target_scale``) must be given: they broadcast over
+    (..., N, S, C) values (S steps).
     """
 
-    def __init__(self, mean: Tensor, std: Tensor, transform: str = "none") -> None:
+    def __init__(self, mean: Tensor, std: Tensor, transform: str = "none", per_series: bool = False) -> None:
         if transform not in TRANSFORMS:
             raise ValueError(f"transform must be one of {', '.join(TRANSFORMS)}, got {transform!r}")
         self.mean, self.std, self.transform = mean.float(), std.float(), transform
+        self.per_series = bool(per_series)
 
-    def __call__(self, values: Tensor) -> Tensor:
+    def _windows(self, loc: Tensor | None, scale: Tensor | None) -> tuple[Tensor, Tensor] | None:
+        if loc is None or scale is None:
+            if self.per_series:
+                raise ValueError(
+                    "this model was trained with data.scaling=per_series: pass each window's target_loc and "
+                    "target_scale (a ForecastBatch's fields), or forecast through ForecastingDataModule.forecast"
+                )
+            return None
+        return loc[:, None, :], scale[:, None, :]
+
+    def __call__(self, values: Tensor, loc: Tensor | None = None, scale: Tensor | None = None) -> Tensor:
         values = torch.log(values) if self.transform == "log" else values
-        return (values - self.mean.to(values)) / self.std.to(values)
+        values = (values - self.mean.to(values)) / self.std.to(values)
+        window = self._windows(loc, scale)
+        return values if window is None else (values - window[0].to(values)) / window[1].to(values)
 
-    def inverse(self, scaled: Tensor) -> Tensor:
+    def inverse(self, scaled: Tensor, loc: Tensor | None = None, scale: Tensor | None = None) -> Tensor:
+        window = self._windows(loc, scale)
+        if window is not None:
+            scaled = scaled * window[1].to(scaled) + window[0].to(scaled)
         values = scaled * self.std.to(scaled) + self.mean.to(scaled)
         return torch.exp(values) if self.transform == "log" else values
+
+
+def location_scale(rows: np.ndarray, scaler: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column (loc, scale) of (T, K) ``rows``: ``standard`` mean/std, ``robust`` median/(IQR / 1.349) (the
+    standard deviation for Gaussian data), ``mean_abs`` 0/mean absolute value. A zero scale (a constant column)
+    falls back to the standard deviation, then to 1, so nothing divides by zero."""
+    std = rows.std(axis=0)
+    if scaler == "standard":
+        loc, scale = rows.mean(axis=0), std
+    elif scaler == "robust":
+        q25, median, q75 = np.percentile(rows, [25, 50, 75], axis=0)
+        loc, scale = median, (q75 - q25) / NORMAL_IQR
+        scale = np.where(scale > 1e-12, scale, std)
+    else:
+        loc, scale = np.zeros(rows.shape[1]), np.abs(rows).mean(axis=0)
+        scale = np.where(scale > 1e-12, scale, std)
+    return loc, np.where(scale > 1e-12, scale, 1.0)
+
+
+def _names(columns: Any, key: str) -> list[str]:
+    if columns is None:
+        return []
+    if isinstance(columns, str):
+        return [columns]
+    names = [str(c) for c in columns]
+    if len(set(names)) != len(names):
+        raise ValueError(f"data.{key} names a column twice: {names}; name each once")
+    return names
+
+
+def _lags(lags: Any) -> list[int]:
+    out = [] if lags is None else list(lags)
+    if any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in out) or len(set(out)) != len(out):
+        raise ValueError(f"data.lag_features must be distinct integers >= 1 (steps back), got {out}")
+    return out
+
+
+def _rolling(features: Any) -> list[tuple[int, str]]:
+    out = []
+    for entry in features or []:
+        try:
+            spec = dict(entry)
+            window, stat = spec.pop("window"), spec.pop("stat", "mean")
+        except (TypeError, ValueError, KeyError):
+            raise ValueError(
+                f"data.rolling_features entries look like {{window: 7, stat: mean}}, got {entry!r}"
+            ) from None
+        if spec or not isinstance(window, int) or isinstance(window, bool) or window < 2:
+            raise ValueError(f"a rolling feature takes window (an integer >= 2) and stat only, got {dict(entry)}")
+        if stat not in ROLLING_STATS:
+            raise ValueError(f"rolling feature stat must be one of {', '.join(ROLLING_STATS)}, got {stat!r}")
+        if (window, stat) in out:
+            raise ValueError(f"data.rolling_features lists {{window: {window}, stat: {stat}}} twice")
+        out.append((window, stat))
+    return out
+
+
+def target_features(targets: Tensor, lags: list[int], rolling: list[tuple[int, str]]) -> Tensor:
+    """(T, C * (len(lags) + len(rolling))) lag and causal rolling features of (T, C) ``targets``: for each lag k
+    the value at t - k, then for each (w, stat) the statistic over steps t - w + 1 .. t; NaN where the series is
+    too short to give one (a window never includes those steps)."""
+    T, C = targets.shape
+    parts = []
+    for k in lags:
+        lagged = torch.full_like(targets, math.nan)
+        lagged[k:] = targets[: max(T - k, 0)]
+        parts.append(lagged)
+    for window, stat in rolling:
+        rolled = torch.full_like(targets, math.nan)
+        if window <= T:
+            spans = targets.unfold(0, window, 1)  # (T - w + 1, C, w): span i ends at step i + w - 1
+            if stat == "mean":
+                value = spans.mean(-1)
+            elif stat == "std":
+                value = spans.std(-1, correction=0)
+            elif stat == "min":
+                value = spans.amin(-1)
+            else:
+                value = spans.amax(-1)
+            rolled[window - 1 :] = value
+        parts.append(rolled)
+    return torch.cat(parts, dim=1) if parts else targets.new_zeros(T, 0)
+
+
+def _static_value(series: Series, column: str) -> str:
+    if column not in series.static:
+        raise ValueError(
+            f"series {series.name!r} has no value for static column {column!r}; give it in the series' rows or in "
+            "data.static_path"
+        )
+    return series.static[column]
+
+
+def _static_number(series: Series, column: str) -> float:
+    text = _static_value(series, column)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or abs(value) > MAX_VALUE:
+        raise ValueError(
+            f"series {series.name!r}: static real {column!r} holds {text!r}, not a finite number; fix it or list the "
+            "column in data.static_categoricals"
+        )
+    return value
 
 
 def _steps(size: float, length: int, name: str) -> int:
@@ -266,9 +419,30 @@ class ForecastingDataModule(SequenceDataModule):
         eval_batch_size: windows per validation/test batch (None: ``batch_size``); evaluation keeps no
             gradients, so large batches are cheap and spare per-batch overhead.
         seasonal_period: m for the seasonal-naive baseline and MASE (12 monthly, 52 weekly, ...).
+        scaling: ``"global"`` (one set of statistics over every series' training part) or ``"per_series"`` (each
+            series scaled by its own training part: a global model then learns shapes, not levels; forecasting
+            a series needs its statistics, so only series seen in training can be forecast).
+        scaler: ``"standard"`` (mean, std), ``"robust"`` (median, IQR / 1.349: outliers do not set the scale) or
+            ``"mean_abs"`` (no centring, mean absolute value: keeps zero at zero, for intermittent demand).
+        static_categoricals: columns holding a per-series category (store type, region), constant within each
+            series; the network embeds them (see ``model.net.static_mode``). Categories are those of the
+            training series: an unseen one at forecast time is an error.
+        static_reals: columns holding a per-series number (store size), standardised over the series.
+        static_path: a CSV/TSV table with one row per series (keyed by the ``series_column`` values, the series
+            names) holding the static columns, instead of reading them from the series' rows.
+        lag_features: seasonal lags k of the targets (e.g. ``[52]`` weekly data, last year's week): the value at
+            t - k is an extra input channel at step t. Lags inside the lookback add nothing to a recurrent
+            network, which reads the lookback anyway; lags of a season or more bring a longer history.
+        rolling_features: ``[{window: w, stat: mean|std|min|max}, ...]``: the statistic of the targets over the
+            w steps up to and including t (causal), an extra input channel at step t.
         **base: :class:`SequenceDataModule` arguments (``batch_size``, ``seed``, ...).
 
-    dims: ``input_size`` (C_in), ``num_targets`` (C), ``future_size`` (F), ``lookback``, ``horizon``.
+    Input channels are [targets, past covariates, lag and rolling features, future covariates, calendar]. Lag and
+    rolling features need ``max(lag, window - 1)`` steps of history before a window's first step: the first
+    training window starts that much later, and forecasting needs that many more observed steps.
+
+    dims: ``input_size`` (C_in), ``num_targets`` (C), ``future_size`` (F), ``lookback``, ``horizon``,
+    ``static_cardinalities`` (categories per static categorical, a list), ``num_static_reals`` (R).
     """
 
     #: The config values that say the series came from ``data`` (:func:`seqmodels.fit` writes them into the run
@@ -297,6 +471,13 @@ class ForecastingDataModule(SequenceDataModule):
         sine_period: float = 50.0,
         sine_noise: float = 0.1,
         eval_batch_size: int | None = None,
+        scaling: str = "global",
+        scaler: str = "standard",
+        static_categoricals: list[str] | None = None,
+        static_reals: list[str] | None = None,
+        static_path: str | Path | None = None,
+        lag_features: list[int] | None = None,
+        rolling_features: list[dict[str, Any]] | None = None,
         data: Any = None,
         **base: Any,
     ) -> None:
@@ -339,9 +520,37 @@ class ForecastingDataModule(SequenceDataModule):
         if eval_batch_size is not None and eval_batch_size < 1:
             raise ValueError(f"eval_batch_size must be >= 1 or null, got {eval_batch_size}")
         self.eval_batch_size = eval_batch_size or self.batch_size
+        if scaling not in SCALINGS:
+            raise ValueError(f"data.scaling must be one of {', '.join(SCALINGS)}, got {scaling!r}")
+        if scaler not in SCALERS:
+            raise ValueError(f"data.scaler must be one of {', '.join(SCALERS)}, got {scaler!r}")
+        self.scaling, self.scaler = scaling, scaler
+        self.static_categoricals = _names(static_categoricals, "static_categoricals")
+        self.static_reals = _names(static_reals, "static_reals")
+        self.static_path = str(static_path) if static_path is not None else None
+        if (self.static_categoricals or self.static_reals) and source not in ("csv", "memory"):
+            raise ValueError(
+                f"static covariates need series from a table (source=csv or data=...), not source={source}; "
+                "drop data.static_categoricals/static_reals"
+            )
+        if self.static_path is not None and not (self.static_categoricals or self.static_reals):
+            raise ValueError("data.static_path is set but no static columns are named; set data.static_categoricals")
+        self.lag_features = _lags(lag_features)
+        self.rolling_features = _rolling(rolling_features)
+        #: Steps of history the lag and rolling features need before a window's first step.
+        self.feature_history = max(
+            [*self.lag_features, *(window - 1 for window, _ in self.rolling_features)], default=0
+        )
         # Fitted in build() on the training parts, or restored by load_state_dict().
         self.mean: Tensor | None = None  # (C + P + F,) for [targets, past, future] channels
         self.std: Tensor | None = None
+        #: scaling=per_series: {series name: (loc, scale)}, float64 (C + P + F,) arrays.
+        self.series_stats: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+        self.static_vocab: dict[str, list[str]] | None = None  # categories of each static categorical
+        self.static_real_stats: tuple[list[float], list[float]] | None = None  # (mean, std) over the series
+        #: Encoded statics of the training series, {name: (category indices, standardised reals)}, kept in
+        #: checkpoints so that a known series can be streamed by name.
+        self.series_statics: dict[str, tuple[list[int], list[float]]] | None = None
         self.calendar_names: list[str] | None = None
         self.series: list[Series] = []
         self.split_points: list[tuple[int, int]] = []  # per series: (train_end, val_end)
@@ -376,9 +585,27 @@ class ForecastingDataModule(SequenceDataModule):
         time_column = {"sunspots": "YEAR", "co2": "date", "airline": "Date"}.get(self.source, self.time_column)
         targets = self.target_names if self.source != "csv" else self.target_columns
         columns = (time_column, targets, self.past_covariates, self.future_covariates, self.series_column)
+        statics = [*self.static_categoricals, *self.static_reals]
+        inline = statics if self.static_path is None else []
         if data is not None:
-            return memory_series(data, *columns, self.missing, allow_future_rows=future_rows)
-        return read_csv_series(path or self.path, *columns, self.missing, allow_future_rows=future_rows)  # type: ignore[arg-type]
+            series = memory_series(data, *columns, self.missing, allow_future_rows=future_rows, static_columns=inline)
+        else:
+            series = read_csv_series(
+                path or self.path,  # type: ignore[arg-type]
+                *columns,
+                self.missing,
+                allow_future_rows=future_rows,
+                static_columns=inline,
+            )
+        if self.static_path is not None:
+            table = read_static_table(self.static_path, self.series_column or "series", statics)
+            for s in series:
+                if s.name not in table:
+                    raise ValueError(
+                        f"{self.static_path}: no row for series {s.name!r}; add one (keyed by the series name)"
+                    )
+                s.static = table[s.name]
+        return series
 
     def _calendar_names(self, series: Series) -> list[str]:
         if self.calendar_names is None:
@@ -402,17 +629,64 @@ class ForecastingDataModule(SequenceDataModule):
             values = np.log(values)
         return np.concatenate([values, series.past, series.future], axis=1)
 
-    def _features(self, series: Series, time: np.ndarray | None = None) -> tuple[Tensor, Tensor]:
-        """Scaled inputs (T, C_in) and known-future features (T, F + K) of a series."""
+    def _location_scale(self, name: str) -> tuple[Tensor, Tensor]:
+        """float64 (C + P + F,) statistics that scale the series ``name``."""
         assert self.mean is not None and self.std is not None
+        if self.scaling == "global":
+            return self.mean.double(), self.std.double()
+        assert self.series_stats is not None
+        if name not in self.series_stats:
+            known = ", ".join(repr(n) for n in list(self.series_stats)[:5])
+            raise ValueError(
+                f"series {name!r} was not in training, so data.scaling=per_series has no statistics for it (known: "
+                f"{known}{', ...' if len(self.series_stats) > 5 else ''}); forecast a known series, or retrain "
+                "with data.scaling=global or with this series"
+            )
+        loc, scale = self.series_stats[name]
+        return torch.from_numpy(loc), torch.from_numpy(scale)
+
+    def _features(self, series: Series, time: np.ndarray | None = None) -> tuple[Tensor, Tensor]:
+        """Scaled inputs (T, C_in) and known-future features (T, F + K) of a series (with per-series scaling,
+        by the statistics of the training series of the same name). Lag and rolling features are NaN over the
+        first steps, which no window uses as inputs."""
+        loc, scale = self._location_scale(series.name)
         # Scaled in float64, then stored as float32: large values (up to float32's limit) stay finite and exact.
         raw = torch.from_numpy(self._raw_channels(series))
-        scaled = ((raw - self.mean.double()) / self.std.double()).float()
+        scaled64 = (raw - loc) / scale
+        num_future = len(self.future_covariates)
+        if self.lag_features or self.rolling_features:
+            # From the scaled targets: lags and rolling mean/min/max then share the targets' scale.
+            past_end = self.num_targets + len(self.past_covariates)
+            derived = target_features(scaled64[:, : self.num_targets], self.lag_features, self.rolling_features)
+            scaled64 = torch.cat([scaled64[:, :past_end], derived, scaled64[:, past_end:]], dim=1)
+        scaled = scaled64.float()
         names = self._calendar_names(series)
         cal = torch.from_numpy(calendar_features(series.time if time is None else time, names)).float()
-        num_future = len(self.future_covariates)
         future = torch.cat([scaled[:, scaled.shape[1] - num_future :], cal], dim=1)
         return torch.cat([scaled, cal], dim=1), future
+
+    def _static_codes(self, series: Series) -> tuple[Tensor | None, Tensor | None]:
+        """(K,) int64 category indices and (R,) standardised static reals of a series (None where none)."""
+        codes = reals = None
+        if self.static_categoricals:
+            assert self.static_vocab is not None
+            index = []
+            for column in self.static_categoricals:
+                value, known = _static_value(series, column), self.static_vocab[column]
+                if value not in known:
+                    shown = ", ".join(repr(k) for k in known[:6]) + (", ..." if len(known) > 6 else "")
+                    raise ValueError(
+                        f"series {series.name!r}: static column {column!r} holds {value!r}, a category not seen in "
+                        f"training ({shown}); use a known category or retrain with this one"
+                    )
+                index.append(known.index(value))
+            codes = torch.tensor(index, dtype=torch.int64)
+        if self.static_reals:
+            assert self.static_real_stats is not None
+            mean, std = (torch.tensor(v, dtype=torch.float64) for v in self.static_real_stats)
+            values = torch.tensor([_static_number(series, c) for c in self.static_reals], dtype=torch.float64)
+            reals = ((values - mean) / std).float()
+        return codes, reals
 
     # ------------------------------------------------------------------ building
     def build(self, series: list[Series] | None = None) -> None:
@@ -433,11 +707,13 @@ class ForecastingDataModule(SequenceDataModule):
                     check_finite(values, columns, f"series {s.name!r}")
             n_val, n_test = _steps(self.val_size, len(s), "val_size"), _steps(self.test_size, len(s), "test_size")
             train_end = len(s) - n_val - n_test
-            if train_end < self.lookback + self.horizon:
+            need = self.lookback + self.horizon + self.feature_history
+            if train_end < need:
+                extra = f" + feature history {self.feature_history}" if self.feature_history else ""
                 raise ValueError(
                     f"series {s.name!r} has {len(s)} steps; after val/test ({n_val} + {n_test}) its training part "
-                    f"({train_end}) is shorter than lookback + horizon = {self.lookback + self.horizon}; "
-                    "shorten data.lookback/horizon or data.val_size/test_size"
+                    f"({train_end}) is shorter than lookback + horizon{extra} = {need}; "
+                    "shorten data.lookback/horizon (or the lags/rolling windows) or data.val_size/test_size"
                 )
             for part, size in (("val", n_val), ("test", n_test)):
                 if 0 < size < self.horizon:
@@ -453,25 +729,71 @@ class ForecastingDataModule(SequenceDataModule):
             self.split_points.append((train_end, train_end + n_val))
         if self.mean is None:
             # Scaler statistics from the training parts only: held-out values never shape the inputs.
-            train_rows = np.concatenate(
-                [self._raw_channels(s)[:end] for s, (end, _) in zip(self.series, self.split_points, strict=True)]
-            )
-            mean, std = train_rows.mean(axis=0), train_rows.std(axis=0)
+            ends = [end for end, _ in self.split_points]
+            train_parts = [self._raw_channels(s)[:end] for s, end in zip(self.series, ends, strict=True)]
+            if self.scaling == "global":
+                mean, std = location_scale(np.concatenate(train_parts), self.scaler)
+            else:
+                # The global statistics are the identity; each series has its own (looked up by name).
+                names = [s.name for s in self.series]
+                if len(set(names)) != len(names):
+                    raise ValueError("data.scaling=per_series needs distinct series names; name the series apart")
+                self.series_stats = {
+                    s.name: location_scale(part, self.scaler) for s, part in zip(self.series, train_parts, strict=True)
+                }
+                mean, std = np.zeros(train_parts[0].shape[1]), np.ones(train_parts[0].shape[1])
             self.mean = torch.tensor(mean, dtype=torch.float32)
-            self.std = torch.tensor(np.where(std > 1e-12, std, 1.0), dtype=torch.float32)
+            self.std = torch.tensor(std, dtype=torch.float32)
+        self._fit_statics()
         parts: dict[str, list[dict[str, Tensor | None]]] = {"train": [], "val": [], "test": []}
         for index, (s, (train_end, val_end)) in enumerate(zip(self.series, self.split_points, strict=True)):
             inputs, future = self._features(s)
             ranges = {
-                "train": range(self.lookback, train_end - self.horizon + 1, self.stride),
+                "train": range(self.lookback + self.feature_history, train_end - self.horizon + 1, self.stride),
                 "val": range(train_end, val_end - self.horizon + 1),
                 "test": range(val_end, len(s) - self.horizon + 1),
             }
+            extras = self._series_extras(s)
             for split, origins in ranges.items():
                 if len(origins):
                     evaluate = split != "train"
-                    parts[split].append(self._windows(index, s, inputs, future, origins, train_end, evaluate))
+                    windows = self._windows(index, s, inputs, future, origins, train_end, evaluate)
+                    windows.update({key: value.expand(len(origins), -1) for key, value in extras.items()})
+                    parts[split].append(windows)
         self.train_set, self.val_set, self.test_set = (self._stack(parts[k]) for k in ("train", "val", "test"))
+
+    def _fit_statics(self) -> None:
+        """Categories and the reals' mean/std over the (training) series, unless a checkpoint gave them."""
+        if self.static_categoricals and self.static_vocab is None:
+            self.static_vocab = {
+                column: sorted({_static_value(s, column) for s in self.series}) for column in self.static_categoricals
+            }
+        if self.static_reals and self.static_real_stats is None:
+            values = np.array([[_static_number(s, c) for c in self.static_reals] for s in self.series])
+            std = values.std(axis=0)
+            self.static_real_stats = (values.mean(axis=0).tolist(), np.where(std > 1e-12, std, 1.0).tolist())
+        if (self.static_categoricals or self.static_reals) and self.series_statics is None:
+            self.series_statics = {}
+            for s in self.series:
+                codes, reals = self._static_codes(s)
+                self.series_statics[s.name] = (
+                    codes.tolist() if codes is not None else [],
+                    reals.tolist() if reals is not None else [],
+                )
+
+    def _series_extras(self, s: Series) -> dict[str, Tensor]:
+        """(1, K) static categoricals, (1, R) static reals, (1, C) target loc/scale of a series, where present."""
+        extras: dict[str, Tensor] = {}
+        codes, reals = self._static_codes(s)
+        if codes is not None:
+            extras["static_categoricals"] = codes[None]
+        if reals is not None:
+            extras["static_reals"] = reals[None]
+        if self.scaling == "per_series":
+            loc, scale = self._location_scale(s.name)
+            C = self.num_targets
+            extras["target_loc"], extras["target_scale"] = loc[None, :C].float(), scale[None, :C].float()
+        return extras
 
     def _windows(
         self, index: int, s: Series, inputs: Tensor, future: Tensor, origins: range, train_end: int, evaluate: bool
@@ -523,14 +845,34 @@ class ForecastingDataModule(SequenceDataModule):
     def _dims(self) -> dict[str, int]:
         assert self.series, "build() first"
         num_future = len(self.future_covariates) + 2 * len(self._calendar_names(self.series[0]))
-        input_size = self.num_targets + len(self.past_covariates) + num_future
-        return {
+        num_derived = self.num_targets * (len(self.lag_features) + len(self.rolling_features))
+        input_size = self.num_targets + len(self.past_covariates) + num_derived + num_future
+        dims = {
             "input_size": input_size,
             "num_targets": self.num_targets,
             "future_size": num_future,
             "lookback": self.lookback,
             "horizon": self.horizon,
         }
+        if self.static_categoricals or self.static_reals:
+            dims.update(self._static_dims())
+        return dims
+
+    def _static_dims(self) -> dict[str, Any]:
+        vocab = self.static_vocab or {}
+        return {
+            "static_cardinalities": [len(vocab[c]) for c in self.static_categoricals],
+            "num_static_reals": len(self.static_reals),
+        }
+
+    def dim(self, name: str) -> Any:
+        """As :meth:`SequenceDataModule.dim`; ``static_cardinalities`` ([]) and ``num_static_reals`` (0) are
+        answered (for the model config) even when the data has no static covariates, and :meth:`dims` omits them."""
+        if name in ("static_cardinalities", "num_static_reals"):
+            if self.dims_need_data and not self.is_built:
+                self.setup()
+            return self._static_dims()[name]
+        return super().dim(name)
 
     def target_scaler(self) -> TargetScaler:
         """The targets' transform and standardisation, to bring forecasts back to the original scale."""
@@ -538,15 +880,30 @@ class ForecastingDataModule(SequenceDataModule):
             self.setup()
         assert self.mean is not None and self.std is not None
         C = self.num_targets
-        return TargetScaler(self.mean[:C], self.std[:C], self.transform)
+        return TargetScaler(self.mean[:C], self.std[:C], self.transform, per_series=self.scaling == "per_series")
 
     def state_dict(self) -> dict[str, Any]:
-        """Scaler statistics and calendar features (plain lists: loads under ``torch.load(weights_only=True)``)."""
+        """Scaler statistics (per series: ``{name: {"loc": [...], "scale": [...]}}``), static categories and
+        statistics, and calendar features (plain lists: loads under ``torch.load(weights_only=True)``)."""
+        stats = self.series_stats
         return {
             "mean": self.mean.tolist() if self.mean is not None else None,
             "std": self.std.tolist() if self.std is not None else None,
             "calendar_names": self.calendar_names,
             "transform": self.transform,
+            "scaling": self.scaling,
+            "series_stats": (
+                {name: {"loc": loc.tolist(), "scale": scale.tolist()} for name, (loc, scale) in stats.items()}
+                if stats is not None
+                else None
+            ),
+            "static_vocab": self.static_vocab,
+            "series_statics": (
+                {name: {"categoricals": c, "reals": r} for name, (c, r) in self.series_statics.items()}
+                if self.series_statics is not None
+                else None
+            ),
+            "static_real_stats": list(self.static_real_stats) if self.static_real_stats is not None else None,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -557,6 +914,22 @@ class ForecastingDataModule(SequenceDataModule):
         if state_dict.get("calendar_names") is not None:
             self.calendar_names = list(state_dict["calendar_names"])
         self.transform = state_dict.get("transform", self.transform)
+        self.scaling = state_dict.get("scaling", self.scaling)
+        if state_dict.get("series_stats") is not None:
+            self.series_stats = {
+                str(name): (np.asarray(v["loc"], dtype=np.float64), np.asarray(v["scale"], dtype=np.float64))
+                for name, v in state_dict["series_stats"].items()
+            }
+        if state_dict.get("static_vocab") is not None:
+            self.static_vocab = {str(k): [str(c) for c in v] for k, v in state_dict["static_vocab"].items()}
+        if state_dict.get("series_statics") is not None:
+            self.series_statics = {
+                str(name): ([int(c) for c in v["categoricals"]], [float(r) for r in v["reals"]])
+                for name, v in state_dict["series_statics"].items()
+            }
+        if state_dict.get("static_real_stats") is not None:
+            mean, std = state_dict["static_real_stats"]
+            self.static_real_stats = ([float(m) for m in mean], [float(d) for d in std])
         if self.is_built:
             self._built = False
             self.setup()
@@ -609,13 +982,16 @@ class ForecastingDataModule(SequenceDataModule):
                 f"(file or data) whose last {self.horizon} rows give them for the steps to forecast (targets empty)"
             )
         series = self.read_series(path, future_rows=ahead, data=data) if given else self.read_series()
-        inputs, futures, times = [], [], []
+        inputs, futures, times, extras = [], [], [], []
+        need = self.lookback + self.feature_history
         for s in series:
             observed = len(s) - ahead
-            if observed < self.lookback:
+            if observed < need:
+                looks = f"looks back {self.lookback}" + (
+                    f" (+ {self.feature_history} for its lag/rolling features)" if self.feature_history else ""
+                )
                 raise ValueError(
-                    f"series {s.name!r} has {observed} observed steps but the model looks back {self.lookback}; "
-                    "give a longer history"
+                    f"series {s.name!r} has {observed} observed steps but the model {looks}; give a longer history"
                 )
             if ahead:
                 if len(s) < self.lookback + ahead:
@@ -632,6 +1008,7 @@ class ForecastingDataModule(SequenceDataModule):
                 np.concatenate([s.values, np.ones((pad, s.values.shape[1]))]),
                 np.concatenate([s.past, np.zeros((pad, s.past.shape[1]))]),
                 np.concatenate([s.future, np.zeros((pad, s.future.shape[1]))]),
+                static=s.static,
             )
             padded.values[observed:] = 1.0  # placeholders (log-safe): never part of a window's inputs
             padded.past[observed:] = 0.0
@@ -639,14 +1016,47 @@ class ForecastingDataModule(SequenceDataModule):
             inputs.append(x[observed - self.lookback : observed])
             futures.append(f[observed:])
             times.append(when)
+            extras.append(self._series_extras(s))
         future = torch.stack(futures) if futures[0].shape[1] else None
         batch = ForecastBatch(
             inputs=torch.stack(inputs),
             lengths=torch.full((len(series),), self.lookback, dtype=torch.int64),
             future=future,
             series=torch.arange(len(series)),
+            **{key: torch.cat([e[key] for e in extras]) for key in extras[0]},
         )
         return series, batch, np.stack(times)
+
+    def series_context(self, names: list[str]) -> dict[str, Tensor]:
+        """What streaming the training series ``names`` needs beside their observations, as
+        ``ForecastingTask.forecast_stream`` takes it: ``static_categoricals`` (N, K), ``static_reals`` (N, R) and,
+        with ``scaling=per_series``, ``target_loc``/``target_scale`` (N, C); empty when the model needs none. A name
+        not in training is refused (its statistics and statics are unknown), and so is a model with lag or rolling
+        features (a stream sees only the new observations, not the history those features need)."""
+        if self.lag_features or self.rolling_features:
+            raise ValueError(
+                "lag and rolling features need the history before each step, which a stream does not keep; forecast "
+                "with seqmodels.forecast(result, history) (or retrain without data.lag_features/rolling_features)"
+            )
+        context: dict[str, Tensor] = {}
+        if self.static_categoricals or self.static_reals:
+            known = self.series_statics or {}
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise ValueError(
+                    f"series {unknown[0]!r} was not in training, so its static covariates are unknown; stream the "
+                    f"training series by name ({', '.join(repr(n) for n in list(known)[:5])})"
+                )
+            if self.static_categoricals:
+                context["static_categoricals"] = torch.tensor([known[n][0] for n in names], dtype=torch.int64)
+            if self.static_reals:
+                context["static_reals"] = torch.tensor([known[n][1] for n in names], dtype=torch.float32)
+        if self.scaling == "per_series":
+            C = self.num_targets
+            stats = [self._location_scale(n) for n in names]
+            context["target_loc"] = torch.stack([loc[:C] for loc, _ in stats]).float()
+            context["target_scale"] = torch.stack([scale[:C] for _, scale in stats]).float()
+        return context
 
     # ------------------------------------------------------------------ forecasts on the data's scale
     def forecast(self, task: Any, history: Any = None) -> Forecast:
@@ -662,7 +1072,7 @@ class ForecastingDataModule(SequenceDataModule):
         """
         path, data = _history(history)
         series, batch, times = self.last_windows(path, data)
-        arrays = _forecast_arrays(self, task, batch.inputs, batch.future)
+        arrays = _forecast_arrays(self, task, {"inputs": batch.inputs, "future": batch.future, **batch.model_inputs()})
         return Forecast(series=[s.name for s in series], time=times, target_names=self.target_names, **arrays)
 
     def backtest(self, task: Any, split: str = "test", history: Any = None) -> Forecast:
@@ -672,7 +1082,7 @@ class ForecastingDataModule(SequenceDataModule):
         from that history."""
         path, data = _history(history)
         windows = self.backtest_windows(split, path, data)
-        arrays = _forecast_arrays(self, task, windows.tensors["inputs"], windows.tensors["future"])
+        arrays = _forecast_arrays(self, task, windows.tensors)
         t = {key: value.numpy() for key, value in windows.tensors.items() if value is not None}
         horizon = np.arange(self.horizon)
         times = np.stack([self.series[i].time[o + horizon] for i, o in zip(t["series"], t["origin"], strict=True)])
@@ -692,15 +1102,15 @@ def _history(history: Any) -> tuple[str | Path | None, Any]:
     return (history, None) if isinstance(history, (str, Path)) else (None, history)
 
 
-def _forecast_arrays(
-    datamodule: ForecastingDataModule, task: Any, inputs: Tensor, future: Tensor | None
-) -> dict[str, Any]:
-    """``task.forecast`` over scaled windows, in batches on the task's device: numpy arrays on the original scale."""
+def _forecast_arrays(datamodule: ForecastingDataModule, task: Any, tensors: dict[str, Tensor | None]) -> dict[str, Any]:
+    """``task.forecast`` over scaled windows (``inputs``, ``future`` and the :data:`WINDOW_EXTRAS` present), in
+    batches on the task's device: numpy arrays on the original scale."""
     if not callable(getattr(task, "forecast", None)) or not hasattr(task, "scaler"):
         raise TypeError(f"forecasting needs a ForecastingTask (the trained task), got {type(task).__name__}")
     ours, theirs = datamodule.target_scaler(), task.scaler
     same = (
         ours.transform == theirs.transform
+        and ours.per_series == theirs.per_series
         and ours.mean.shape == theirs.mean.shape
         and torch.allclose(ours.mean, theirs.mean.detach().cpu())
         and torch.allclose(ours.std, theirs.std.detach().cpu())
@@ -716,9 +1126,14 @@ def _forecast_arrays(
     parts: dict[str, list[Tensor]] = {}
     try:
         step = datamodule.eval_batch_size
-        for start in range(0, len(inputs), step):
-            window_future = future[start : start + step].to(device) if future is not None else None
-            for key, value in task.forecast(inputs[start : start + step].to(device), window_future).items():
+        names = ("inputs", "future", *WINDOW_EXTRAS)
+        for start in range(0, len(tensors["inputs"]), step):  # type: ignore[arg-type]
+            chunk = {
+                k: v[start : start + step].to(device) if (v := tensors.get(k)) is not None else None for k in names
+            }
+            inputs, future = chunk.pop("inputs"), chunk.pop("future")
+            extras = {k: v for k, v in chunk.items() if v is not None}
+            for key, value in task.forecast(inputs, future, **extras).items():
                 parts.setdefault(key, []).append(value.detach().cpu())
     finally:
         task.train(was_training)

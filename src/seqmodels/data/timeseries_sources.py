@@ -44,6 +44,7 @@ class Series:
         values: (T, C) float64 targets
         past:   (T, P) float64 covariates known only up to the present
         future: (T, F) float64 covariates known ahead of time (holidays, planned prices)
+        static: ``{column: text}`` per-series attributes (store type, region, size), one value per series
     """
 
     name: str
@@ -51,6 +52,7 @@ class Series:
     values: np.ndarray
     past: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     future: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    static: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.time)
@@ -241,11 +243,14 @@ def read_csv_series(
     series_column: str | None = None,
     missing: str = "error",
     allow_future_rows: int = 0,
+    static_columns: list[str] | None = None,
 ) -> list[Series]:
     """Read one series (or one per value of ``series_column``) from a CSV/TSV file with a header row.
 
     ``allow_future_rows``: the last rows may leave the targets and past covariates empty (rows that give only
     the known-future covariates of the time to forecast); these are kept unfilled, as NaN.
+    ``static_columns``: per-series attributes, constant within each series (empty cells are ignored), kept as text
+    in :attr:`Series.static`.
 
     One-line ``ValueError`` naming the file for a file that is not UTF-8 (with the byte offset), bad quoting or a
     field longer than ``MAX_FIELD_CHARS`` (with the line), and a value that is not a finite number, such as
@@ -274,7 +279,8 @@ def read_csv_series(
     targets, past, future = _as_list(target_columns), _as_list(past_covariates), _as_list(future_covariates)
     if not targets:
         raise ValueError("target_columns is empty; name the column(s) to forecast, e.g. data.target_columns=[sales]")
-    wanted = [time_column, *targets, *past, *future, *([series_column] if series_column else [])]
+    statics = _as_list(static_columns)
+    wanted = [time_column, *targets, *past, *future, *([series_column] if series_column else []), *statics]
     absent = [c for c in wanted if c not in header]
     if absent:
         raise ValueError(f"{path}: no column {absent[0]!r}; its columns are {', '.join(header)}")
@@ -292,10 +298,67 @@ def read_csv_series(
         at = group_lines[name]
         time = parse_time([r[time_column] or "" for r in group], time_column)
         columns = [_columns(group, names, where, at) for names in (targets, past, future)]
-        out.append(
-            _series(name, time, columns, (time_column, targets, past, future), missing, where, at, allow_future_rows)
-        )
+        names_of = (time_column, targets, past, future)
+        series = _series(name, time, columns, names_of, missing, where, at, allow_future_rows)
+        series.static = {c: constant_value([r.get(c) for r in group], c, name) for c in statics}
+        out.append(series)
     return out
+
+
+def _blank(value: object) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    text = str(value).strip()
+    return text == "" or text.lower() in ("nan", "na", "null", "<na>", "none")
+
+
+def constant_value(values: Sequence[object], column: str, series: str) -> str:
+    """The one value (as text) a static column holds within a series; blank cells (e.g. rows to forecast) are
+    ignored. A ``ValueError`` names the series and column when it holds several values or none."""
+    seen: list[str] = []
+    for value in values:
+        if _blank(value):
+            continue
+        text = str(value).strip()
+        if text not in seen:
+            seen.append(text)
+            if len(seen) > 1:
+                raise ValueError(
+                    f"series {series!r}: static column {column!r} holds {seen[0]!r} and {seen[1]!r}; a static "
+                    "covariate takes one value per series (make it constant, or use it as a covariate instead)"
+                )
+    if not seen:
+        raise ValueError(f"series {series!r}: static column {column!r} is empty; give each series its value")
+    return seen[0]
+
+
+def read_static_table(path: str | Path, key_column: str, columns: list[str]) -> dict[str, dict[str, str]]:
+    """``{series name: {column: text}}`` from a CSV/TSV table with one row per series, keyed by ``key_column``."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise MissingDataFileError(f"static covariate table not found: {path}; check data.static_path")
+    text = read_utf8(path)
+    sample = text[:4096]
+    delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
+    table: dict[str, dict[str, str]] = {}
+    with csv_field_limit():
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+        try:
+            header = [h.strip() for h in (reader.fieldnames or [])]
+        except csv.Error as exc:
+            raise csv_error(path, 1, exc) from None
+        reader.fieldnames = header
+        absent = [c for c in (key_column, *columns) if c not in header]
+        if absent:
+            raise ValueError(f"{path}: no column {absent[0]!r}; its columns are {', '.join(header)}")
+        for _, row in csv_records(reader, path):
+            key = (row[key_column] or "").strip()
+            if key in table:
+                raise ValueError(f"{path}: series {key!r} has two rows; give one row per series")
+            table[key] = {c: constant_value([row.get(c)], c, key) for c in columns}
+    return table
 
 
 def _series(
@@ -401,6 +464,7 @@ def memory_series(
     missing: str = "error",
     allow_future_rows: int = 0,
     where: str = "data",
+    static_columns: list[str] | None = None,
 ) -> list[Series]:
     """The series of data held in memory, read and checked as :func:`read_csv_series` reads a file.
 
@@ -413,13 +477,15 @@ def memory_series(
       the time axis is the step number 0..T-1;
     * a list of DataFrames, Series or arrays (series named 0, 1, ...), or a dict ``{name: series}``.
 
-    Covariates and ``series_column`` need a DataFrame. Messages name a pandas object's rows by their index label
+    Covariates, ``series_column`` and ``static_columns`` (per-series attributes, as in :func:`read_csv_series`) need a
+    DataFrame. Messages name a pandas object's rows by their index label
     and an array's by their step; NaN is a missing value (filled or refused as ``missing`` says), infinity refused.
     """
     targets, past, future = _as_list(target_columns), _as_list(past_covariates), _as_list(future_covariates)
     if not targets:
         raise ValueError("target_columns is empty; name the column(s) to forecast, e.g. data.target_columns=[sales]")
     names = (time_column, targets, past, future)
+    statics = _as_list(static_columns)
     if isinstance(data, dict):
         items = [(str(key), value) for key, value in data.items()]
     elif isinstance(data, (list, tuple)) and data and not all(np.isscalar(v) or v is None for v in data):
@@ -432,10 +498,12 @@ def memory_series(
     for name, item in items:
         label = f"{where} (series {name!r})" if len(items) > 1 else where
         if _is_frame(item):
-            out.extend(_frame_panel(item, name, names, series_column, missing, label, allow_future_rows))
+            out.extend(_frame_panel(item, name, names, series_column, missing, label, allow_future_rows, statics))
             continue
-        if series_column or past or future:
-            wanted = ", ".join([*([f"series_column={series_column}"] if series_column else []), *past, *future])
+        if series_column or past or future or statics:
+            wanted = ", ".join(
+                [*([f"series_column={series_column}"] if series_column else []), *past, *future, *statics]
+            )
             raise ValueError(f"{label}: covariates and series need a DataFrame with those columns ({wanted})")
         out.extend(_array_series(item, name, names, missing, label, allow_future_rows))
     return out
@@ -449,14 +517,16 @@ def _frame_panel(
     missing: str,
     where: str,
     allow_future_rows: int,
+    statics: list[str] | None = None,
 ) -> list[Series]:
     time_column, targets, past, future = names
+    statics = statics or []
     columns = [str(c).strip() for c in frame.columns]
     if len(frame.columns) and columns != list(frame.columns):
         frame = frame.set_axis(columns, axis=1)
     index_name = getattr(frame.index, "name", None)
     has_time = time_column in columns or index_name == time_column or frame.index.dtype.kind == "M"
-    wanted = [*targets, *past, *future, *([series_column] if series_column else [])]
+    wanted = [*targets, *past, *future, *([series_column] if series_column else []), *statics]
     absent = [c for c in wanted if c not in columns] + ([] if has_time else [time_column])
     if absent:
         listed = ", ".join(columns) if columns else "none"
@@ -464,15 +534,20 @@ def _frame_panel(
     if len(frame) == 0:
         raise ValueError(f"{where} holds no rows")
     if not series_column:
-        return [_frame_series(frame, name, names, missing, where, allow_future_rows)]
-    keys = [("" if k is None else str(k)).strip() for k in frame[series_column].tolist()]
-    groups: dict[str, list[int]] = {}
-    for position, key in enumerate(keys):
-        groups.setdefault(key, []).append(position)
-    return [
-        _frame_series(frame.iloc[positions], key, names, missing, f"{where} (series {key!r})", allow_future_rows)
-        for key, positions in groups.items()
-    ]
+        groups = {name: list(range(len(frame)))}
+    else:
+        keys = [("" if k is None else str(k)).strip() for k in frame[series_column].tolist()]
+        groups = {}
+        for position, key in enumerate(keys):
+            groups.setdefault(key, []).append(position)
+    out = []
+    for key, positions in groups.items():
+        part = frame.iloc[positions] if series_column else frame
+        label = f"{where} (series {key!r})" if series_column else where
+        series = _frame_series(part, key, names, missing, label, allow_future_rows)
+        series.static = {c: constant_value(part[c].tolist(), c, key) for c in statics}
+        out.append(series)
+    return out
 
 
 def _array_series(

@@ -93,7 +93,10 @@ class ForecastingTask(SequenceTask):
     with its output's loss (L1/MSE, Gaussian NLL or pinball) on scaled values; evaluates on the original scale.
 
     The datamodule's target scaler is copied into buffers when a trainer sets the task up, so a checkpoint alone
-    turns forecasts back into the data's units.
+    turns forecasts back into the data's units. With ``data.scaling=per_series`` the buffers only record that
+    mode: each window's own statistics (``ForecastBatch.target_loc``/``target_scale``, which the datamodule keeps
+    per series name) bring its forecast back, so forecasts need them (pass the batch, or forecast through the
+    datamodule). Static covariates (``ForecastBatch.static_categoricals``/``static_reals``) go to the network.
 
     Args:
         net: the forecaster.
@@ -146,6 +149,9 @@ class ForecastingTask(SequenceTask):
         self.register_buffer("target_mean", torch.zeros(C))
         self.register_buffer("target_std", torch.ones(C))
         self.register_buffer("target_log", torch.tensor(False))
+        self.register_buffer("target_per_series", torch.tensor(False))
+        # Checkpoints from before per-series scaling lack that buffer: they were scaled globally.
+        self.register_load_state_dict_pre_hook(_default_per_series)
         # {split}/loss is the base class's (scaled space, weighted by windows); the rest on the original scale.
         self.add_metrics(("val", "test"), forecast=ForecastMetrics())
         self.track_best("mae", higher_is_better=False)
@@ -169,46 +175,102 @@ class ForecastingTask(SequenceTask):
         self.target_mean.copy_(scaler.mean)
         self.target_std.copy_(scaler.std)
         self.target_log.fill_(scaler.transform == "log")
+        self.target_per_series.fill_(scaler.per_series)
 
     @property
     def scaler(self) -> TargetScaler:
-        return TargetScaler(self.target_mean, self.target_std, "log" if bool(self.target_log) else "none")
+        transform = "log" if bool(self.target_log) else "none"
+        return TargetScaler(self.target_mean, self.target_std, transform, per_series=bool(self.target_per_series))
 
     def forward(self, inputs: Tensor, future: Tensor | None = None) -> Tensor:  # type: ignore[override]
         return self.net(inputs, future)
 
+    def _net(
+        self, inputs: Tensor, future: Tensor | None, extras: dict[str, Any], targets: Tensor | None = None
+    ) -> Tensor:
+        """The network's params; static covariates passed only when present (plain forecasters take none)."""
+        statics = {k: v for k in ("static_categoricals", "static_reals") if (v := extras.get(k)) is not None}
+        return self.net(inputs, future, targets, **statics) if statics else self.net(inputs, future, targets)
+
     @torch.no_grad()
-    def forecast(self, inputs: Tensor, future: Tensor | None = None) -> dict[str, Tensor]:
+    def forecast(
+        self,
+        inputs: Tensor | ForecastBatch,
+        future: Tensor | None = None,
+        *,
+        static_categoricals: Tensor | None = None,
+        static_reals: Tensor | None = None,
+        target_loc: Tensor | None = None,
+        target_scale: Tensor | None = None,
+    ) -> dict[str, Tensor]:
         """``point`` (N, H, C) and, for probabilistic outputs, ``lower``/``upper`` (N, H, C) and ``quantiles``
         (N, H, C, Q), all on the original scale (the transform is monotone, so quantiles map to quantiles).
 
         ``inputs`` and ``future`` are the datamodule's windows (``ForecastBatch.inputs``/``future``): already scaled
-        with the training scaler. For history on your own scale use ``seqmodels.forecast(result, history)`` (or
+        with the training scaler; or pass the whole :class:`ForecastBatch`, which also carries the static
+        covariates and (``data.scaling=per_series``) each window's target statistics, the keyword arguments here.
+        For history on your own scale use ``seqmodels.forecast(result, history)`` (or
         ``ForecastingDataModule.forecast(task, history)``), which scales it first.
         """
-        return self._to_original(self.net(inputs, future))
+        if isinstance(inputs, ForecastBatch):
+            batch = inputs
+            inputs, future, extras = batch.inputs, batch.future, batch.model_inputs()
+        else:
+            extras = {
+                "static_categoricals": static_categoricals,
+                "static_reals": static_reals,
+                "target_loc": target_loc,
+                "target_scale": target_scale,
+            }
+        params = self._net(inputs, future, extras)
+        return self._to_original(params, extras.get("target_loc"), extras.get("target_scale"))
 
     @torch.no_grad()
     def forecast_stream(
-        self, inputs: Tensor, state: Any = None, future: Tensor | None = None
+        self,
+        inputs: Tensor,
+        state: Any = None,
+        future: Tensor | None = None,
+        *,
+        static_categoricals: Tensor | None = None,
+        static_reals: Tensor | None = None,
+        target_loc: Tensor | None = None,
+        target_scale: Tensor | None = None,
     ) -> tuple[dict[str, Tensor], Any]:
         """Streams new observations through the forecaster: ``inputs`` (N, T, C_in), the T steps observed since
         ``state`` (None: nothing observed yet), scaled as :meth:`forecast`'s; ``future`` (N, H, F) the known-future
         features of the H steps after them. Returns the forecast of those H steps as :meth:`forecast` returns it
         (original scale) and the new state (see ``DirectForecaster.stream``), equal to :meth:`forecast` over every
-        observation streamed so far. For observations on your own scale use ``seqmodels.api.ForecastStream``."""
-        params, state = self.net.stream(inputs, state, future)
-        return self._to_original(params), state
+        observation streamed so far. For observations on your own scale use ``seqmodels.api.ForecastStream``.
 
-    def _to_original(self, params: Tensor) -> dict[str, Tensor]:
+        Static covariates and the series' target statistics (``data.scaling=per_series``) as in :meth:`forecast`,
+        given with the first call: the state keeps them for the later ones."""
+        if isinstance(state, dict):
+            target_loc = state.get("target_loc") if target_loc is None else target_loc
+            target_scale = state.get("target_scale") if target_scale is None else target_scale
+        given = (("static_categoricals", static_categoricals), ("static_reals", static_reals))
+        params, state = self.net.stream(inputs, state, future, **{k: v for k, v in given if v is not None})
+        out = self._to_original(params, target_loc, target_scale)
+        if target_loc is not None and target_scale is not None:
+            state["target_loc"], state["target_scale"] = target_loc, target_scale
+        return out, state
+
+    def _to_original(
+        self, params: Tensor, target_loc: Tensor | None = None, target_scale: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """The forecast on the data's scale; ``target_loc``/``target_scale`` (N, C): per-series statistics."""
         output, scaler = self.net.output, self.scaler
-        out = {"point": scaler.inverse(output.point(params))}
+
+        def inverse(values: Tensor) -> Tensor:
+            return scaler.inverse(values, target_loc, target_scale)
+
+        out = {"point": inverse(output.point(params))}
         interval = output.interval(params)
         if interval is not None:
-            out["lower"], out["upper"] = scaler.inverse(interval[0]), scaler.inverse(interval[1])
+            out["lower"], out["upper"] = inverse(interval[0]), inverse(interval[1])
         quantiles = output.quantiles(params)
         if quantiles is not None:
-            out["quantiles"] = scaler.inverse(quantiles.movedim(-1, 0)).movedim(0, -1)
+            out["quantiles"] = inverse(quantiles.movedim(-1, 0)).movedim(0, -1)
         return out
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
@@ -252,7 +314,10 @@ class ForecastingTask(SequenceTask):
         if manual:
             optimizer = self.optimizers()
             optimizer.zero_grad(set_to_none=True)  # type: ignore[union-attr]
-        params = self.net(batch.inputs, batch.future, batch.targets)
+        if batch.static_categoricals is None and batch.static_reals is None:
+            params = self.net(batch.inputs, batch.future, batch.targets)
+        else:
+            params = self._net(batch.inputs, batch.future, batch.model_inputs(), batch.targets)
         loss = self.net.output.loss(params, batch.targets)
         self.track_loss("train", loss, len(batch))  # before the optimizer step: it counts the steps done
         if manual:
@@ -288,9 +353,9 @@ class ForecastingTask(SequenceTask):
 
     # ------------------------------------------------------------------ evaluation
     def _eval_step(self, split: str, batch: ForecastBatch, batch_idx: int) -> None:
-        params = self.net(batch.inputs, batch.future)
+        params = self._net(batch.inputs, batch.future, batch.model_inputs())
         self.track_loss(split, self.net.output.loss(params, batch.targets), len(batch))
-        forecast = self._to_original(params)
+        forecast = self._to_original(params, batch.target_loc, batch.target_scale)
         self.track(
             split,
             "forecast",
@@ -305,7 +370,8 @@ class ForecastingTask(SequenceTask):
         )
         if batch_idx == 0 and self.num_plots:
             k = self.num_plots
-            history = self.scaler.inverse(batch.inputs[:k, :, : self.net.num_targets])
+            loc, scale = (None if v is None else v[:k] for v in (batch.target_loc, batch.target_scale))
+            history = self.scaler.inverse(batch.inputs[:k, :, : self.net.num_targets], loc, scale)
             self._plot_rows[split] = {
                 "history": history,
                 "actual": batch.actual[:k],
@@ -339,7 +405,7 @@ class ForecastingTask(SequenceTask):
             self._log_plots("test")
 
     def predict_step(self, batch: ForecastBatch, batch_idx: int) -> dict[str, Tensor]:
-        return self.forecast(batch.inputs, batch.future)
+        return self.forecast(batch)
 
     # ------------------------------------------------------------------ figures
     def _log_plots(self, split: str) -> None:
@@ -363,6 +429,13 @@ class ForecastingTask(SequenceTask):
             for logger in loggers:
                 logger.experiment.add_figure(f"forecast_{split}/{i}", figure, global_step=self.global_step, close=False)
             plt.close(figure)
+
+
+def _default_per_series(module: nn.Module, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    """Fills ``target_per_series`` (False: global scaling) for checkpoints saved before that buffer existed."""
+    key = prefix + "target_per_series"
+    if key not in state_dict and prefix + "target_mean" in state_dict:
+        state_dict[key] = torch.tensor(False)
 
 
 def forecast_figure(
