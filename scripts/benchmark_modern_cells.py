@@ -1,11 +1,12 @@
-"""Benchmark: training throughput and memory of minGRU/minLSTM (parallel scan) against torch's fused LSTM and GRU.
+"""Benchmark: training throughput and memory of seqmodels' own cells against torch's fused LSTM and GRU.
 
     OMP_NUM_THREADS=2 .venv/bin/python scripts/benchmark_modern_cells.py [--long] [--rounds 5] [--threads 2]
 
 For each length (128, 512, 2048; 8192 with ``--long``) at hidden 256, batch 16, input size 256, times a training
 step (forward + backward of a mean-square loss over all outputs; the input needs no gradient) of ``nn.LSTM``,
-``nn.GRU``, ``RecurrentEncoder(cell="mingru")``, ``RecurrentEncoder(cell="minlstm")`` and, for reference, the
-textbook log-space minGRU (``cumsum`` + ``logcumsumexp`` of Heinsen 2023, differentiated by autograd). Rounds
+``nn.GRU``, ``RecurrentEncoder(cell=c)`` for every c in ``MODERN_CELLS`` (minGRU, minLSTM, IndRNN, LRU, mLSTM,
+sLSTM, QRNN: one layer each, the cell's default options, no block options) and, for reference, the textbook
+log-space minGRU (``cumsum`` + ``logcumsumexp`` of Heinsen 2023, differentiated by autograd). Rounds
 alternate the contenders (the order rotates each round), so a busy machine slows every contender alike; reported:
 median tokens/s and the median and range of the per-round speed-up over ``nn.LSTM``.
 
@@ -33,10 +34,10 @@ import torch.nn.functional as F
 from benchmark_common import environment, paired_ratios, spread, time_calls
 from torch import nn
 
-from seqmodels.nn import RecurrentEncoder
+from seqmodels.nn import MODERN_CELLS, RecurrentEncoder
 
 ROOT = Path(__file__).resolve().parents[1]
-CONTENDERS = ("nn.LSTM", "nn.GRU", "mingru", "minlstm", "mingru log-space (textbook)")
+CONTENDERS = ("nn.LSTM", "nn.GRU", *MODERN_CELLS, "mingru log-space (textbook)")
 
 
 class LogSpaceMinGRU(nn.Module):

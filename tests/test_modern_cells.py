@@ -198,3 +198,10 @@ def test_forecaster_streams_on_the_cell(cell: str) -> None:
         for chunk in history.split([7, 13], dim=1):
             forecast, state = net.stream(chunk, state)
     close(forecast, expected)
+
+
+@pytest.mark.parametrize("cell", MODERN_CELLS)
+def test_an_unknown_cell_option_is_a_one_line_error_naming_the_known_ones(cell: str) -> None:
+    with pytest.raises(ValueError, match=rf"cell_options bogus do not apply to cell='{cell}'; it takes: ") as error:
+        RecurrentEncoder(cell, 3, 16, cell_options={"bogus": 1})
+    assert "\n" not in str(error.value)

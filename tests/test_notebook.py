@@ -109,3 +109,40 @@ def test_python_api_notebook_forecasts_better_than_naive():
     words = outputs.split("MAE ")[1].split()
     mae, naive = float(words[0]), float(words[3])
     assert mae < 0.6 * naive, outputs
+
+
+MODERN = Path(__file__).resolve().parents[1] / "notebooks" / "modern_rnns.ipynb"
+
+
+@pytest.mark.slow
+def test_modern_rnns_notebook_compares_every_cell(monkeypatch):
+    """The modern-cells notebook runs at small sizes: a throughput line, an adding-problem result and a step-mode
+    check for every cell, every step mode equal to forward, and every training run finite.
+
+    Catches: a cell that no longer builds, trains or streams behind RecurrentEncoder, a notebook broken by an API
+    change. (Which cell learns most in a few seconds is not asserted: that is the full-size study's question.)
+    """
+    from seqmodels.nn import MODERN_CELLS
+
+    for name, value in {
+        "MODERN_LENGTHS": "32,64",
+        "MODERN_HIDDEN": "32",
+        "MODERN_ADDING_LENGTH": "20",
+        "MODERN_BUDGET_S": "1",
+        "MODERN_SEEDS": "1",
+        "MODERN_THREADS": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    nb = nbformat.read(MODERN, as_version=4)
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(MODERN.parent)}}
+    ).execute()
+    text = "".join(
+        out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
+    )
+    for cell in ["lstm", "gru", *MODERN_CELLS]:
+        assert f"{cell:8s} tokens/s" in text and f"{cell:8s} test MSE median" in text, cell
+    for cell in MODERN_CELLS:
+        assert f"{cell:8s} state" in text and "step mode equals forward: True" in text.split(f"{cell:8s} state")[1]
+    medians = [float(line.split("median ")[1].split()[0]) for line in text.splitlines() if "test MSE median" in line]
+    assert len(medians) == len(MODERN_CELLS) + 2 and all(m == m and m < 10 for m in medians)  # finite, not diverged

@@ -30,13 +30,17 @@ from seqmodels.nn.frontends import LinearProjection, TokenEmbedding
 from seqmodels.nn.heads import ClassificationHead, RegressionHead
 from seqmodels.nn.indrnn import IndRNN
 from seqmodels.nn.language_model import RecurrentLanguageModel, detach_state
+from seqmodels.nn.lru import LRU
 from seqmodels.nn.masking import lengths_to_mask
+from seqmodels.nn.mlstm import MLSTM
 from seqmodels.nn.networks import ManyToOneNet, SequenceTaggerNet
 from seqmodels.nn.pooling import AttentionPooling, LastStepPooling, MaxPooling, MeanPooling, build_pooling
+from seqmodels.nn.qrnn import QRNN
 from seqmodels.nn.recurrent import CELLS, MODERN_CELLS, RecurrentEncoder
 from seqmodels.nn.regularization import LockedDropout, WeightDrop, embedding_dropout
 from seqmodels.nn.scan_cells import SCAN_CELLS, ScanRNN, linear_scan, min_rnn_layer
 from seqmodels.nn.seq2seq import AttentionDecoder, Seq2Seq
+from seqmodels.nn.slstm import SLSTM
 from seqmodels.nn.stacked import StackedRecurrence
 from seqmodels.nn.streaming import State, load_state, map_state, save_state
 from seqmodels.nn.video import LRCN, ConvLSTMFramePredictor, FrameEncoder, FramePoolingNet, SmallFrameCNN, ssim
@@ -74,6 +78,10 @@ __all__ = [
     "StackedRecurrence",
     "MODERN_CELLS",
     "IndRNN",
+    "LRU",
+    "MLSTM",
+    "QRNN",
+    "SLSTM",
     "linear_scan",
     "min_rnn_layer",
     "Attention",

@@ -6,6 +6,7 @@ H_out = proj_size if proj_size > 0 else hidden_size, H_cell = hidden_size.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,8 +16,12 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqmodels.nn.cells import CustomRNN, recurrent_forward
 from seqmodels.nn.indrnn import IndRNN
+from seqmodels.nn.lru import LRU
 from seqmodels.nn.masking import as_lengths, check_lengths
+from seqmodels.nn.mlstm import MLSTM
+from seqmodels.nn.qrnn import QRNN
 from seqmodels.nn.scan_cells import SCAN_CELLS, ScanRNN
+from seqmodels.nn.slstm import SLSTM
 from seqmodels.nn.stacked import StackedRecurrence, reverse_within
 from seqmodels.nn.streaming import check_causal
 
@@ -31,6 +36,10 @@ State = Tensor | tuple[Tensor, ...]
 _ENGINE_CLASSES: tuple[type[StackedRecurrence], ...] = (
     ScanRNN,
     IndRNN,
+    LRU,
+    MLSTM,
+    SLSTM,
+    QRNN,
 )
 ENGINES: dict[str, type[StackedRecurrence]] = {cell: engine for engine in _ENGINE_CLASSES for cell in engine.cells}
 MODERN_CELLS = tuple(ENGINES)
@@ -144,7 +153,7 @@ class RecurrentEncoder(nn.Module):
             )
         if not isinstance(proj_size, int) or proj_size < 0 or (proj_size and proj_size >= hidden_size):
             raise ValueError(f"proj_size must be 0 or in [1, hidden_size={hidden_size}), got {proj_size!r}")
-        if init not in INITS:
+        if cell in CELLS and init not in INITS:  # an engine of seqmodels' own checked its own inits above
             raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
         if impl not in IMPLS:
             raise ValueError(f"unknown impl {impl!r}; choose one of {', '.join(IMPLS)}")
@@ -185,6 +194,7 @@ class RecurrentEncoder(nn.Module):
         )
         self.residual = bool(residual)
         if cell in ENGINES:  # an engine of seqmodels' own
+            _check_cell_option_names(cell, cell_options)
             self.rnn: nn.Module = ENGINES[cell](
                 cell=cell,
                 **common,
@@ -464,6 +474,17 @@ def _check_cell_options(
         if value:
             raise ValueError(f"{name} is an option of {owner}, not cell={cell!r}; set {fix}")
     return init
+
+
+def _check_cell_option_names(cell: str, cell_options: Mapping[str, Any] | None) -> None:
+    """One line for a ``cell_options`` key the cell's engine does not take, naming the ones it does."""
+    engine = ENGINES[cell]
+    shared = set(inspect.signature(StackedRecurrence.__init__).parameters) | {"self", "cell", "options"}
+    own = [name for name in inspect.signature(engine.__init__).parameters if name not in shared]
+    unknown = sorted(set(cell_options or {}) - set(own))
+    if unknown:
+        takes = ", ".join(own) if own else "none"
+        raise ValueError(f"cell_options {', '.join(unknown)} do not apply to cell={cell!r}; it takes: {takes}")
 
 
 def unpacked_forward(rnn: nn.RNNBase, input: Tensor, lengths: Tensor, hx: State | None = None) -> tuple[Tensor, State]:
