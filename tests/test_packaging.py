@@ -76,3 +76,13 @@ def test_installed_wheel_trains_with_user_config_dir(wheel, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "test/acc" in result.stdout
     assert (tmp_path / "logs" / "debug" / "runs").is_dir()
+
+
+def test_the_sweeper_plugin_is_a_namespace_package_in_the_wheel():
+    """Hydra discovers seqmodels' Optuna sweeper under ``hydra_plugins`` only as a namespace package."""
+    import tomllib
+
+    config = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert "src/hydra_plugins" in config["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    plugins = Path(__file__).resolve().parents[1] / "src" / "hydra_plugins"
+    assert not (plugins / "__init__.py").exists() and (plugins / "seqmodels_optuna_sweeper" / "__init__.py").exists()
