@@ -23,7 +23,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[datasets,sweeps,export,serve,video,dev]"
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[datasets,sweeps,export,serve,video,parquet,dev]"
 	touch $(STAMP)
 
 train: $(STAMP)

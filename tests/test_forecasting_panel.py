@@ -307,6 +307,7 @@ def test_streamed_forecasts_equal_batch_forecasts_with_statics(network, mode):
     one_line(info, "static_categoricals")
 
 
+@pytest.mark.learns
 def test_a_model_learns_a_per_series_level_only_from_a_static_category():
     # Two series of the same noise draws, one shifted by 2: one noisy observation (lookback 1) hardly tells them
     # apart, the category does. With the static, the forecast error falls to the noise's own MAE (0.80).

@@ -156,6 +156,7 @@ def test_config_group_builds_the_encoder(cell: str) -> None:
     assert parts(h_n)[0].shape == (model.num_directions * model.num_layers, 2, model.hidden_size)
 
 
+@pytest.mark.learns
 @pytest.mark.parametrize("cell", MODERN_CELLS)
 def test_language_model_streams_and_learns(cell: str) -> None:
     torch.manual_seed(0)

@@ -1,11 +1,11 @@
-"""Reading the text files users point to: UTF-8 with a one-line error naming the bad byte, CSV with a field limit
-and errors that name the line."""
+"""Reading the files users point to: UTF-8 with a one-line error naming the bad byte, CSV with a field limit and
+errors that name the line, and the needed columns of a Parquet file."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +68,34 @@ def csv_records(reader: Any, path: str | Path) -> Iterator[tuple[int, Any]]:
         except csv.Error as exc:
             raise csv_error(path, start, exc) from None
         yield reader.line_num, record
+
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def read_parquet_columns(path: Path, columns: Sequence[str]) -> Any:
+    """Only ``columns`` of a Parquet file, as a pandas DataFrame (a column store reads no other column from disk).
+
+    One-line errors: pyarrow missing (with the install command), an unreadable file, a column it lacks (naming
+    the ones it has)."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as err:
+        raise ImportError(
+            f"{path}: reading Parquet needs pyarrow; pip install 'seqmodels[parquet]' (or use CSV)"
+        ) from err
+    wanted = list(dict.fromkeys(columns))
+    try:
+        available = pq.read_schema(path).names
+    except Exception as err:  # pyarrow raises several types for a damaged file
+        raise ValueError(f"{path}: not a readable Parquet file ({type(err).__name__}: {err})") from err
+    absent = [c for c in wanted if c not in available]
+    if absent:
+        raise ValueError(f"{path}: no column {absent[0]!r}; its columns are {', '.join(available)}")
+    frame = pq.read_table(path, columns=wanted).to_pandas()
+    if frame.empty:
+        raise ValueError(f"{path} holds no rows")
+    for column in wanted:  # dates as ISO text: the time column is parsed as a CSV's is
+        if str(frame[column].dtype).startswith("datetime64"):
+            frame[column] = frame[column].dt.strftime("%Y-%m-%dT%H:%M:%S")
+    return frame

@@ -28,7 +28,14 @@ from seqmodels.data.datamodule import (
     fewest_for_holdout,
     stratified_split,
 )
-from seqmodels.data.files import csv_error, csv_field_limit, csv_records, read_utf8
+from seqmodels.data.files import (
+    PARQUET_SUFFIXES,
+    csv_error,
+    csv_field_limit,
+    csv_records,
+    read_parquet_columns,
+    read_utf8,
+)
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +270,7 @@ def _infer_delimiter(path: Path, content: str) -> str:
 def read_text_rows(
     path: str | Path, text_column: str = "text", label_column: str = "label", delimiter: str | None = None
 ) -> list[TextRow]:
-    """Read ``(text, label)`` rows from a CSV/TSV file with a header line.
+    """Read ``(text, label)`` rows from a CSV/TSV file with a header line, or the two columns of a Parquet file.
 
     The delimiter is ``delimiter`` if given, else a tab for ``.tsv``/``.tab``, a comma for ``.csv`` and
     sniffed otherwise. Raises a one-line ``ValueError`` naming the file for an empty file, a file that is not
@@ -274,6 +281,15 @@ def read_text_rows(
     path = Path(path)
     if not path.is_file():
         raise MissingDataFileError(f"text data file not found: {path}")
+    if path.suffix.lower() in PARQUET_SUFFIXES:  # only the two columns are read
+        frame = read_parquet_columns(path, [text_column, label_column])
+        rows = []
+        for index, (text, label) in enumerate(zip(frame[text_column], frame[label_column], strict=True)):
+            label = "" if _is_missing(label) else str(label).strip()
+            if not label:
+                raise ValueError(f"{path}: row {index}: empty label in column {label_column!r}")
+            rows.append(TextRow("" if _is_missing(text) else str(text), label, str(path), index, "row"))
+        return rows
     content = read_utf8(path)
     if not content.strip():
         raise ValueError(f"{path}: file is empty")

@@ -25,7 +25,14 @@ from typing import Any
 import numpy as np
 
 from seqmodels.data.datamodule import MissingDataFileError
-from seqmodels.data.files import csv_error, csv_field_limit, csv_records, read_utf8
+from seqmodels.data.files import (
+    PARQUET_SUFFIXES,
+    csv_error,
+    csv_field_limit,
+    csv_records,
+    read_parquet_columns,
+    read_utf8,
+)
 
 MISSING = ("error", "interpolate", "ffill")
 CALENDAR = ("month", "dayofyear", "dayofweek", "hour")
@@ -260,6 +267,21 @@ def read_csv_series(
     if not path.is_file():
         raise MissingDataFileError(
             f"series file not found: {path}; check data.path (training) or input_file (seqmodels-predict)"
+        )
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        columns = [time_column, *_as_list(target_columns), *_as_list(past_covariates), *_as_list(future_covariates)]
+        columns += [*([series_column] if series_column else []), *_as_list(static_columns)]
+        return memory_series(
+            read_parquet_columns(path, columns),
+            time_column,
+            target_columns,
+            past_covariates,
+            future_covariates,
+            series_column,
+            missing,
+            allow_future_rows,
+            where=str(path),
+            static_columns=static_columns,
         )
     text = read_utf8(path)
     sample = text[:4096]
