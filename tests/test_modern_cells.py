@@ -206,3 +206,48 @@ def test_an_unknown_cell_option_is_a_one_line_error_naming_the_known_ones(cell: 
     with pytest.raises(ValueError, match=rf"cell_options bogus do not apply to cell='{cell}'; it takes: ") as error:
         RecurrentEncoder(cell, 3, 16, cell_options={"bogus": 1})
     assert "\n" not in str(error.value)
+
+
+def test_decoders_of_cells_that_do_not_read_h_start_empty_and_need_another_path_to_the_source() -> None:
+    """LRU, mLSTM and QRNN report h but do not read it: a Seq2Seq or ConditionalDecoder on them starts the decoder
+    from an empty state (no dead bridge weights) and refuses a configuration that would leave it blind."""
+    from seqmodels.nn import ConditionalDecoder, Seq2Seq
+
+    for cell in ("lru", "mlstm", "qrnn"):
+        assert not RecurrentEncoder(cell, 3, 16).reads_hidden_state
+        model = Seq2Seq(9, 9, bos_id=2, eos_id=3, embedding_dim=8, hidden_size=16, cell=cell)
+        assert model.bridge is None
+        logits, _ = model(torch.randint(4, 9, (2, 5)), torch.tensor([5, 3]), torch.randint(4, 9, (2, 4)))
+        logits.sum().backward()
+        assert all(p.grad is not None for p in model.parameters())
+        with pytest.raises(ValueError, match="attention='none' would leave the decoder without the source"):
+            Seq2Seq(9, 9, bos_id=2, eos_id=3, hidden_size=16, cell=cell, attention="none")
+        condition = torch.nn.Linear(4, 6)
+        condition.output_size = 6
+        with pytest.raises(ValueError, match="feed_condition=false would leave the decoder without it"):
+            ConditionalDecoder(condition, vocab_size=7, hidden_size=16, cell=cell, feed_condition=False)
+    assert RecurrentEncoder("slstm", 3, 16).reads_hidden_state and RecurrentEncoder("gru", 3, 16).reads_hidden_state
+
+
+def test_a_language_model_stacks_states_of_different_widths() -> None:
+    """QRNN's window state is as wide as its layer's input: the embedding for the first layer, h for the others.
+    The model's state pads them to one width and cuts them back, and streaming still equals forward."""
+    torch.manual_seed(0)
+    lm = RecurrentLanguageModel(
+        vocab_size=7,
+        embedding_dim=24,
+        hidden_size=16,
+        num_layers=2,
+        cell="qrnn",
+        encoder_options={"cell_options": {"window": 3}, "residual": True},
+    ).eval()
+    tokens = torch.randint(1, 7, (2, 20))
+    with torch.no_grad():
+        logits, state = lm(tokens)
+        assert state[2].shape == (2, 2, 2 * 24)  # (layers, N, (window - 1) * widest input)
+        out, streamed = [], lm.initial_state(2)
+        for chunk in tokens.split([1, 7, 12], dim=1):
+            piece, streamed = lm.stream(chunk, streamed)
+            out.append(piece)
+    close(torch.cat(out, 1), logits)
+    close(streamed, state)

@@ -18,7 +18,7 @@ from torchmetrics import MeanMetric, MetricCollection
 
 from seqmodels.config import instantiate_datamodule, resolve_with_datamodule
 from seqmodels.data import SequenceDataset, pad_collate
-from seqmodels.nn import ManyToOneNet, RecurrentEncoder
+from seqmodels.nn import MODERN_CELLS, ManyToOneNet, RecurrentEncoder
 from seqmodels.tasks import (
     ConditionalGenerationTask,
     CTCTask,
@@ -399,3 +399,35 @@ def test_the_step_loss_reaches_the_logger_on_the_steps_it_writes(tmp_path):
     probe = {row["step"] for row in rows if row.get("probe")}
     loss_step = {row["step"] for row in rows if row.get("train/loss_step")}
     assert 5 <= len(probe) < 20 and loss_step == probe  # 20 steps, loggers write every third
+
+
+@pytest.mark.parametrize("cell", MODERN_CELLS)
+@pytest.mark.parametrize(
+    "experiment,overrides",
+    [
+        ("char_lm", ["data.path=${python_lib:}/json", "model.net.hidden_size=16", "model.net.num_layers=2"]),
+        ("reverse", ["model.net.hidden_size=16"]),
+        ("waveform_generation", ["model.net.hidden_size=16"]),
+    ],
+)
+def test_every_model_builds_and_trains_on_seqmodels_own_cells(compose_train, experiment, overrides, cell):
+    """model/encoder=<cell> for the networks that build their own layers: the cell's config (init, cell_options,
+    block options) reaches every recurrent layer, and a loss from a real batch back-propagates to every weight."""
+    cfg = compose_train(f"experiment={experiment}", f"model/encoder={cell}", *overrides)
+    datamodule = instantiate_datamodule(cfg.data)
+    resolve_with_datamodule(cfg, datamodule)
+    task = instantiate(cfg.model)
+    layers = [m for m in task.net.modules() if isinstance(m, RecurrentEncoder)]
+    assert layers and {m.cell for m in layers} == {cell}
+    options = cfg.model.net.encoder.get("cell_options") or {}
+    for layer in layers:
+        for key, value in options.items():
+            assert value is None or getattr(layer.rnn, key) == value, (key, layer)
+        assert layer.rnn.norm == bool(cfg.model.net.encoder.get("norm", False))
+    datamodule.setup()
+    batch = next(iter(datamodule.train_dataloader()))
+    loss = task.training_step(batch, 0)
+    loss = loss["loss"] if isinstance(loss, dict) else loss
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert [n for n, p in task.net.named_parameters() if p.requires_grad and p.grad is None] == []

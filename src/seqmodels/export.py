@@ -523,7 +523,7 @@ def _exact_top_cells(rnn: nn.Module, inputs: Tensor, outputs: Tensor, lengths: T
     ``c_t = f_t c_{t-1} + i_t g_t`` is then a weighted sum, ``c_n = sum_t exp(sum_{t<s<=n} log f_s) i_t g_t``, with
     exponents <= 0 (stable). One layer only: the inputs are the embeddings.
     """
-    from seqmodels.nn.recurrent import _reverse_within
+    from seqmodels.nn.stacked import reverse_within
 
     hidden = rnn.hidden_size
     valid = (torch.arange(inputs.shape[1], device=inputs.device).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1)
@@ -534,7 +534,7 @@ def _exact_top_cells(rnn: nn.Module, inputs: Tensor, outputs: Tensor, lengths: T
         h = outputs[..., direction * hidden : (direction + 1) * hidden]
         x = inputs
         if direction:
-            x, h = _reverse_within(inputs, lengths), _reverse_within(h, lengths)
+            x, h = reverse_within(inputs, lengths), reverse_within(h, lengths)
         previous = torch.cat([torch.zeros_like(h[:, :1]), h[:, :-1]], dim=1)
         gates = nn.functional.linear(x, getattr(rnn, f"weight_ih{suffix}"), getattr(rnn, f"bias_ih{suffix}", None))
         gates = gates + nn.functional.linear(

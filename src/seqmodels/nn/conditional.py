@@ -9,6 +9,9 @@ Shapes: N = batch, T = output length, V = vocabulary, C = real-valued channels, 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -80,10 +83,12 @@ class ConditionalDecoder(nn.Module):
         embedding_dim: token embedding size (token outputs).
         hidden_size: H.
         num_layers: K.
-        cell: ``"lstm"``, ``"gru"``, ``"rnn_tanh"`` or ``"rnn_relu"``.
+        cell: ``"lstm"``, ``"gru"``, ``"rnn_tanh"``, ``"rnn_relu"`` or one of seqmodels' own cells.
         feed_condition: concatenate the condition vector to the input of every step.
         dropout: on inputs and outputs of the recurrent layers.
         padding_idx, bos_id, eos_id: token ids (token outputs).
+        init, encoder_options: the recurrent layers' ``init`` and, for seqmodels' own cells, further
+            :class:`RecurrentEncoder` options (``cell_options``, ``residual``, ``norm``, ``ffn_expansion``).
 
     ``forward(condition, inputs)`` with teacher forcing: ``inputs`` (N, T) tokens starting with ``<bos>`` or
     (N, T, C) values starting with zeros -> logits (N, T, V) or predicted values (N, T, C).
@@ -103,6 +108,8 @@ class ConditionalDecoder(nn.Module):
         padding_idx: int = 0,
         bos_id: int | None = None,
         eos_id: int | None = None,
+        init: str | None = None,
+        encoder_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if (vocab_size is None) == (output_channels is None):
@@ -128,10 +135,21 @@ class ConditionalDecoder(nn.Module):
             num_layers=num_layers,
             dropout=dropout if num_layers > 1 else 0.0,
             batch_first=True,
+            init=init,
+            **dict(encoder_options or {}),
         )
-        # One linear map per state tensor: the condition sets h (and c) of every layer.
+        # One linear map per state tensor: the condition sets h (and c) of every layer; a cell with more state
+        # than that (seqmodels' own: sLSTM's n and m, ...) starts the rest empty, and one that does not read a
+        # given h (LRU, mLSTM, QRNN) starts empty and reads the condition fed to every step.
         n_states = 2 if cell == "lstm" else 1
-        self.bridge = nn.Linear(condition_size, n_states * num_layers * hidden_size)
+        self.bridge: nn.Linear | None = None
+        if self.rnn.reads_hidden_state:
+            self.bridge = nn.Linear(condition_size, n_states * num_layers * hidden_size)
+        elif not feed_condition:
+            raise ValueError(
+                f"cell={cell!r} cannot start from the condition, so feed_condition=false would leave the decoder "
+                "without it; set feed_condition=true"
+            )
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(hidden_size, vocab_size if self.is_token else output_channels)  # type: ignore[arg-type]
 
@@ -139,9 +157,16 @@ class ConditionalDecoder(nn.Module):
     def initial_state(self, vector: Tensor) -> State:
         """Condition vector (N, D) -> decoder state (K, N, H), a tuple (h, c) for an LSTM."""
         n = vector.shape[0]
+        if self.bridge is None:  # the cell does not read a given h: an empty state
+            return self.rnn.initial_state(n, device=vector.device, dtype=vector.dtype)
         states = torch.tanh(self.bridge(vector)).view(n, -1, self.num_layers, self.hidden_size)
         states = states.permute(1, 2, 0, 3).contiguous()  # (n_states, K, N, H)
-        return (states[0], states[1]) if self.cell == "lstm" else states[0]
+        if self.cell == "lstm":
+            return states[0], states[1]
+        if len(self.rnn.state_names) > 1:
+            rest = self.rnn.initial_state(n, device=vector.device, dtype=vector.dtype)[1:]
+            return (states[0], *rest)
+        return states[0]
 
     def _step_inputs(self, inputs: Tensor, vector: Tensor) -> Tensor:
         x = self.dropout(self.embedding(inputs))

@@ -52,7 +52,8 @@ class RecurrentLanguageModel(nn.Module):
             H -> E comes first.
         padding_idx: embedding row that stays zero (the vocabulary's ``<pad>``).
         init: recurrent weight init, see :class:`RecurrentEncoder` (None: its default for the cell).
-        cell_options: options only one of seqmodels' own cells takes, passed to every layer's encoder.
+        encoder_options: for seqmodels' own cells: ``cell_options``, ``norm`` and ``ffn_expansion`` passed to every
+            layer's encoder, and ``residual`` (each layer's input added to its output from the second layer on).
 
     Inputs: ``tokens, lengths=None, state=None``
         tokens: (N, L) int64.
@@ -84,7 +85,7 @@ class RecurrentLanguageModel(nn.Module):
         tie_weights: bool = False,
         padding_idx: int | None = 0,
         init: str | None = None,
-        cell_options: Mapping[str, Any] | None = None,
+        encoder_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("vocab_size", vocab_size), ("embedding_dim", embedding_dim)):
@@ -101,6 +102,8 @@ class RecurrentLanguageModel(nn.Module):
         self.cell = cell
         self.embedding_dropout = float(embedding_dropout)
         self.tie_weights = tie_weights
+        options = dict(encoder_options or {})
+        self.residual = bool(options.pop("residual", False))  # between this model's one-layer encoders
 
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_idx)
         self.input_dropout = LockedDropout(input_dropout)
@@ -113,7 +116,7 @@ class RecurrentLanguageModel(nn.Module):
                 num_layers=1,
                 batch_first=True,
                 init=init,
-                cell_options=cell_options,
+                **options,
             )
             layers.append(WeightDrop(layer, weight_drop) if weight_drop > 0 else layer)
         self.layers = nn.ModuleList(layers)
@@ -150,9 +153,29 @@ class RecurrentLanguageModel(nn.Module):
     def _layer_state(self, state: State | None, index: int) -> State | None:
         if state is None:
             return None
-        if isinstance(state, tuple):
-            return tuple(s[index : index + 1] for s in state)  # type: ignore[return-value]
+        if isinstance(state, tuple):  # each tensor cut back to this layer's own width (see _stack_states)
+            sizes = self._state_sizes(index)
+            return tuple(s[index : index + 1, :, :size] for s, size in zip(state, sizes, strict=True))  # type: ignore[return-value]
         return state[index : index + 1]
+
+    def _state_sizes(self, index: int) -> tuple[int, ...]:
+        layer = self.layers[index]
+        encoder = getattr(layer, "module", layer)
+        if encoder.is_modern:
+            return encoder.rnn.state_sizes()
+        return (encoder.state_size, encoder.hidden_size) if encoder.is_lstm else (encoder.state_size,)
+
+    @staticmethod
+    def _stack_states(finals: list[State]) -> State:
+        """The layers' states as one (K, N, S) tensor per state name. A state tensor whose width differs between
+        layers (QRNN's window of its layer's inputs: the embedding for the first) is zero-padded to the widest."""
+        if not isinstance(finals[0], tuple):
+            return torch.cat(finals)  # type: ignore[arg-type]
+        stacked = []
+        for parts in zip(*finals, strict=True):
+            width = max(part.shape[-1] for part in parts)
+            stacked.append(torch.cat([torch.nn.functional.pad(part, (0, width - part.shape[-1])) for part in parts]))
+        return tuple(stacked)  # type: ignore[return-value]
 
     def forward(
         self, tokens: Tensor, lengths: Tensor | None = None, state: State | None = None
@@ -169,17 +192,14 @@ class RecurrentLanguageModel(nn.Module):
         for index, layer in enumerate(self.layers):
             if index > 0:
                 x = self.layer_dropout(x)
-            x, final = layer(x, lengths, self._layer_state(state, index))
+            out, final = layer(x, lengths, self._layer_state(state, index))
+            x = out + x if self.residual and index > 0 else out
             finals.append(final)
         x = self.output_dropout(x)
         if self.projection is not None:
             x = self.projection(x)
         logits = self.decoder(x)
-        if len(names) > 1:
-            new_state: State = tuple(torch.cat(parts) for parts in zip(*finals, strict=True))  # type: ignore[arg-type]
-        else:
-            new_state = torch.cat(finals)  # type: ignore[arg-type]
-        return logits, new_state
+        return logits, self._stack_states(finals)
 
     def initial_state(
         self, batch_size: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
@@ -188,9 +208,7 @@ class RecurrentLanguageModel(nn.Module):
         reference = self.embedding.weight
         options = dict(device=device or reference.device, dtype=dtype or reference.dtype)
         finals = [getattr(layer, "module", layer).initial_state(batch_size, **options) for layer in self.layers]
-        if isinstance(finals[0], tuple):
-            return tuple(torch.cat(parts) for parts in zip(*finals, strict=True))  # type: ignore[return-value]
-        return torch.cat(finals)  # type: ignore[arg-type]
+        return self._stack_states(finals)
 
     def stream(self, tokens: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         """A chunk ``tokens`` (N, T) -> raw next-token logits (N, T, V) (as :meth:`forward`) and the new state."""

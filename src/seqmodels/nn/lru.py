@@ -232,6 +232,7 @@ class LRU(StackedRecurrence):
     cells = LRU_CELLS
     inits = LRU_INITS
     state_names = ("h", "x_re", "x_im")
+    reads_h = False  # "h" reports the last output; the other state tensors carry the dynamics
 
     def __init__(
         self,

@@ -191,6 +191,7 @@ class MLSTM(StackedRecurrence):
     cells = MLSTM_CELLS
     inits = MLSTM_INITS
     state_names = ("h", "C", "n", "m")
+    reads_h = False  # "h" reports the last output; the other state tensors carry the dynamics
 
     def __init__(
         self,

@@ -268,6 +268,7 @@ class QRNN(StackedRecurrence):
     cells = QRNN_CELLS
     inits = QRNN_INITS
     state_names = ("h", "c", "window")
+    reads_h = False  # "h" reports the last output; the other state tensors carry the dynamics
 
     def __init__(
         self,

@@ -240,6 +240,12 @@ class RecurrentEncoder(nn.Module):
         return self.cell == "lstm"
 
     @property
+    def reads_hidden_state(self) -> bool:
+        """Whether a given ``h`` (of ``hx``) changes what follows: False for the cells of seqmodels' own whose state
+        ``h`` only reports the last output (LRU, mLSTM, QRNN), so a decoder cannot be started from a bridged h."""
+        return getattr(self.rnn, "reads_h", True)
+
+    @property
     def state_names(self) -> tuple[str, ...]:
         """The tensors of a state: ``("h",)``, ``("h", "c")`` for LSTM, more for some :data:`MODERN_CELLS`."""
         if self.is_modern:

@@ -7,7 +7,9 @@ vocabulary's ``<bos>`` (first decoder input) and ``<eos>`` (last target).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -62,11 +64,13 @@ class AttentionDecoder(nn.Module):
         hidden_size: H of the recurrent layers and of the attentional vector.
         memory_size: size of each encoder output.
         num_layers: K.
-        cell: ``"lstm"``, ``"gru"``, ``"rnn_tanh"`` or ``"rnn_relu"``.
+        cell: ``"lstm"``, ``"gru"``, ``"rnn_tanh"``, ``"rnn_relu"`` or one of seqmodels' own cells.
         attention: ``"additive"``, ``"dot"``, ``"general"`` or ``"none"`` (the decoder sees only the bridged state).
         input_feeding: feed the previous attentional vector into the next step.
         dropout: on embeddings, between layers and on the attentional vector.
         padding_idx: the target ``<pad>`` id.
+        init, encoder_options: the recurrent layers' ``init`` and, for seqmodels' own cells, further
+            :class:`RecurrentEncoder` options (``cell_options``, ``residual``, ``norm``, ``ffn_expansion``).
     """
 
     def __init__(
@@ -81,6 +85,8 @@ class AttentionDecoder(nn.Module):
         input_feeding: bool = True,
         dropout: float = 0.0,
         padding_idx: int = 0,
+        init: str | None = None,
+        encoder_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if attention not in ATTENTIONS:
@@ -95,6 +101,8 @@ class AttentionDecoder(nn.Module):
             num_layers=num_layers,
             dropout=dropout if num_layers > 1 else 0.0,
             batch_first=True,
+            init=init,
+            **dict(encoder_options or {}),
         )
         self.attention = Attention(attention, hidden_size, memory_size) if attention != "none" else None
         self.combine = nn.Linear(hidden_size + memory_size, hidden_size) if self.attention is not None else None
@@ -130,6 +138,8 @@ class Seq2Seq(nn.Module):
         attention: ``"additive"`` (Bahdanau), ``"dot"``, ``"general"`` (Luong) or ``"none"``.
         input_feeding: feed the attentional vector back into the decoder (Luong).
         dropout: dropout in both sides.
+        init, encoder_options: the recurrent layers' ``init`` and, for seqmodels' own cells, further
+            :class:`RecurrentEncoder` options (``cell_options``, ``residual``, ``norm``, ``ffn_expansion``).
 
     ``forward(source (N, S), source_lengths (N,), target_inputs (N, T), teacher_forcing=1.0)`` returns logits
     (N, T, V) and attention weights (N, T, S) (None without attention). ``target_inputs`` starts with
@@ -152,6 +162,8 @@ class Seq2Seq(nn.Module):
         input_feeding: bool = True,
         dropout: float = 0.1,
         padding_idx: int = 0,
+        init: str | None = None,
+        encoder_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.bos_id, self.eos_id, self.padding_idx = bos_id, eos_id, padding_idx
@@ -166,11 +178,10 @@ class Seq2Seq(nn.Module):
             dropout=dropout if encoder_layers > 1 else 0.0,
             bidirectional=bidirectional,
             batch_first=True,
+            init=init,
+            **dict(encoder_options or {}),
         )
         self.dropout = nn.Dropout(dropout)
-        # Bridge: the encoder's final states (both directions of the top layer) start the decoder.
-        self.bridge = nn.Linear(self.encoder.output_size, hidden_size)
-        self.bridge_cell = nn.Linear(self.encoder.output_size, hidden_size) if cell == "lstm" else None
         self.decoder = AttentionDecoder(
             target_vocab_size,
             embedding_dim,
@@ -182,7 +193,20 @@ class Seq2Seq(nn.Module):
             input_feeding,
             dropout,
             padding_idx,
+            init,
+            encoder_options,
         )
+        # Bridge: the encoder's final states (both directions of the top layer) start the decoder, for cells that
+        # read a given h; the others (LRU, mLSTM, QRNN) start empty and read the source through attention only.
+        self.bridge: nn.Linear | None = None
+        self.bridge_cell = nn.Linear(self.encoder.output_size, hidden_size) if cell == "lstm" else None
+        if self.decoder.rnn.reads_hidden_state:
+            self.bridge = nn.Linear(self.encoder.output_size, hidden_size)
+        elif attention == "none":
+            raise ValueError(
+                f"cell={cell!r} cannot start from the encoder's final state, so attention='none' would leave the "
+                "decoder without the source; use an attention (additive, dot, general)"
+            )
 
     # ------------------------------------------------------------------ encoding
     def encode(self, source: Tensor, source_lengths: Tensor) -> tuple[Memory, DecoderState]:
@@ -200,11 +224,17 @@ class Seq2Seq(nn.Module):
 
     def initial_state(self, final: State, batch_size: int) -> DecoderState:
         h_enc = final[0] if isinstance(final, tuple) else final
+        if self.bridge is None:  # the decoder's cell does not read a given h: an empty state
+            rnn = self.decoder.rnn.initial_state(batch_size, device=h_enc.device, dtype=h_enc.dtype)
+            return DecoderState(rnn, h_enc.new_zeros(batch_size, self.decoder.hidden_size))
         h = torch.tanh(self.bridge(self._top_layer(h_enc)))
         h0 = h.unsqueeze(0).repeat(self.decoder_layers, 1, 1).contiguous()
         if self.bridge_cell is not None:
             c = torch.tanh(self.bridge_cell(self._top_layer(final[1])))  # type: ignore[index]
             rnn: State = (h0, c.unsqueeze(0).repeat(self.decoder_layers, 1, 1).contiguous())
+        elif len(self.decoder.rnn.state_names) > 1:  # a cell with more state than h: the rest starts empty
+            rest = self.decoder.rnn.initial_state(batch_size, device=h.device, dtype=h.dtype)[1:]
+            rnn = (h0, *rest)
         else:
             rnn = h0
         return DecoderState(rnn, h.new_zeros(batch_size, self.decoder.hidden_size))

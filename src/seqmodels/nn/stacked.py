@@ -74,6 +74,9 @@ class StackedRecurrence(nn.Module):
     cells: ClassVar[tuple[str, ...]] = ()
     inits: ClassVar[tuple[str, ...]] = ("torch",)
     state_names: ClassVar[tuple[str, ...]] = ("h",)
+    #: Whether the recurrence reads the "h" of its state. False where "h" only reports the last output (the state's
+    #: other tensors carry the dynamics): a network cannot start such a cell from a given h.
+    reads_h: ClassVar[bool] = True
 
     def __init__(
         self,

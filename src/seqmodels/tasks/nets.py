@@ -6,7 +6,8 @@
 subclasses take it, as the ``_partial_`` RecurrentEncoder the group describes, and build the same network (same
 weights, same ``state_dict`` keys, same random draws): ``model/encoder=gru`` works for every model.
 
-From ``model.net.encoder`` they take the cell (the language model also its ``init``). Its sizes mirror the network's
+From ``model.net.encoder`` they take the cell, its ``init`` and the options of seqmodels' own cells (``cell_options``,
+``residual``, ``norm``, ``ffn_expansion``, passed on as ``encoder_options``). Its sizes mirror the network's
 own (the model configs interpolate them: ``model.net.hidden_size`` and the like stay the keys to set), and settings
 the network cannot build (custom cells, a bidirectional decoder, ...) are refused, naming the key.
 """
@@ -34,6 +35,14 @@ _BUILT_AS = {
 }
 # Settings that only say where the encoder's input comes from: the network decides.
 _IGNORED = ("input_size", "batch_first")
+# Settings of seqmodels' own cells that every network building its own layers passes on (as encoder_options).
+_ENGINE_OPTIONS = ("cell_options", "residual", "norm", "ffn_expansion")
+
+
+def engine_options(encoder: EncoderConfig) -> dict[str, Any]:
+    """``encoder_options`` for a network that builds its own layers: the engine settings the config sets."""
+    settings = encoder_settings(encoder)
+    return {"encoder_options": {key: settings[key] for key in _ENGINE_OPTIONS if key in settings}}
 
 
 def encoder_settings(encoder: EncoderConfig) -> dict[str, Any]:
@@ -70,7 +79,7 @@ def from_encoder(
             raise ValueError(
                 f"encoder.{key}={settings[key]!r}: a {network} builds its recurrent layers with {key}={value!r} only"
             )
-    unknown = sorted(set(settings) - set(takes) - set(mirrors) - set(built_as) - set(_IGNORED))
+    unknown = sorted(set(settings) - set(takes) - set(mirrors) - set(built_as) - set(_IGNORED) - set(_ENGINE_OPTIONS))
     if unknown:
         raise ValueError(f"encoder.{unknown[0]}: not a setting a {network} takes from model/encoder")
     return {key: settings[key] for key in takes if key in settings}
@@ -93,7 +102,9 @@ class LanguageModelNet(RecurrentLanguageModel):
         cell = from_encoder(
             "RecurrentLanguageModel", encoder, ("cell", "init"), mirrors, {**_BUILT_AS, "bidirectional": False}
         )
-        super().__init__(vocab_size, embedding_dim, hidden_size, num_layers, **cell, **kwargs)
+        super().__init__(
+            vocab_size, embedding_dim, hidden_size, num_layers, **cell, **engine_options(encoder), **kwargs
+        )
 
 
 class Seq2SeqNet(Seq2Seq):
@@ -117,7 +128,7 @@ class Seq2SeqNet(Seq2Seq):
             "num_layers": ("encoder_layers", encoder_layers),
             "bidirectional": ("bidirectional", bidirectional),
         }
-        cell = from_encoder("Seq2Seq", encoder, ("cell",), mirrors, {**_BUILT_AS, "init": "orthogonal"})
+        cell = from_encoder("Seq2Seq", encoder, ("cell", "init"), mirrors, _BUILT_AS)
         super().__init__(
             source_vocab_size,
             target_vocab_size,
@@ -127,6 +138,7 @@ class Seq2SeqNet(Seq2Seq):
             encoder_layers=encoder_layers,
             bidirectional=bidirectional,
             **cell,
+            **engine_options(encoder),
             **kwargs,
         )
 
@@ -144,9 +156,16 @@ class ConditionalDecoderNet(ConditionalDecoder):
         **kwargs: Any,
     ) -> None:
         mirrors = {"hidden_size": ("hidden_size", hidden_size), "num_layers": ("num_layers", num_layers)}
-        built_as = {**_BUILT_AS, "init": "orthogonal", "bidirectional": False}
-        cell = from_encoder("ConditionalDecoder", encoder, ("cell",), mirrors, built_as)
-        super().__init__(condition_encoder, hidden_size=hidden_size, num_layers=num_layers, **cell, **kwargs)
+        built_as = {**_BUILT_AS, "bidirectional": False}
+        cell = from_encoder("ConditionalDecoder", encoder, ("cell", "init"), mirrors, built_as)
+        super().__init__(
+            condition_encoder,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            **cell,
+            **engine_options(encoder),
+            **kwargs,
+        )
 
 
 __all__ = ["ConditionalDecoderNet", "LanguageModelNet", "Seq2SeqNet", "encoder_settings", "from_encoder"]
