@@ -8,6 +8,7 @@
     seqmodels-predict ckpt_path=<video classifier>.ckpt input_file=clip.npy                 # or a folder of clips
     seqmodels-predict ckpt_path=<forecaster>.ckpt [input_file=series.csv] output_file=forecast.csv  # forecasting
     seqmodels-predict ckpt_path=<forecaster>.ckpt backtest=test output_file=backtest.csv   # historical forecasts
+    seqmodels-predict ckpt_path=<forecaster>.ckpt backtest=test conformal=[0.8,0.95] baselines=true  # + ETS, ARIMA
     seqmodels-predict ckpt_path=<speech model>.ckpt input_file=digits.wav                  # prints the transcript
     seqmodels-predict ckpt_path=<speech model>.ckpt input_file=wavs.txt beam_size=1         # one WAV path per line
     seqmodels-predict ckpt_path=<streaming speech model>.ckpt input_file=digits.wav stream=true chunk_ms=100
@@ -36,8 +37,10 @@ import contextlib
 import io
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig
 
@@ -158,6 +161,28 @@ def predict(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -> list[t
     return [(text, decoded[index]) for index, text in enumerate(inputs)]
 
 
+def forecast_options(cfg: DictConfig) -> tuple[list[float], float | None, bool]:
+    """``conformal`` levels, ``conformal_gamma`` and ``baselines`` from the config, checked before any work."""
+    from seqmodels.conformal import check_levels
+
+    levels = check_levels(cfg.get("conformal"))
+    gamma = cfg.get("conformal_gamma", 0.05)
+    if gamma is not None and (isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma < 0):
+        raise ValueError(f"conformal_gamma must be a number >= 0 (0 or null: no adaptive intervals), got {gamma!r}")
+    baselines = cfg.get("baselines", False)
+    if not isinstance(baselines, bool):
+        raise ValueError(f"baselines must be true or false, got {baselines!r}")
+    backtest = cfg.get("backtest")
+    if baselines and not backtest:
+        raise ValueError("baselines=true scores ETS and ARIMA beside the model on a backtest: add backtest=test")
+    if levels and backtest == "val":
+        raise ValueError(
+            "conformal intervals are calibrated on the validation part, so they cannot be scored on it: use "
+            "backtest=test (or no backtest, for intervals on the forecasts ahead)"
+        )
+    return levels, (float(gamma) if gamma else None), baselines
+
+
 def write_forecasts(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -> bool:
     """For a forecaster's checkpoint: writes a CSV of forecasts and returns True (other checkpoints: False).
 
@@ -165,12 +190,20 @@ def write_forecasts(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -
     with the training columns; with known-future covariates, its last ``horizon`` rows give them, targets empty).
     With ``backtest=val`` or ``backtest=test``, they are the historical forecasts from every origin of that part
     of the series (split as in training), beside the actual values and both baselines; a summary goes to stderr.
+
+    ``conformal=0.8`` (or a list of levels) adds split-conformal intervals calibrated on the validation backtest
+    (``conformal_lower_80``, ``conformal_upper_80``, see :mod:`seqmodels.conformal`) and, in a test backtest,
+    adaptive conformal ones (``adaptive_lower_80``, ...; step ``conformal_gamma``, 0 or null: none);
+    ``baselines=true`` adds the ``ets`` and ``arima`` forecasts of the same windows (with their intervals at the
+    conformal levels, or 80% and 95%; see :mod:`seqmodels.forecast_baselines`). Either prints a table of errors
+    and empirical coverage to stderr.
     """
     import csv
 
     from seqmodels.data.forecasting import backtest_rows, forecast_rows
 
     check_output_file(cfg)
+    levels, gamma, baselines = forecast_options(cfg)
     if checkpoint is None:
         checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
     if task_capabilities(checkpoint)[1].predict is not Prediction.SERIES_TO_FORECAST:
@@ -179,17 +212,32 @@ def write_forecasts(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -
         raise ValueError("a forecaster reads series, not text: pass input_file=/path/to/series.csv (or nothing)")
     model, datamodule = build_from_checkpoint(checkpoint, setup_data=False)
     model.eval()
-    levels = model.net.output.levels.tolist() if hasattr(model.net.output, "levels") else None
-    summary = ""
+    levels_of_quantiles = model.net.output.levels.tolist() if hasattr(model.net.output, "levels") else None
+    batch_size = cfg.get("batch_size", 64)
+    calibration = None
+    if levels:
+        calibration = _calibration(datamodule, model, cfg.get("input_file"), batch_size)
+    summary, extra = "", {}
     if cfg.get("backtest"):
         windows = datamodule.backtest_windows(str(cfg.backtest), cfg.get("input_file"))
-        forecast = _forecast_windows(model, windows, cfg.get("batch_size", 64))
-        rows = backtest_rows(datamodule.series, windows, forecast, datamodule.target_names, levels)
+        forecast = _forecast_windows(model, windows, batch_size)
+        rows = backtest_rows(datamodule.series, windows, forecast, datamodule.target_names, levels_of_quantiles)
         summary = _backtest_summary(str(cfg.backtest), windows, forecast)
+        if levels or baselines:
+            extra, table = _backtest_extras(
+                datamodule, model, str(cfg.backtest), windows, forecast, calibration, levels, gamma, baselines
+            )
+            summary += "\n" + table
     else:
         series, batch, times = datamodule.last_windows(cfg.get("input_file"))
-        forecast = model.forecast(batch.inputs, batch.future)
-        rows = forecast_rows(series, times, forecast, datamodule.target_names, levels)
+        forecast = model.forecast(batch)  # the whole batch: statics and per-series statistics travel with it
+        rows = forecast_rows(series, times, forecast, datamodule.target_names, levels_of_quantiles)
+        if calibration is not None:
+            for level in levels:
+                low, high = calibration.interval(forecast["point"].numpy(), level)
+                extra[f"conformal_lower_{_level_text(level)}"] = low
+                extra[f"conformal_upper_{_level_text(level)}"] = high
+    _add_columns(rows, extra)
     output = cfg.get("output_file")
     with open(output, "w", newline="", encoding="utf-8") if output else contextlib.nullcontext(sys.stdout) as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -202,12 +250,113 @@ def write_forecasts(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -
     return True
 
 
+def _level_text(level: float) -> str:
+    """0.8 -> "80", 0.975 -> "97.5": the level in a column name."""
+    return f"{round(level * 100, 6):g}"
+
+
+def _add_columns(rows: list[dict[str, str]], columns: dict[str, Any]) -> None:
+    """Appends each (N, H, C) array of ``columns`` to the rows, which run over windows, steps, then targets."""
+    for name, values in columns.items():
+        for row, value in zip(rows, np.asarray(values).reshape(-1), strict=True):
+            row[name] = f"{value:.6g}"
+
+
+def _calibration(datamodule: Any, model: torch.nn.Module, input_file: Any, batch_size: int) -> Any:
+    """Split conformal calibrated on the model's backtest of the validation part (of ``input_file``'s series, when
+    given, split as in training)."""
+    from seqmodels.conformal import SplitConformal
+
+    try:
+        windows = datamodule.backtest_windows("val", input_file)
+    except ValueError as error:
+        raise ValueError(f"conformal intervals are calibrated on the validation part, but {error}") from None
+    point = _forecast_windows(model, windows, batch_size)["point"].numpy()
+    return SplitConformal.calibrate(point, windows.tensors["actual"].numpy())
+
+
+def _backtest_extras(
+    datamodule: Any,
+    model: torch.nn.Module,
+    split: str,
+    windows: Any,
+    forecast: dict[str, torch.Tensor],
+    calibration: Any,
+    levels: list[float],
+    gamma: float | None,
+    baselines: bool,
+) -> tuple[dict[str, np.ndarray], str]:
+    """The conformal and baseline columns of a backtest, and the table of errors and coverage printed beside it."""
+    from seqmodels.conformal import adaptive_conformal, min_calibration_size, model_intervals
+    from seqmodels.forecast_baselines import baseline_backtest, forecast_scores, interval_coverage, metrics_table
+
+    t = {key: value.numpy() for key, value in windows.tensors.items() if value is not None}
+    point, actual, scale = forecast["point"].numpy(), t["actual"], t["mase_scale"]
+    table_levels = levels or [0.8, 0.95]
+    columns: dict[str, np.ndarray] = {}
+    rows: dict[str, dict[str, float]] = {"model": forecast_scores(point, actual, scale)}
+    own = model_intervals(
+        SimpleNamespace(
+            lower=_numpy(forecast.get("lower")),
+            upper=_numpy(forecast.get("upper")),
+            quantiles=_numpy(forecast.get("quantiles")),
+            quantile_levels=model.net.output.levels.tolist() if hasattr(model.net.output, "levels") else None,
+        ),
+        getattr(model.net.output, "level", None),
+    )
+    for level in table_levels:
+        if round(level, 6) in own:
+            rows["model"][f"coverage@{level:g}"] = interval_coverage(*own[round(level, 6)], actual)
+    if calibration is not None:
+        rows["model + conformal"] = dict(rows["model"])
+        if gamma:
+            rows[f"model + adaptive (gamma {gamma:g})"] = dict(rows["model"])
+        for level in levels:
+            low, high = calibration.interval(point, level)
+            columns[f"conformal_lower_{_level_text(level)}"] = low
+            columns[f"conformal_upper_{_level_text(level)}"] = high
+            rows["model + conformal"][f"coverage@{level:g}"] = interval_coverage(low, high, actual)
+            if gamma:
+                adaptive = adaptive_conformal(point, actual, calibration.scores, level, gamma, t["series"], t["origin"])
+                columns[f"adaptive_lower_{_level_text(level)}"] = adaptive.lower
+                columns[f"adaptive_upper_{_level_text(level)}"] = adaptive.upper
+                rows[f"model + adaptive (gamma {gamma:g})"][f"coverage@{level:g}"] = adaptive.coverage(actual)
+    for name in ("naive", "seasonal_naive"):
+        rows[name] = forecast_scores(t[name], actual, scale)
+    note = ""
+    if baselines:
+        found = baseline_backtest(datamodule, split, models=("ets", "arima"), levels=table_levels)
+        for name in ("ets", "arima"):
+            columns[name] = found.point[name]
+            for level in table_levels:
+                columns[f"{name}_lower_{_level_text(level)}"] = found.lower[name][level]
+                columns[f"{name}_upper_{_level_text(level)}"] = found.upper[name][level]
+            rows[name] = found.scores(name)
+            for level in table_levels:
+                rows[name][f"coverage@{level:g}"] = found.scores(name, level)["coverage"]
+        chosen = "; ".join(f"{text}" for name in ("ets", "arima") for text in found.chosen[name])
+        note = f"\nbaselines fitted on the training part: {chosen} ({found.warnings} statsmodels warnings caught)"
+    if calibration is not None:
+        short = [f"{level:.0%}" for level in levels if calibration.size < min_calibration_size(level)]
+        if short:
+            note += (
+                f"\nconformal {', '.join(short)}: {calibration.size} validation windows give no finite radius "
+                f"(intervals of +-inf); a longer validation part (data.val_size) gives one"
+            )
+    table = metrics_table(rows, table_levels)
+    return columns, f"forecasters on the {split} part ({actual.size} values):\n{table}{note}"
+
+
+def _numpy(value: torch.Tensor | None) -> np.ndarray | None:
+    return value.numpy() if value is not None else None
+
+
 def _forecast_windows(model: torch.nn.Module, windows: Any, batch_size: int) -> dict[str, torch.Tensor]:
     """``model.forecast`` over all windows, in batches; the outputs concatenated along the windows."""
     parts: dict[str, list[torch.Tensor]] = {}
     for start in range(0, len(windows), max(batch_size, 1)):
         batch = windows.take(slice(start, start + batch_size))
-        for key, value in model.forecast(batch.inputs, batch.future).items():  # type: ignore[operator]
+        for key, value in model.forecast(batch).items():  # type: ignore[operator]
             parts.setdefault(key, []).append(value)
     return {key: torch.cat(values) for key, values in parts.items()}
 
@@ -420,10 +569,12 @@ def predict_from_checkpoint(cfg: DictConfig) -> tuple[Prediction, Results | None
     check_output_file(cfg)  # before any work: a bad path must not cost a whole prediction run
     checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
     task, capabilities = task_capabilities(checkpoint)
+    if capabilities.predict is not Prediction.SERIES_TO_FORECAST:
+        for key in ("backtest", "conformal", "baselines"):
+            if cfg.get(key):
+                raise ValueError(f"{key}={cfg.get(key)} needs a forecasting checkpoint; {cfg.ckpt_path} is not one")
     if capabilities.predict is None:
         raise capabilities.refusal(task, "seqmodels-predict", cfg.ckpt_path)
-    if cfg.get("backtest") and capabilities.predict is not Prediction.SERIES_TO_FORECAST:
-        raise ValueError(f"backtest={cfg.backtest} needs a forecasting checkpoint; {cfg.ckpt_path} is not one")
     if cfg.get("stream") and capabilities.predict is not Prediction.AUDIO_TO_TEXT:
         raise ValueError(
             f"stream=true streams audio into a speech (CTC) checkpoint; {cfg.ckpt_path} is a {task.__name__} "
