@@ -78,12 +78,14 @@ def test_predict_labels_clips_as_the_model_itself_does(compose_train, tmp_path):
             label_texts(OmegaConf.create({**_options(ckpt, folder), **changes}))
         assert "\n" not in str(info.value)
 
-    fails(FileNotFoundError, "no such file or folder; pass a .npy/.npz clip", input_file=str(tmp_path / "none.npy"))
-    fails(ValueError, "reads clips, not text: pass input_file=clip.npy", input="a clip", input_file=None)
+    fails(FileNotFoundError, "no such file or folder; pass a clip \\(.mp4, .npy", input_file=str(tmp_path / "none.npy"))
+    fails(ValueError, "reads clips, not text: pass input_file=clip.mp4 or clip.npy", input="a clip", input_file=None)
     (tmp_path / "text.npy").write_text("not an array\n")
     fails(ValueError, r"not a readable \.npy array .*re-save it with numpy", input_file=str(tmp_path / "text.npy"))
     (tmp_path / "clip.txt").write_text("0 1\n")
-    fails(ValueError, "expected a .npy or .npz file", input_file=str(tmp_path / "clip.txt"))
+    fails(
+        ValueError, r"not a clip; expected a video \(.mp4.* or a .npy/.npz array", input_file=str(tmp_path / "clip.txt")
+    )
     np.save(tmp_path / "small.npy", np.zeros((5, 20, 20), dtype=np.uint8))
     fails(
         ValueError,
@@ -97,7 +99,7 @@ def test_predict_labels_clips_as_the_model_itself_does(compose_train, tmp_path):
         input_file=str(tmp_path / "bytes.npy"),
     )
     (tmp_path / "empty").mkdir()
-    fails(ValueError, "no .npy/.npz frame files", input_file=str(tmp_path / "empty"))
+    fails(ValueError, "no clips \\(videos or .npy/.npz frame arrays", input_file=str(tmp_path / "empty"))
 
 
 def test_frame_folder_reads_a_clip_as_in_training_and_keeps_its_frame_shape_in_the_checkpoint(tmp_path):

@@ -7,6 +7,9 @@ on the data's own scale.
     ahead = seqmodels.forecast(result, train_frame)  # the horizon after train_frame, in its units
     result.metrics["test/mae"], ahead.point, ahead.to_frame()
 
+    seeds = [seqmodels.fit("sunspots", data=train_frame, seed=seed) for seed in range(3)]
+    seqmodels.ensemble_forecast(seeds, train_frame)  # their mean forecast (or checkpoint paths instead)
+
     stream = seqmodels.api.stream_forecast(result)  # or a checkpoint path
     for value in new_values:  # one observation at a time, in the data's units
         ahead = stream.update(value)  # the horizon after it, without re-reading the history
@@ -150,6 +153,24 @@ def backtest(result: TrainResult, split: str = "test", history: Any = None) -> F
     scale, with the actual values and the naive and seasonal-naive forecasts beside them (see
     :meth:`ForecastingDataModule.backtest <seqmodels.data.ForecastingDataModule.backtest>`)."""
     return _forecaster(result).backtest(result.task, split, history)
+
+
+def ensemble_forecast(models: Sequence[Any], history: Any = None, *, combine: str = "mean") -> Forecast:
+    """As :func:`forecast`, by an ensemble of forecasters: ``models`` are the TrainResults
+    of :func:`fit` or forecasting checkpoint paths (seeds, or the runs of a multirun), trained on the same data
+    setup (a mismatch is a one-line ``ValueError`` naming the setting). Point forecasts and quantiles are the
+    members' mean (``combine="median"``: their median); a Gaussian head's interval comes from the members' mixture
+    (see :class:`seqmodels.predict.ForecastEnsemble`)."""
+    task, datamodule = _ensemble(models, combine)
+    return datamodule.forecast(task, history)
+
+
+def ensemble_backtest(
+    models: Sequence[Any], split: str = "test", history: Any = None, *, combine: str = "mean"
+) -> Forecast:
+    """As :func:`backtest`, by the ensemble of :func:`ensemble_forecast`."""
+    task, datamodule = _ensemble(models, combine)
+    return datamodule.backtest(task, split, history)
 
 
 def stream_forecast(model: Any, num_series: int = 1, names: Sequence[str] | None = None) -> ForecastStream:
@@ -400,6 +421,38 @@ def _forecaster(result: TrainResult) -> Any:
     return result.datamodule
 
 
+def _ensemble(models: Sequence[Any], combine: str) -> tuple[Any, Any]:
+    """The :class:`~seqmodels.predict.ForecastEnsemble` of ``models`` (TrainResults or checkpoint paths) and the
+    datamodule that gives every member its windows."""
+    from seqmodels.checkpoint import build_from_checkpoint, load_checkpoint
+    from seqmodels.predict import ENSEMBLE_COMBINERS, ForecastEnsemble, check_same_forecast_setup
+
+    if isinstance(models, (str, Path, TrainResult)) or not isinstance(models, Sequence) or not models:
+        raise TypeError("pass a list of TrainResults (from seqmodels.fit) or forecasting checkpoint paths")
+    if combine not in ENSEMBLE_COMBINERS:
+        raise ValueError(f"combine must be one of {', '.join(ENSEMBLE_COMBINERS)}, got {combine!r}")
+    checkpoints = [load_checkpoint(model) for model in models if isinstance(model, (str, Path))]  # all, before work
+    loaded = iter(checkpoints)
+    members = []
+    for index, model in enumerate(models):
+        if isinstance(model, TrainResult):
+            _forecaster(model)
+            name = model.best_model_path or f"model {index + 1}"
+            members.append((name, model.task, model.datamodule))
+        elif isinstance(model, (str, Path)):
+            members.append((str(model), *build_from_checkpoint(next(loaded), setup_data=False)))
+        else:
+            raise TypeError(
+                f"models[{index}] is a {type(model).__name__}; pass TrainResults (from seqmodels.fit) or "
+                "forecasting checkpoint paths"
+            )
+    for name, task, _ in members:
+        if not callable(getattr(task, "forecast", None)) or not hasattr(task, "scaler"):
+            raise TypeError(f"{name} is a {type(task).__name__}, not a forecaster; ensemble forecasting checkpoints")
+    check_same_forecast_setup(members)
+    return ForecastEnsemble([task for _, task, _ in members], combine), members[0][2]
+
+
 def _flatten(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
     if isinstance(value, Mapping) and value:
         for key, item in value.items():
@@ -522,4 +575,14 @@ def _quiet(quiet: bool) -> Iterator[None]:
             logging.getLogger(name).setLevel(level)
 
 
-__all__ = ["QUIET_SETTINGS", "ForecastStream", "backtest", "experiments", "fit", "forecast", "stream_forecast"]
+__all__ = [
+    "QUIET_SETTINGS",
+    "ForecastStream",
+    "backtest",
+    "ensemble_backtest",
+    "ensemble_forecast",
+    "experiments",
+    "fit",
+    "forecast",
+    "stream_forecast",
+]

@@ -9,6 +9,8 @@
     seqmodels-predict ckpt_path=<forecaster>.ckpt [input_file=series.csv] output_file=forecast.csv  # forecasting
     seqmodels-predict ckpt_path=<forecaster>.ckpt backtest=test output_file=backtest.csv   # historical forecasts
     seqmodels-predict ckpt_path=<forecaster>.ckpt backtest=test conformal=[0.8,0.95] baselines=true  # + ETS, ARIMA
+    seqmodels-predict ckpt_path=[a.ckpt,b.ckpt,c.ckpt] backtest=test                      # an ensemble's backtest
+    seqmodels-predict ckpt_path='logs/sunspots/multiruns/<date>/*/checkpoints/epoch_*.ckpt' ensemble=median
     seqmodels-predict ckpt_path=<speech model>.ckpt input_file=digits.wav                  # prints the transcript
     seqmodels-predict ckpt_path=<speech model>.ckpt input_file=wavs.txt beam_size=1         # one WAV path per line
     seqmodels-predict ckpt_path=<streaming speech model>.ckpt input_file=digits.wav stream=true chunk_ms=100
@@ -27,6 +29,11 @@ rate (resampled to the model's) and decodes with CTC prefix beam search (``beam_
 final one (greedy, equal to offline greedy decoding) is the output. Language models generate with
 ``seqmodels-generate``.
 
+Several checkpoints in ``ckpt_path`` (a list, or glob patterns expanded to their sorted matches) are an ensemble:
+forecasters' forecasts are combined (``ensemble=mean``, the default, or ``median``; see :class:`ForecastEnsemble`),
+classifiers' class probabilities averaged. Every checkpoint is loaded before any work; other kinds of checkpoint
+(encoder-decoders, taggers, speech models) are refused in one line.
+
 Which reader and writer a checkpoint gets is what its task declares (``capabilities.predict``, see
 :mod:`seqmodels.tasks.capabilities`); :func:`predict_from_checkpoint` dispatches on it.
 """
@@ -34,15 +41,17 @@ Which reader and writer a checkpoint gets is what its task declares (``capabilit
 from __future__ import annotations
 
 import contextlib
+import glob
 import io
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 
 from seqmodels.checkpoint import build_from_checkpoint, load_checkpoint, task_capabilities
 from seqmodels.config import requested_device
@@ -183,7 +192,7 @@ def forecast_options(cfg: DictConfig) -> tuple[list[float], float | None, bool]:
     return levels, (float(gamma) if gamma else None), baselines
 
 
-def write_forecasts(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -> bool:
+def write_forecasts(cfg: DictConfig, checkpoint: dict[str, Any] | list[dict[str, Any]] | None = None) -> bool:
     """For a forecaster's checkpoint: writes a CSV of forecasts and returns True (other checkpoints: False).
 
     By default the forecasts run past the end of each series: the checkpoint's own data, or ``input_file`` (a CSV
@@ -197,6 +206,12 @@ def write_forecasts(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -
     ``baselines=true`` adds the ``ets`` and ``arima`` forecasts of the same windows (with their intervals at the
     conformal levels, or 80% and 95%; see :mod:`seqmodels.forecast_baselines`). Either prints a table of errors
     and empirical coverage to stderr.
+
+    Several checkpoints (a list ``checkpoint``, or ``ckpt_path=[a.ckpt,b.ckpt]`` or a glob pattern) are an ensemble
+    (:class:`ForecastEnsemble`): each window is forecast by every member and the forecasts combined (``ensemble=mean``
+    or ``median``; a Gaussian head's interval from the members' mixture), so the backtests, the conformal
+    calibration on the validation backtest and the baseline table all score the ensemble. The members must share
+    the data setup and output head (:func:`check_same_forecast_setup`).
     """
     import csv
 
@@ -204,13 +219,22 @@ def write_forecasts(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -
 
     check_output_file(cfg)
     levels, gamma, baselines = forecast_options(cfg)
+    combine = ensemble_combiner(cfg)
+    paths = checkpoint_paths(cfg.ckpt_path)
     if checkpoint is None:
-        checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
-    if task_capabilities(checkpoint)[1].predict is not Prediction.SERIES_TO_FORECAST:
+        checkpoints = load_checkpoints(paths, weights_only=cfg.get("weights_only", True))
+    else:
+        checkpoints = list(checkpoint) if isinstance(checkpoint, (list, tuple)) else [checkpoint]
+    if len(paths) != len(checkpoints):  # checkpoints passed in memory: name them by position
+        paths = [f"checkpoint {index + 1} of {len(checkpoints)}" for index in range(len(checkpoints))]
+    if ensemble_capabilities(paths, checkpoints)[1].predict is not Prediction.SERIES_TO_FORECAST:
         return False
     if cfg.get("input") is not None:
         raise ValueError("a forecaster reads series, not text: pass input_file=/path/to/series.csv (or nothing)")
-    model, datamodule = build_from_checkpoint(checkpoint, setup_data=False)
+    if len(checkpoints) > 1:
+        model, datamodule = forecast_ensemble(checkpoints, paths, combine)
+    else:
+        model, datamodule = build_from_checkpoint(checkpoints[0], setup_data=False)
     model.eval()
     levels_of_quantiles = model.net.output.levels.tolist() if hasattr(model.net.output, "levels") else None
     batch_size = cfg.get("batch_size", 64)
@@ -243,6 +267,8 @@ def write_forecasts(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    if summary and len(checkpoints) > 1:
+        summary = f"ensemble of {len(checkpoints)} forecasters ({combine}): " + summary
     if summary:
         print(summary, file=sys.stderr)
     if output:
@@ -384,6 +410,235 @@ def _backtest_summary(split: str, windows: Any, forecast: dict[str, torch.Tensor
     )
 
 
+# ------------------------------------------------------------------------------------------------ ensembles
+#: The prediction kinds whose checkpoints combine into an ensemble (``ckpt_path=[a.ckpt,b.ckpt,...]``).
+ENSEMBLE_KINDS = (Prediction.SERIES_TO_FORECAST, Prediction.TEXT_TO_LABEL)
+
+#: How an ensemble combines its forecasters' point forecasts and quantiles (``ensemble=...``).
+ENSEMBLE_COMBINERS = ("mean", "median")
+
+#: The data settings an ensemble's forecasters must share: they shape the windows every member reads, and the
+#: windows come from one datamodule. (Batch sizes, workers, stride and seed shape training; a seed that shapes
+#: generated data shows in the scaler statistics, compared too.)
+SHARED_DATA_SETTINGS = (
+    "target_columns",
+    "lookback",
+    "horizon",
+    "past_covariates",
+    "future_covariates",
+    "series_column",
+    "calendar",
+    "val_size",
+    "test_size",
+    "transform",
+    "scaling",
+    "scaler",
+    "seasonal_period",
+    "static_categoricals",
+    "static_reals",
+    "lag_features",
+    "rolling_features",
+)
+
+#: The datamodule state an ensemble's forecasters must share: the scaler statistics their forecasts are undone
+#: with, and the statics and calendar features their inputs are built with.
+SHARED_DATA_STATE = (
+    "mean",
+    "std",
+    "series_stats",
+    "calendar_names",
+    "static_vocab",
+    "series_statics",
+    "static_real_stats",
+)
+
+
+def checkpoint_paths(ckpt_path: Any) -> list[str]:
+    """``ckpt_path`` as a list of checkpoint paths: one path, a list of them (an ensemble), or glob patterns
+    (``logs/sunspots/multiruns/<date>/*/checkpoints/best*.ckpt``), each expanded to its sorted matches."""
+    given = [str(item) for item in ckpt_path] if isinstance(ckpt_path, (list, tuple, ListConfig)) else [str(ckpt_path)]
+    if not given:
+        raise ValueError("ckpt_path=[] names no checkpoint; pass ckpt_path=run.ckpt or a list [a.ckpt,b.ckpt]")
+    paths: list[str] = []
+    for item in given:
+        if not glob.has_magic(item):
+            paths.append(item)
+            continue
+        found = sorted(glob.glob(str(Path(item).expanduser()), recursive=True))
+        if not found:
+            raise FileNotFoundError(f"ckpt_path={item} matches no file; check the pattern (quote it in the shell)")
+        paths.extend(found)
+    return paths
+
+
+def load_checkpoints(paths: list[str], weights_only: bool = True) -> list[dict[str, Any]]:
+    """Every checkpoint of ``paths``, loaded before any work: a missing or unreadable one is a one-line error
+    naming it, and nothing is written."""
+    return [load_checkpoint(path, weights_only=weights_only) for path in paths]
+
+
+def ensemble_combiner(cfg: DictConfig) -> str:
+    """``ensemble`` from the config, checked before any work."""
+    combine = cfg.get("ensemble") or "mean"
+    if combine not in ENSEMBLE_COMBINERS:
+        raise ValueError(f"ensemble must be one of {', '.join(ENSEMBLE_COMBINERS)}, got {combine!r}")
+    return str(combine)
+
+
+def ensemble_capabilities(paths: list[str], checkpoints: list[dict[str, Any]]) -> tuple[type, Any]:
+    """The task class and capabilities the checkpoints share; one line naming the first that differs, or (for
+    several checkpoints) refusing a kind of prediction that does not average."""
+    task, capabilities = task_capabilities(checkpoints[0])
+    for path, checkpoint in zip(paths[1:], checkpoints[1:], strict=True):
+        other, _ = task_capabilities(checkpoint)
+        if other is not task:
+            raise ValueError(
+                f"ensemble members must be the same kind of model: {path} is a {other.__name__} checkpoint but "
+                f"{paths[0]} is a {task.__name__} one; list checkpoints of one task in ckpt_path"
+            )
+    if len(checkpoints) > 1 and capabilities.predict not in ENSEMBLE_KINDS:
+        raise ValueError(
+            f"ckpt_path lists {len(checkpoints)} checkpoints, but only forecasters (averaged forecasts) and "
+            f"classifiers (averaged class probabilities) combine into an ensemble; {paths[0]} is a {task.__name__} "
+            "checkpoint: pass one ckpt_path"
+        )
+    return task, capabilities
+
+
+class ForecastEnsemble(torch.nn.Module):
+    """Forecasters combined into one, with the interface a forecaster's task offers to seqmodels-predict and to
+    :meth:`ForecastingDataModule.forecast <seqmodels.data.ForecastingDataModule.forecast>`: :meth:`forecast`,
+    ``scaler`` and ``net.output``. Build it with :func:`forecast_ensemble`, which checks the members share the
+    data setup and output head.
+
+    Point forecasts are the members' mean (``combine="median"``: their median), quantiles likewise per level. A
+    Gaussian head's interval comes from the members' equal-weight mixture, summarised by its mean (the mean of the
+    means) and variance (the mean of the variances plus the variance of the means), in the space where the heads
+    are Gaussian (the log of the data for ``data.transform=log``).
+    """
+
+    def __init__(self, members: Sequence[torch.nn.Module], combine: str = "mean") -> None:
+        super().__init__()
+        if combine not in ENSEMBLE_COMBINERS:
+            raise ValueError(f"ensemble must be one of {', '.join(ENSEMBLE_COMBINERS)}, got {combine!r}")
+        if not members:
+            raise ValueError("an ensemble needs at least one forecaster")
+        self.members = torch.nn.ModuleList(members)
+        self.combine = combine
+        # Read by the writers for the quantile levels and the interval's nominal level, shared by every member.
+        self.net = SimpleNamespace(output=members[0].net.output)  # type: ignore[union-attr]
+
+    @property
+    def scaler(self) -> Any:
+        return self.members[0].scaler
+
+    @torch.no_grad()
+    def forecast(self, inputs: Any, future: torch.Tensor | None = None, **extras: Any) -> dict[str, torch.Tensor]:
+        """As ``ForecastingTask.forecast`` (a :class:`ForecastBatch` or scaled tensors), the members combined."""
+        forecasts = [member.forecast(inputs, future, **extras) for member in self.members]  # type: ignore[operator]
+        return combine_forecasts(forecasts, self.combine, self.net.output, self.scaler.transform == "log")
+
+
+def combine_forecasts(
+    forecasts: list[dict[str, torch.Tensor]], combine: str, output: Any, log_scale: bool = False
+) -> dict[str, torch.Tensor]:
+    """The members' ``forecast`` outputs (``point``, ``lower``/``upper``, ``quantiles``) combined as
+    :class:`ForecastEnsemble` describes; ``output`` is their (shared) output head."""
+    from seqmodels.nn.forecasting import GaussianOutput
+
+    def reduce(key: str) -> torch.Tensor:
+        stacked = torch.stack([forecast[key] for forecast in forecasts]).double()
+        # torch.median picks the lower middle value of an even count; the 0.5 quantile averages the two.
+        combined = stacked.mean(0) if combine == "mean" else torch.quantile(stacked, 0.5, dim=0)
+        return combined.to(forecasts[0][key].dtype)
+
+    out = {"point": reduce("point")}
+    if "quantiles" in forecasts[0]:
+        out["quantiles"] = reduce("quantiles")
+    if "lower" not in forecasts[0]:
+        return out
+    if isinstance(output, GaussianOutput):
+        out["lower"], out["upper"] = gaussian_mixture_interval(forecasts, output.z, log_scale)
+    elif "quantiles" in out:  # the interval is the outermost quantiles
+        out["lower"], out["upper"] = out["quantiles"][..., 0], out["quantiles"][..., -1]
+    else:
+        out["lower"], out["upper"] = reduce("lower"), reduce("upper")
+    return out
+
+
+def gaussian_mixture_interval(
+    forecasts: list[dict[str, torch.Tensor]], z: float, log_scale: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The central interval (``mean -+ z * std``) of the equal-weight mixture of the members' Gaussians, each read
+    back from its point forecast (the mean) and interval (``mean -+ z * std``), in log space for log-scaled data."""
+
+    def space(values: torch.Tensor) -> torch.Tensor:
+        values = values.double()
+        return torch.log(values) if log_scale else values
+
+    means = torch.stack([space(forecast["point"]) for forecast in forecasts])
+    stds = torch.stack([(space(forecast["upper"]) - space(forecast["lower"])) / (2 * z) for forecast in forecasts])
+    mean = means.mean(0)
+    variance = (stds**2).mean(0) + means.var(0, unbiased=False)
+    half = z * variance.sqrt()
+    lower, upper = mean - half, mean + half
+    if log_scale:
+        lower, upper = torch.exp(lower), torch.exp(upper)
+    dtype = forecasts[0]["point"].dtype
+    return lower.to(dtype), upper.to(dtype)
+
+
+def _output_head(model: Any) -> str:
+    """The output head and its levels, as a mismatch message names them (a point head's loss may differ: the mean
+    of median and mean forecasts is still a point forecast)."""
+    output = model.net.output
+    levels = getattr(output, "levels", None)
+    described = f"quantiles {[round(q, 6) for q in levels.tolist()]}" if levels is not None else ""
+    if not described and getattr(output, "level", None) is not None:
+        described = f"interval {output.level:g}"
+    return f"{type(output).__name__}({described})"
+
+
+def check_same_forecast_setup(members: list[tuple[str, Any, Any]]) -> None:
+    """One line naming the first setting (data config, scaler statistics, output head) in which a member, given
+    as ``(name, task, datamodule)``, differs from the first member."""
+    first_name, first_task, first_data = members[0]
+    first_state = first_data.state_dict()
+    for name, task, datamodule in members[1:]:
+        for key in SHARED_DATA_SETTINGS:
+            ours, theirs = first_data.hparams.get(key), datamodule.hparams.get(key)
+            if ours != theirs:
+                raise ValueError(
+                    f"ensemble members must share the data setup: {name} has data.{key}={theirs} but {first_name} "
+                    f"has data.{key}={ours}; combine forecasters trained on the same data config"
+                )
+        state = datamodule.state_dict()
+        for key in SHARED_DATA_STATE:
+            if state.get(key) != first_state.get(key):
+                raise ValueError(
+                    f"ensemble members must share the data setup: {name} has other scaler statistics ({key}) than "
+                    f"{first_name}; combine forecasters trained on the same series and splits"
+                )
+        if _output_head(task) != _output_head(first_task):
+            raise ValueError(
+                f"ensemble members must share the output head: {name} has {_output_head(task)} but {first_name} "
+                f"has {_output_head(first_task)}; combine forecasters trained with the same model/forecasting_output"
+            )
+
+
+def forecast_ensemble(
+    checkpoints: list[dict[str, Any]], names: list[str], combine: str = "mean"
+) -> tuple[ForecastEnsemble, Any]:
+    """The :class:`ForecastEnsemble` of forecasting checkpoints (``names``: their paths, for messages) and the
+    first one's datamodule, which gives every member its windows (their data setups are checked equal)."""
+    members = [
+        (name, *build_from_checkpoint(checkpoint, setup_data=False))
+        for name, checkpoint in zip(names, checkpoints, strict=True)
+    ]
+    check_same_forecast_setup(members)
+    return ForecastEnsemble([task for _, task, _ in members], combine), members[0][2]
+
+
 def audio_paths(cfg: DictConfig) -> list[Path]:
     """``input_file``: one ``.wav``, or a text file with one WAV path per line (relative to that file)."""
     if cfg.get("input") is not None or cfg.get("input_file") is None:
@@ -512,52 +767,84 @@ def clip_paths(cfg: DictConfig) -> list[Path]:
 
 
 def label_texts(
-    cfg: DictConfig, checkpoint: dict[str, Any] | None = None
+    cfg: DictConfig, checkpoint: dict[str, Any] | list[dict[str, Any]] | None = None
 ) -> list[tuple[str, list[tuple[str, float]]]] | None:
     """For a text classifier: per input, its ``n_best`` labels with their probabilities. For a tagger: per input
     sentence (words separated by spaces), its tags, one per word. For a classifier whose datamodule reads files
     (``inputs_from_file``: video clips), per file of :func:`clip_paths`, its ``n_best`` labels with their
-    probabilities. None for other checkpoints."""
+    probabilities. None for other checkpoints.
+
+    Several classifier checkpoints (a list ``checkpoint``, or ``ckpt_path=[a.ckpt,b.ckpt]``) are an ensemble: the
+    class probabilities are the mean of the members', each member reading the inputs with its own datamodule; they
+    must share the class names."""
+    paths = checkpoint_paths(cfg.ckpt_path)
     if checkpoint is None:
-        checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
-    reads = task_capabilities(checkpoint)[1].predict
+        checkpoints = load_checkpoints(paths, weights_only=cfg.get("weights_only", True))
+    else:
+        checkpoints = list(checkpoint) if isinstance(checkpoint, (list, tuple)) else [checkpoint]
+    if len(paths) != len(checkpoints):  # checkpoints passed in memory: name them by position
+        paths = [f"checkpoint {index + 1} of {len(checkpoints)}" for index in range(len(checkpoints))]
+    reads = ensemble_capabilities(paths, checkpoints)[1].predict
     if reads not in (Prediction.TEXT_TO_LABEL, Prediction.TEXT_TO_TAGS):
         return None
-    model, datamodule = build_from_checkpoint(checkpoint, setup_data=False)
+    tagger = reads is Prediction.TEXT_TO_TAGS
+    if len(checkpoints) > 1 and tagger:
+        raise ValueError(
+            f"ckpt_path lists {len(checkpoints)} checkpoints, but taggers do not combine into an ensemble (only "
+            "forecasters and classifiers do): pass one ckpt_path"
+        )
+    if len(checkpoints) > 1 and ensemble_combiner(cfg) != "mean":
+        raise ValueError("an ensemble of classifiers averages their class probabilities: set ensemble=mean")
+    members = [build_from_checkpoint(member, setup_data=False) for member in checkpoints]
+    model, datamodule = members[0]
     reads_files = reads is Prediction.TEXT_TO_LABEL and hasattr(datamodule, "inputs_from_file")
     if not reads_files and not hasattr(datamodule, "inputs_from_text"):
         raise ValueError(
-            f"{cfg.ckpt_path} classifies {type(datamodule).__name__} data, not text; score it on its data with "
-            f"seqmodels-eval ckpt_path={cfg.ckpt_path}"
+            f"{paths[0]} classifies {type(datamodule).__name__} data, not text; score it on its data with "
+            f"seqmodels-eval ckpt_path={paths[0]}"
         )
-    tagger = reads is Prediction.TEXT_TO_TAGS
     if tagger and cfg.n_best != 1:
         raise ValueError(f"a tagger gives one tag per word; set n_best=1 (got {cfg.n_best})")
-    num_classes = 0 if tagger else len(datamodule.class_names)  # type: ignore[attr-defined]
-    if not tagger and not 1 <= cfg.n_best <= num_classes:
-        raise ValueError(f"n_best must be in [1, {num_classes}] (the classes), got {cfg.n_best}")
+    class_names = [] if tagger else list(datamodule.class_names)  # type: ignore[attr-defined]
+    for path, (_, other) in zip(paths[1:], members[1:], strict=True):
+        theirs = list(other.class_names)  # type: ignore[attr-defined]
+        if theirs != class_names:
+            raise ValueError(
+                f"ensemble members must share the classes: {path} has {theirs[:6]} but {paths[0]} has "
+                f"{class_names[:6]}; combine classifiers trained on the same labels"
+            )
+    if not tagger and not 1 <= cfg.n_best <= len(class_names):
+        raise ValueError(f"n_best must be in [1, {len(class_names)}] (the classes), got {cfg.n_best}")
     device = requested_device(cfg)
-    model.to(device).eval()
+    for member, _ in members:
+        member.to(device).eval()
     inputs = [str(path) for path in clip_paths(cfg)] if reads_files else read_inputs(cfg)
     results: list[tuple[str, list[tuple[str, float]]]] = []
     with torch.no_grad():
         for start in range(0, len(inputs), cfg.batch_size):
             chunk = inputs[start : start + cfg.batch_size]
-            if reads_files:  # the datamodule's own reader and batching, as in training
-                clips = [datamodule.inputs_from_file(path) for path in chunk]  # type: ignore[attr-defined]
-                batch = datamodule.collate_fn(clips).to(device)  # type: ignore[attr-defined]
-            else:
-                items = [datamodule.inputs_from_text(text) for text in chunk]  # type: ignore[attr-defined]
-                batch = pad_collate(items, padding_value=datamodule.input_padding_value).to(device)
             if tagger:
-                tags = model.predict_step(batch, 0)
+                tags = model.predict_step(_label_batch(datamodule, chunk, reads_files, device), 0)
                 results.extend((text, [(" ".join(row), 1.0)]) for text, row in zip(chunk, tags, strict=True))
                 continue
-            top = model.predict_step(batch, 0)["probs"].topk(cfg.n_best, dim=-1)
-            for text, probs, ids in zip(chunk, top.values.tolist(), top.indices.tolist(), strict=True):
-                labels = [datamodule.class_names[i] for i in ids]  # type: ignore[attr-defined]
-                results.append((text, list(zip(labels, probs, strict=True))))
+            probs = torch.stack(
+                [
+                    member.predict_step(_label_batch(member_data, chunk, reads_files, device), 0)["probs"]
+                    for member, member_data in members
+                ]
+            ).mean(0)
+            top = probs.topk(cfg.n_best, dim=-1)
+            for text, values, ids in zip(chunk, top.values.tolist(), top.indices.tolist(), strict=True):
+                results.append((text, list(zip([class_names[i] for i in ids], values, strict=True))))
     return results
+
+
+def _label_batch(datamodule: Any, chunk: list[str], reads_files: bool, device: Any) -> Any:
+    """A batch of ``chunk`` (texts, or clip paths) read and collated by ``datamodule`` as in training."""
+    if reads_files:
+        return datamodule.collate_fn([datamodule.inputs_from_file(path) for path in chunk]).to(device)
+    items = [datamodule.inputs_from_text(text) for text in chunk]
+    return pad_collate(items, padding_value=datamodule.input_padding_value).to(device)
 
 
 Results = list[tuple[str, list[tuple[str, float]]]]
@@ -565,21 +852,33 @@ Results = list[tuple[str, list[tuple[str, float]]]]
 
 def predict_from_checkpoint(cfg: DictConfig) -> tuple[Prediction, Results | None]:
     """Runs what the checkpoint's task declares it predicts; returns that kind of prediction and, per input, its
-    ``n_best`` outputs with their scores (None for a forecaster, whose CSV :func:`write_forecasts` has written)."""
+    ``n_best`` outputs with their scores (None for a forecaster, whose CSV :func:`write_forecasts` has written).
+
+    ``ckpt_path`` may list several checkpoints (or glob patterns): an ensemble of forecasters or classifiers (see
+    :func:`write_forecasts` and :func:`label_texts`); every one is loaded before any work."""
     check_output_file(cfg)  # before any work: a bad path must not cost a whole prediction run
-    checkpoint = load_checkpoint(cfg.ckpt_path, weights_only=cfg.get("weights_only", True))
-    task, capabilities = task_capabilities(checkpoint)
+    ensemble_combiner(cfg)
+    paths = checkpoint_paths(cfg.ckpt_path)
+    checkpoints = load_checkpoints(paths, weights_only=cfg.get("weights_only", True))
+    task, capabilities = ensemble_capabilities(paths, checkpoints)
+    shown = paths[0] if len(paths) == 1 else f"[{', '.join(paths)}]"
     if capabilities.predict is not Prediction.SERIES_TO_FORECAST:
         for key in ("backtest", "conformal", "baselines"):
             if cfg.get(key):
-                raise ValueError(f"{key}={cfg.get(key)} needs a forecasting checkpoint; {cfg.ckpt_path} is not one")
+                raise ValueError(f"{key}={cfg.get(key)} needs a forecasting checkpoint; {shown} is not one")
     if capabilities.predict is None:
-        raise capabilities.refusal(task, "seqmodels-predict", cfg.ckpt_path)
+        raise capabilities.refusal(task, "seqmodels-predict", paths[0])
     if cfg.get("stream") and capabilities.predict is not Prediction.AUDIO_TO_TEXT:
         raise ValueError(
-            f"stream=true streams audio into a speech (CTC) checkpoint; {cfg.ckpt_path} is a {task.__name__} "
+            f"stream=true streams audio into a speech (CTC) checkpoint; {shown} is a {task.__name__} "
             "checkpoint: drop stream=true"
         )
+    if len(checkpoints) > 1:  # forecasters or classifiers (ensemble_capabilities refused the other kinds)
+        if capabilities.predict is Prediction.SERIES_TO_FORECAST:
+            write_forecasts(cfg, checkpoints)
+            return capabilities.predict, None
+        return capabilities.predict, label_texts(cfg, checkpoints)
+    checkpoint = checkpoints[0]
     if cfg.get("stream"):
         return capabilities.predict, stream_audio(cfg, checkpoint)
     if capabilities.predict is Prediction.SERIES_TO_FORECAST:

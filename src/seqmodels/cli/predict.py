@@ -4,6 +4,7 @@
     seqmodels-predict ckpt_path=... input_file=words.txt output_file=phonemes.tsv beam_size=5 n_best=3
     seqmodels-predict ckpt_path=<text classifier>.ckpt input="'great value, works well'" n_best=2
     seqmodels-predict ckpt_path=<forecaster>.ckpt backtest=test output_file=backtest.csv
+    seqmodels-predict ckpt_path=[a.ckpt,b.ckpt,c.ckpt] backtest=test                      # an ensemble of forecasters
     seqmodels-predict ckpt_path=<speech model>.ckpt input_file=digits.wav                  # prints the transcript
     seqmodels-predict ckpt_path=<streaming speech model>.ckpt input_file=digits.wav stream=true  # partials on stderr
 
