@@ -4,9 +4,10 @@ test parts, and how well each kind of interval covers.
     OMP_NUM_THREADS=1 .venv/bin/python scripts/forecast_table.py [--experiments co2 sunspots] [--quick]
     OMP_NUM_THREADS=1 .venv/bin/python scripts/forecast_table.py --ckpt co2=runs/co2/.../epoch_017.ckpt
 
-For each experiment (``co2``, ``airline``, ``sunspots``, ``csv_forecast``) the shipped recipe is trained as
-``seqmodels-train experiment=X`` would (or its checkpoint is taken from ``--ckpt``), its best checkpoint forecasts
-every window of the validation and test parts, and on the test part the script reports:
+For each experiment (``co2``, ``airline``, ``sunspots``, ``csv_forecast``, and ``weather`` and ``stocks``, which need
+``pip install vega_datasets``) the shipped recipe is trained as ``seqmodels-train experiment=X`` would (or its
+checkpoint is taken from ``--ckpt``), its best checkpoint forecasts every window of the validation and test parts, and
+on the test part the script reports:
 
 * MASE and sMAPE (%) of the model, the naive, the seasonal-naive, the ETS and the ARIMA forecasts of the same
   windows (ETS and ARIMA fitted on the training part only, chosen by AIC, forecast from each origin without
@@ -31,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-EXPERIMENTS = ("co2", "airline", "sunspots", "csv_forecast")
+EXPERIMENTS = ("co2", "airline", "sunspots", "csv_forecast", "weather", "stocks")
 LEVELS = (0.8, 0.95)
 QUIET = [
     "~callbacks.rich_progress_bar",

@@ -11,6 +11,7 @@ from seqmodels.config import config_dir, instantiate_datamodule, resolve_with_da
 from seqmodels.data.fortunes import fortunes_available
 from seqmodels.data.genomic import kaptive_available
 from seqmodels.data.speech import espeak_available
+from seqmodels.data.vega_sources import vega_available
 from seqmodels.train import train
 
 EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
@@ -49,6 +50,8 @@ NEEDS_PROGRAM = {
     "gene_tagging": (kaptive_available, "kaptive-data or Biopython is missing (make system-data)"),
     "locus_classification": (kaptive_available, "kaptive-data or Biopython is missing (make system-data)"),
     "topic_classification": (fortunes_available, "the fortunes package is not installed (make system-data)"),
+    "weather": (vega_available, "vega_datasets is not installed (pip install vega_datasets)"),
+    "stocks": (vega_available, "vega_datasets is not installed (pip install vega_datasets)"),
 }
 
 

@@ -51,8 +51,9 @@ from seqmodels.data.timeseries_sources import (
     read_static_table,
     sine_series,
 )
+from seqmodels.data.vega_sources import VEGA_SOURCES, read_vega
 
-SOURCES = ("csv", "memory", "sine", *BUILTIN)
+SOURCES = ("csv", "memory", "sine", *BUILTIN, *VEGA_SOURCES)
 
 
 def demo_demand_path() -> Path:
@@ -394,7 +395,8 @@ class ForecastingDataModule(SequenceDataModule):
         source: ``"csv"`` (``path``), ``"sunspots"``, ``"co2"``, ``"airline"`` (bundled, see
             :mod:`seqmodels.data.timeseries_sources`), ``"sine"`` (generated: ``sine_length`` points of
             ``sin(2 pi t / sine_period) + sine_noise * N(0, 1)``, numpy seed ``seed``) or ``"memory"`` (``data``;
-            set by itself when ``data`` is given).
+            set by itself when ``data`` is given), or ``"seattle_weather"``, ``"stocks"`` (tables inside the
+            vega_datasets package, read with the configured columns: :mod:`seqmodels.data.vega_sources`).
         path: the CSV/TSV file for ``source=csv`` (header row; one row per time step); None: the bundled demo
             (:func:`demo_demand_path`).
         data: the series in memory instead of a file (not with ``path`` or a bundled ``source``): a pandas DataFrame
@@ -528,10 +530,10 @@ class ForecastingDataModule(SequenceDataModule):
         self.static_categoricals = _names(static_categoricals, "static_categoricals")
         self.static_reals = _names(static_reals, "static_reals")
         self.static_path = str(static_path) if static_path is not None else None
-        if (self.static_categoricals or self.static_reals) and source not in ("csv", "memory"):
+        if (self.static_categoricals or self.static_reals) and source not in ("csv", "memory", *VEGA_SOURCES):
             raise ValueError(
-                f"static covariates need series from a table (source=csv or data=...), not source={source}; "
-                "drop data.static_categoricals/static_reals"
+                "static covariates need series from a table (source=csv, seattle_weather, stocks or data=...), "
+                f"not source={source}; drop data.static_categoricals/static_reals"
             )
         if self.static_path is not None and not (self.static_categoricals or self.static_reals):
             raise ValueError("data.static_path is set but no static columns are named; set data.static_categoricals")
@@ -580,6 +582,8 @@ class ForecastingDataModule(SequenceDataModule):
                 data = self.data
             elif self.source == "sine":
                 return [sine_series(seed=self.seed, **self.sine)]  # type: ignore[arg-type]
+            elif self.source in VEGA_SOURCES:
+                data = {self.source: read_vega(self.source)}  # a single series is named after its source
             elif self.source != "csv":
                 return [load_builtin(self.source, missing=self.missing)]
         time_column = {"sunspots": "YEAR", "co2": "date", "airline": "Date"}.get(self.source, self.time_column)
