@@ -46,14 +46,20 @@ def indrnn_recurrence(pre: Tensor, u: Tensor, h: Tensor, mask: Tensor | None = N
     Returns ``(output (L, N, H), h_last (N, H))``.
     """
     outputs: list[Tensor] = []
-    for t in range(pre.shape[0]):
-        h_new = torch.relu(pre[t] + u * h)
-        if mask is None:
-            h = h_new
+    # Steps as a list of views: indexing pre[t] inside the loop makes autograd's backward quadratic in L (each
+    # step's gradient would be scattered into a full-size zero tensor).
+    steps = pre.unbind(0)
+    if mask is None:
+        for pre_t in steps:
+            h = torch.relu(pre_t + u * h)
             outputs.append(h)
-        else:
-            h = torch.where(mask[t], h_new, h)
-            outputs.append(torch.where(mask[t], h_new, torch.zeros_like(h_new)))
+    else:
+        valids = mask.unbind(0)
+        for t, pre_t in enumerate(steps):
+            valid = valids[t]  # a list item, not a tensor index
+            h_new = torch.relu(pre_t + u * h)
+            h = torch.where(valid, h_new, h)
+            outputs.append(torch.where(valid, h_new, torch.zeros_like(h_new)))
     return torch.stack(outputs), h
 
 
