@@ -40,6 +40,8 @@ QUICK_DATA = {
     "gene_tagging": ["data.max_records=10"],
     "locus_classification": ["data.max_records=10"],
     "frame_prediction": ["data.num_train=8", "data.num_val=4", "data.num_test=4", "data.batch_size=4"],
+    "jsb_chorales": ["data.max_chorales=12", "data.cache_dir=null"],
+    "copy_memory": ["data.num_train=64", "data.num_val=16", "data.num_test=16"],
 }
 
 # Experiments whose data needs a program outside Python: skipped, with the reason, where it is missing.

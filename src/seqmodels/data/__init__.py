@@ -31,9 +31,11 @@ from seqmodels.data.parallel import (
     SyntheticTransductionDataModule,
     read_tsv_pairs,
 )
+from seqmodels.data.polyphonic import JSBChoralesDataModule
 from seqmodels.data.samplers import BucketBatchSampler
+from seqmodels.data.sequential_digits import SequentialDigitsDataModule
 from seqmodels.data.speech import DTMFDataModule, EspeakNotFoundError, SpeechDataModule, SpokenDigitsDataModule
-from seqmodels.data.synthetic import AddingProblemDataModule, ParityDataModule
+from seqmodels.data.synthetic import AddingProblemDataModule, CopyMemoryDataModule, ParityDataModule
 from seqmodels.data.tagging import CoNLLTaggingDataModule, demo_ner_path, read_conll
 from seqmodels.data.text import (
     CharTokenizer,
@@ -104,6 +106,9 @@ __all__ = [
     "stratified_split",
     "AddingProblemDataModule",
     "ParityDataModule",
+    "CopyMemoryDataModule",
+    "SequentialDigitsDataModule",
+    "JSBChoralesDataModule",
     "read_ts",
     "UEADataModule",
     "JapaneseVowelsDataModule",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -146,3 +147,71 @@ class ParityDataModule(GeneratedDataModule):
 
     def _dims(self) -> dict[str, int]:
         return {"input_size": 1, "num_classes": 2}
+
+
+class CopyMemoryDataModule(GeneratedDataModule):
+    """The copy (memory) task of Arjovsky, Shah & Bengio (2016): recall ``num_symbols`` symbols after ``length``
+    blank steps.
+
+    Inputs are one-hot ``(length + 2 * num_symbols, alphabet_size + 2)`` floats: ``num_symbols`` symbols drawn
+    uniformly from ``1 .. alphabet_size``, then ``length - 1`` blanks (0), the delimiter (``alphabet_size + 1``)
+    and ``num_symbols`` more blanks. Targets are one int64 class per step: blank for the first
+    ``length + num_symbols`` steps, then the symbols in their order. A model without memory at best predicts blank,
+    then guesses: cross-entropy per step ``num_symbols * log(alphabet_size) / (length + 2 * num_symbols)``
+    (:attr:`baseline_cross_entropy`; 0.173 for T=100, 0.095 for T=200).
+
+    Args:
+        length: T, the blank steps between the symbols and the end of the delimiter (>= 1).
+        num_symbols: symbols to copy (10 in the paper).
+        alphabet_size: distinct symbols (8 in the paper).
+        num_train, num_val, num_test: number of sequences per split.
+        **base: :class:`SequenceDataModule` arguments (``batch_size``, ``seed``, ...).
+
+    dims: ``input_size=alphabet_size + 2``, ``num_tags=alphabet_size + 1`` (blank and the symbols), ``tag_names``.
+    """
+
+    name = "copy memory"
+    target_mode = "pad"  # per-step targets
+
+    def __init__(self, length: int = 100, num_symbols: int = 10, alphabet_size: int = 8, **base: Any) -> None:
+        super().__init__(**base)
+        if length < 1:
+            raise ValueError(f"copy memory: length (blank steps T) must be >= 1, got {length}")
+        if num_symbols < 1 or alphabet_size < 2:
+            raise ValueError(
+                f"copy memory: need num_symbols >= 1 and alphabet_size >= 2, got {num_symbols}, {alphabet_size}"
+            )
+        self.length, self.num_symbols, self.alphabet_size = length, num_symbols, alphabet_size
+
+    @property
+    def sequence_length(self) -> int:
+        """Steps of every sequence: the symbols, T blanks (the delimiter last among them), the recall steps."""
+        return self.length + 2 * self.num_symbols
+
+    @property
+    def delimiter(self) -> int:
+        return self.alphabet_size + 1
+
+    def generate(self, n: int, rng: np.random.Generator) -> SequenceDataset:
+        symbols = rng.integers(1, self.alphabet_size + 1, size=(n, self.num_symbols))
+        tokens = np.zeros((n, self.sequence_length), dtype=np.int64)
+        tokens[:, : self.num_symbols] = symbols
+        tokens[:, self.length + self.num_symbols - 1] = self.delimiter
+        targets = np.zeros((n, self.sequence_length), dtype=np.int64)
+        targets[:, -self.num_symbols :] = symbols
+        one_hot = torch.nn.functional.one_hot(torch.from_numpy(tokens), self.alphabet_size + 2).float()
+        target_rows = torch.from_numpy(targets)
+        return SequenceDataset(list(one_hot), list(target_rows))
+
+    def _dims(self) -> dict[str, Any]:  # type: ignore[override]
+        return {"input_size": self.alphabet_size + 2, "num_tags": self.alphabet_size + 1, "tag_names": self.tag_names}
+
+    @property
+    def tag_names(self) -> list[str]:
+        """``blank``, then the symbols ``1`` .. ``alphabet_size``."""
+        return ["blank", *(str(s) for s in range(1, self.alphabet_size + 1))]
+
+    @property
+    def baseline_cross_entropy(self) -> float:
+        """Cross-entropy per step of the best memoryless guess: blanks, then uniform over the alphabet."""
+        return self.num_symbols * math.log(self.alphabet_size) / self.sequence_length

@@ -6,6 +6,7 @@ from seqmodels.tasks.ctc import CTCTask
 from seqmodels.tasks.forecasting import ForecastingTask
 from seqmodels.tasks.language_model import LanguageModelTask
 from seqmodels.tasks.many_to_one import SequenceClassificationTask, SequenceRegressionTask
+from seqmodels.tasks.piano_roll import PianoRollTask
 from seqmodels.tasks.seq2seq import Seq2SeqTask
 from seqmodels.tasks.tagging import SequenceTaggingTask
 
@@ -14,6 +15,7 @@ __all__ = [
     "ForecastingTask",
     "ConditionalGenerationTask",
     "LanguageModelTask",
+    "PianoRollTask",
     "SequenceTask",
     "SequenceClassificationTask",
     "SequenceRegressionTask",
