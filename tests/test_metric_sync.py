@@ -50,7 +50,10 @@ for name, overrides in families.items():
             task.test_step(batches[index], index)
     results[name] = {k: float(v) for k, v in task.epoch_end("test").items() if torch.as_tensor(v).numel() == 1}
 if rank == 0:
-    print("RESULT " + json.dumps(results))
+    print("RESULT " + json.dumps(results), flush=True)
+if world > 1:  # leave the group before exiting: gloo aborts a process that exits with it open
+    dist.barrier()
+    dist.destroy_process_group()
 """
 
 
