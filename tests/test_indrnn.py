@@ -1,5 +1,5 @@
-"""IndRNN behind RecurrentEncoder: a step-by-step loop of Li et al. 2018's equation, padding invariance, step/stream
-against forward, hx continuation, the one-line refusals and the config group."""
+"""IndRNN behind RecurrentEncoder: a step-by-step loop of Li et al. 2018's equation, hx continuation, the one-line
+refusals and the config group (padding invariance and step mode: the contract in tests/test_modern_cells.py)."""
 
 from __future__ import annotations
 
@@ -60,43 +60,6 @@ def test_matches_a_loop_of_the_equation(bidirectional: bool, bias: bool) -> None
             expected, expected_h = reference(model, x[n], hx[:, n])
             close(output[n], expected)
             close(h_n[:, n], expected_h)
-
-
-@pytest.mark.parametrize("bidirectional", [False, True])
-@pytest.mark.parametrize("batch_first", [False, True])
-def test_padding_never_changes_a_result(bidirectional: bool, batch_first: bool) -> None:
-    model = encoder(num_layers=2, bidirectional=bidirectional, batch_first=batch_first)
-    lengths = torch.tensor([9, 4, 1, 7])
-    x = torch.randn(4, 9, 3, generator=torch.Generator().manual_seed(2))  # garbage (not zeros) past each length
-    with torch.no_grad():
-        output, h_n = model(x if batch_first else x.transpose(0, 1), lengths=lengths)
-        output = output if batch_first else output.transpose(0, 1)
-        for n, length in enumerate(lengths.tolist()):
-            alone = x[n : n + 1, :length]
-            out_alone, h_alone = model(alone if batch_first else alone.transpose(0, 1))
-            out_alone = out_alone if batch_first else out_alone.transpose(0, 1)
-            close(output[n, :length], out_alone[0])
-            close(h_n[:, n], h_alone[:, 0])
-            assert not output[n, length:].any()
-
-
-def test_step_and_stream_equal_forward() -> None:
-    model = encoder(num_layers=2)
-    x = torch.randn(2, 40, 3, generator=torch.Generator().manual_seed(3))
-    with torch.no_grad():
-        expected, expected_h = model(x)
-        state, steps = model.initial_state(2), []
-        for x_t in x.unbind(1):
-            y_t, state = model.step(x_t, state)
-            steps.append(y_t)
-        close(torch.stack(steps, 1), expected)
-        close(state, expected_h)
-        outputs, state = [], None
-        for chunk in x.split([1, 20, 2, 17], dim=1):
-            y, state = model.stream(chunk, state)
-            outputs.append(y)
-        close(torch.cat(outputs, 1), expected)
-        close(state, expected_h)
 
 
 def test_hx_continues_a_sequence_and_gets_gradients() -> None:

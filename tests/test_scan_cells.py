@@ -1,5 +1,6 @@
 """minGRU / minLSTM behind RecurrentEncoder: the parallel scan against a step-by-step loop of the paper's equations,
-step/stream against forward, padding invariance, saturated gates, hx continuation and the one-line refusals."""
+saturated gates, hx continuation and the one-line refusals (padding invariance and step mode: the contract in
+tests/test_modern_cells.py)."""
 
 from __future__ import annotations
 
@@ -80,26 +81,6 @@ def test_scan_matches_sequential_reference(cell: str, bidirectional: bool, batch
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("bidirectional", [False, True])
-@pytest.mark.parametrize("batch_first", [True, False])
-def test_padding_never_changes_a_result(cell: str, bidirectional: bool, batch_first: bool) -> None:
-    model = encoder(cell, num_layers=2, bidirectional=bidirectional, batch_first=batch_first)
-    generator = torch.Generator().manual_seed(2)
-    lengths = torch.tensor([9, 4, 1, 7])
-    x = torch.randn(4, 9, 3, generator=generator)  # garbage (not zeros) past each length
-    with torch.no_grad():
-        output, h_n = model(x if batch_first else x.transpose(0, 1), lengths=lengths)
-        output = output if batch_first else output.transpose(0, 1)
-        for n, length in enumerate(lengths.tolist()):
-            alone = x[n : n + 1, :length]
-            out_alone, h_alone = model(alone if batch_first else alone.transpose(0, 1))
-            out_alone = out_alone if batch_first else out_alone.transpose(0, 1)
-            close(output[n, :length], out_alone[0])
-            close(h_n[:, n], h_alone[:, 0])
-            assert not output[n, length:].any()
-
-
-@pytest.mark.parametrize("cell", CELLS)
 def test_no_bias_and_dropout_between_layers(cell: str) -> None:
     model = encoder(cell, num_layers=2, bias=False, dropout=0.5)
     assert not any("bias" in name for name, _ in model.named_parameters())
@@ -115,27 +96,6 @@ def test_no_bias_and_dropout_between_layers(cell: str) -> None:
         torch.manual_seed(0)
         close(model(x)[0], dropped)  # one mask per call, from torch's generator
     assert not torch.allclose(dropped, output)
-
-
-@pytest.mark.parametrize("cell", CELLS)
-def test_step_and_stream_equal_forward(cell: str) -> None:
-    model = encoder(cell, num_layers=2, residual=True)
-    generator = torch.Generator().manual_seed(3)
-    x = torch.randn(2, 70, 3, generator=generator)
-    with torch.no_grad():
-        expected, expected_h = model(x)
-        state, steps = model.initial_state(2), []
-        for x_t in x.unbind(1):
-            y_t, state = model.step(x_t, state)
-            steps.append(y_t)
-        close(torch.stack(steps, 1), expected)
-        close(state, expected_h)
-        outputs, state = [], None
-        for chunk in x.split([1, 30, 2, 37], dim=1):
-            y, state = model.stream(chunk, state)
-            outputs.append(y)
-        close(torch.cat(outputs, 1), expected)
-        close(state, expected_h)
 
 
 @pytest.mark.parametrize("cell", CELLS)
