@@ -51,8 +51,6 @@ Shapes: N = batch, L = sequence length, D = 2 if bidirectional else 1, H_in = in
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -310,18 +308,7 @@ class QRNN(StackedRecurrence):
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
-        blocks = _BLOCKS[self.pooling]
-        for name, param in self.named_parameters():
-            if not name.startswith(("weight_ih", "bias_ih")):
-                continue
-            if self.init == "torch":  # nn.Linear's default over the window, as in the official code
-                fan_in = getattr(self, name.replace("bias", "weight")).shape[1]
-                nn.init.uniform_(param.data, -1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in))
-            elif name.startswith("weight"):
-                for block in param.data.chunk(blocks, dim=0):
-                    nn.init.xavier_uniform_(block)
-            else:
-                nn.init.zeros_(param.data)
+        self.init_input_projection(_BLOCKS[self.pooling])
 
     def _keep(self, mask: Tensor | None, x: Tensor, N: int, L: int) -> Tensor | None:
         """The multiplier of 1 - f_t: padding (0) and zoneout (Bernoulli(1 - p) in training, 1 - p in evaluation)."""

@@ -331,18 +331,7 @@ class ScanRNN(StackedRecurrence):
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
-        blocks = _BLOCKS[self.cell]
-        for name, param in self.named_parameters():
-            if not name.startswith(("weight_ih", "bias_ih")):
-                continue
-            if self.init == "torch":  # nn.Linear's default, as in the paper's reference code
-                fan_in = getattr(self, name.replace("bias", "weight")).shape[1]
-                nn.init.uniform_(param.data, -1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in))
-            elif name.startswith("weight"):
-                for block in param.data.chunk(blocks, dim=0):
-                    nn.init.xavier_uniform_(block)
-            else:
-                nn.init.zeros_(param.data)
+        self.init_input_projection(_BLOCKS[self.cell])
 
     def run_direction(
         self, suffix: str, x: Tensor, state: tuple[Tensor, ...] | None, mask: Tensor | None

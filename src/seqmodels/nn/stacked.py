@@ -22,6 +22,7 @@ Shapes: N = batch, L = sequence length, D = 2 if bidirectional else 1, H_in = in
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import torch
@@ -150,6 +151,22 @@ class StackedRecurrence(nn.Module):
             for child in module.modules():
                 if isinstance(child, (nn.LayerNorm, nn.Linear)):
                     child.reset_parameters()
+
+    def init_input_projection(self, blocks: int) -> None:
+        """Every ``weight_ih``/``bias_ih`` (``blocks`` gate blocks stacked in rows) as ``init`` says: ``"torch"``,
+        ``nn.Linear``'s default U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases (the papers' reference
+        code builds these projections from ``nn.Linear``); ``"orthogonal"``, Xavier-uniform per block, zero biases."""
+        for name, param in self.named_parameters():
+            if not name.startswith(("weight_ih", "bias_ih")):
+                continue
+            if self.init == "torch":
+                fan_in = getattr(self, name.replace("bias", "weight")).shape[1]
+                nn.init.uniform_(param.data, -1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in))
+            elif name.startswith("weight"):
+                for block in param.data.chunk(blocks, dim=0):
+                    nn.init.xavier_uniform_(block)
+            else:
+                nn.init.zeros_(param.data)
 
     def run_direction(
         self, suffix: str, x: Tensor, state: tuple[Tensor, ...] | None, mask: Tensor | None
