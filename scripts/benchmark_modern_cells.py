@@ -55,21 +55,34 @@ class LogSpaceMinGRU(nn.Module):
         return (a_star + torch.logcumsumexp(log_z + log_h - a_star, dim=1)).exp(), None
 
 
-def build(name: str, size: int) -> nn.Module:
+def build(name: str, size: int, device: str = "cpu") -> nn.Module:
     torch.manual_seed(0)
     if name == "nn.LSTM":
-        return nn.LSTM(size, size, batch_first=True)
-    if name == "nn.GRU":
-        return nn.GRU(size, size, batch_first=True)
-    if name.startswith("mingru log-space"):
-        return LogSpaceMinGRU(size, size)
-    return RecurrentEncoder(name, size, size, batch_first=True)
+        module = nn.LSTM(size, size, batch_first=True)
+    elif name == "nn.GRU":
+        module = nn.GRU(size, size, batch_first=True)
+    elif name.startswith("mingru log-space"):
+        module = LogSpaceMinGRU(size, size)
+    else:
+        module = RecurrentEncoder(name, size, size, batch_first=True)
+    return module.to(device)
 
 
 def train_step(module: nn.Module, x: torch.Tensor) -> None:
     output, _ = module(x)
     output.square().mean().backward()
     module.zero_grad(set_to_none=True)
+    if x.is_cuda:
+        torch.cuda.synchronize(x.device)  # a timing ends when the kernels do, not when they are queued
+
+
+def measure_cuda_memory(module: nn.Module, x: torch.Tensor) -> float:
+    """MiB of peak CUDA-allocator growth over one training step (activations, gradients, temporaries)."""
+    torch.cuda.synchronize(x.device)
+    torch.cuda.reset_peak_memory_stats(x.device)
+    base = torch.cuda.memory_allocated(x.device)
+    train_step(module, x)
+    return (torch.cuda.max_memory_allocated(x.device) - base) / 2**20
 
 
 def _status_mib(key: str) -> float:
@@ -101,8 +114,8 @@ def memory_in_subprocess(name: str, length: int, args: argparse.Namespace) -> fl
 
 
 def benchmark_length(length: int, args: argparse.Namespace) -> list[dict]:
-    x = torch.randn(args.batch, length, args.hidden)
-    modules = {name: build(name, args.hidden) for name in args.contenders}
+    x = torch.randn(args.batch, length, args.hidden, device=args.device)
+    modules = {name: build(name, args.hidden, args.device) for name in args.contenders}
     for module in modules.values():  # warm-up
         train_step(module, x)
     iters = max(1, 1024 // length)  # about 0.1 s or more per timing
@@ -125,7 +138,11 @@ def benchmark_length(length: int, args: argparse.Namespace) -> list[dict]:
                 "step_ms_median": spread(seconds[name]).median * 1000,
                 "speedup_vs_lstm": None if speedup is None else speedup.median,
                 "speedup_vs_lstm_range": None if speedup is None else [speedup.low, speedup.high],
-                "peak_mib": None if args.no_memory else memory_in_subprocess(name, length, args),
+                "peak_mib": None
+                if args.no_memory
+                else measure_cuda_memory(modules[name], x)
+                if x.is_cuda
+                else memory_in_subprocess(name, length, args),
             }
         )
     return rows
@@ -152,6 +169,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda (memory then from the CUDA allocator)")
     parser.add_argument("--rounds", type=int, default=5, help="alternating timings per contender (medians taken)")
     parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
     parser.add_argument("--no-memory", action="store_true", help="skip the per-process peak-memory measurements")
@@ -166,7 +184,8 @@ def main() -> None:
         args.contenders.insert(0, "nn.LSTM")  # the reference of every ratio
     lengths = sorted(set(args.lengths + ([8192] if args.long else [])))
     load_before = os.getloadavg()
-    header = environment(f"cpu: {os.cpu_count()} visible cores", f"load average {load_before[0]:.1f}")
+    where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "cpu"
+    header = environment(f"{where}: {os.cpu_count()} visible cores", f"load average {load_before[0]:.1f}")
     print(header, flush=True)
     rows = []
     for length in lengths:
@@ -187,12 +206,15 @@ def main() -> None:
             "batch": args.batch,
             "input_size": args.hidden,
             "threads": args.threads,
+            "device": args.device,
             "rounds": args.rounds,
             "lengths": lengths,
         },
         "load_average_before": load_before,
         "load_average_after": load_after,
-        "memory_method": "peak RSS growth of one training step in a fresh process (VmHWM after clear_refs)",
+        "memory_method": "peak CUDA-allocator growth of one training step"
+        if args.device.startswith("cuda")
+        else "peak RSS growth of one training step in a fresh process (VmHWM after clear_refs)",
         "results": rows,
     }
     args.output.write_text(json.dumps(report, indent=2) + "\n")

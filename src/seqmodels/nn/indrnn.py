@@ -39,27 +39,17 @@ INDRNN_INITS = ("torch", "orthogonal")
 
 
 @torch.jit.script
-def indrnn_recurrence(pre: Tensor, u: Tensor, h: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def indrnn_recurrence(pre: Tensor, u: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
     """h_t = relu(pre_t + u * h_{t-1}) along dim 0 of a time-major pre (L, N, H), from h_{-1} = h (N, H).
 
-    ``mask`` (L, N, 1), bool: True at valid steps; at a padded step the state is carried and the output is 0.
     Returns ``(output (L, N, H), h_last (N, H))``.
     """
     outputs: list[Tensor] = []
     # Steps as a list of views: indexing pre[t] inside the loop makes autograd's backward quadratic in L (each
     # step's gradient would be scattered into a full-size zero tensor).
-    steps = pre.unbind(0)
-    if mask is None:
-        for pre_t in steps:
-            h = torch.relu(pre_t + u * h)
-            outputs.append(h)
-    else:
-        valids = mask.unbind(0)
-        for t, pre_t in enumerate(steps):
-            valid = valids[t]  # a list item, not a tensor index
-            h_new = torch.relu(pre_t + u * h)
-            h = torch.where(valid, h_new, h)
-            outputs.append(torch.where(valid, h_new, torch.zeros_like(h_new)))
+    for pre_t in pre.unbind(0):
+        h = torch.relu(pre_t + u * h)
+        outputs.append(h)
     return torch.stack(outputs), h
 
 
@@ -134,8 +124,16 @@ class IndRNN(StackedRecurrence):
             u = u.clamp(-self.recurrent_max_abs, self.recurrent_max_abs)
         pre = F.linear(x.transpose(0, 1), weight, bias)  # (L, N, H): every step's W x_t + b at once
         h_0 = x.new_zeros(x.shape[0], self.hidden_size) if state is None else state[0]
-        out, h_last = indrnn_recurrence(pre, u, h_0, None if mask is None else mask.transpose(0, 1))
-        return out.transpose(0, 1), (h_last,)
+        out, h_last = indrnn_recurrence(pre, u, h_0)
+        out = out.transpose(0, 1)
+        if mask is not None:
+            # Padding only follows a sequence's valid steps, so no valid output sees it: the loop runs over the whole
+            # padded length (no per-step select), the padded outputs are zeroed and the state is read at the last
+            # valid step.
+            out = out * mask
+            last = (mask.sum(1, keepdim=True) - 1).expand(-1, 1, out.shape[-1])
+            h_last = out.gather(1, last).squeeze(1)
+        return out, (h_last,)
 
     def extra_repr(self) -> str:
         extra = super().extra_repr()

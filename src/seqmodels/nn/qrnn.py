@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqmodels.nn.scan_cells import _scan_
+from seqmodels.nn.scan_cells import _block_steps, _scan_
 from seqmodels.nn.stacked import StackedRecurrence
 
 QRNN_CELLS = ("qrnn",)
@@ -63,11 +63,6 @@ QRNN_INITS = ("torch", "orthogonal")
 POOLINGS = ("fo", "f", "ifo")
 # Gate blocks stacked in weight_ih's rows for each pooling: [Z, F], [Z, F, O], [Z, F, O, I].
 _BLOCKS = {"f": 2, "fo": 3, "ifo": 4}
-
-
-def _block_steps(batch: int, steps: int) -> int:
-    """Time steps per block: about 1024 rows of the projection, so a block's tensors stay in cache."""
-    return max(1, min(steps, max(8, 1024 // max(1, batch))))
 
 
 def _pool_gates(gates: Tensor, keep: Tensor | None, H: int, pooling: str) -> tuple[Tensor, Tensor]:
@@ -101,7 +96,7 @@ class _QRNNLayer(torch.autograd.Function):
         L = steps - (window - 1)
         blocks = _BLOCKS[pooling]
         H = weight.shape[0] // blocks
-        T = min(L, block_steps) if block_steps else _block_steps(N, L)
+        T = min(L, block_steps) if block_steps else _block_steps(N, L, extended.is_cuda)
         shifts = [weight[:, j * features : (j + 1) * features].t() for j in range(window)]  # W_j^T, for x_{t-j}
         out = extended.new_empty(N, L, H)
         states = extended.new_empty(L + 1, N, H)  # c_{t-1} at index t

@@ -518,6 +518,9 @@ def unpacked_forward(rnn: nn.RNNBase, input: Tensor, lengths: Tensor, hx: State 
     mask = (torch.arange(L, device=x.device).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1).to(x.dtype)
     D = 2 if rnn.bidirectional else 1
     H_out = rnn.proj_size or rnn.hidden_size
+    # The kernels' ``train`` flag (dropout is 0 here, applied between layers above): cuDNN keeps what its backward
+    # needs only when it is set, and refuses a backward otherwise.
+    keep_for_backward = torch.is_grad_enabled()
     h_0, c_0 = (hx if isinstance(hx, tuple) else (hx, None)) if hx is not None else (None, None)
     h_n: list[Tensor] = []
     c_n: list[Tensor] = []
@@ -538,10 +541,10 @@ def unpacked_forward(rnn: nn.RNNBase, input: Tensor, lengths: Tensor, hx: State 
             inputs = reverse_within(x, lengths) if direction else x
             if cell == "lstm":
                 c = c_0[k : k + 1] if c_0 is not None else x.new_zeros(1, N, rnn.hidden_size)
-                out, _, c_last = step(inputs, (h, c), weights, rnn.bias, 1, 0.0, False, False, True)
+                out, _, c_last = step(inputs, (h, c), weights, rnn.bias, 1, 0.0, keep_for_backward, False, True)
                 c_n.append(c_last)
             else:
-                out, _ = step(inputs, h, weights, rnn.bias, 1, 0.0, False, False, True)
+                out, _ = step(inputs, h, weights, rnn.bias, 1, 0.0, keep_for_backward, False, True)
             if direction:
                 out = reverse_within(out, lengths)
                 h_n.append(out[:, 0].unsqueeze(0))

@@ -183,8 +183,11 @@ def _gates(cell: str, pre: Tensor, hidden_size: int, mask: Tensor | None) -> tup
     return z, torch.maximum(k + 0.5, torch.sigmoid(k)), k  # g(k) = max(k + 0.5, sigmoid(k)), see g()
 
 
-def _block_steps(batch: int, steps: int) -> int:
-    """Time steps per block: about 1024 rows of the input projection, so a block's tensors stay in cache."""
+def _block_steps(batch: int, steps: int, on_cuda: bool = False) -> int:
+    """Time steps per block: on the CPU about 1024 rows of the input projection, so a block's tensors stay in cache;
+    on a GPU the whole sequence, since there every block's loop costs kernel launches, not cache misses."""
+    if on_cuda:
+        return max(1, steps)
     return max(1, min(steps, max(8, 1024 // max(1, batch))))
 
 
@@ -201,7 +204,7 @@ class _MinRNNLayer(torch.autograd.Function):
     def forward(ctx, x, weight, bias, mask, h0, cell: str, block_steps: int | None):
         N, L, features = x.shape
         H = weight.shape[0] // _BLOCKS[cell]
-        T = min(L, block_steps) if block_steps else _block_steps(N, L)
+        T = min(L, block_steps) if block_steps else _block_steps(N, L, x.is_cuda)
         out = x.new_empty(N, L, H)
         pres = []
         state = h0
