@@ -128,7 +128,8 @@ def _check_cells(device: str, quick: bool) -> list[list[str]]:
                     "ok" if ok else "FAIL",
                 ]
             except Exception as err:  # noqa: BLE001 -- the table reports it; the run goes on
-                row = [cell, "packed" if packed else "unpacked", "-", "-", "-", f"FAIL {type(err).__name__}: {err}"[:80]]
+                failure = f"FAIL {type(err).__name__}: {err}"[:80]
+                row = [cell, "packed" if packed else "unpacked", "-", "-", "-", failure]
             rows.append(progress(row))
     return rows
 
