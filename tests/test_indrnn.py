@@ -90,11 +90,6 @@ def test_refusals_are_one_line_and_name_the_fix() -> None:
             RecurrentEncoder("indrnn", 3, 5, **options)
         assert "\n" not in str(error.value)
     model = encoder()
-    model.probe_states = True
-    with pytest.raises(ValueError, match="gradient_flow") as error:
-        model(torch.randn(1, 4, 3))
-    assert "\n" not in str(error.value)
-    model.probe_states = False
     with pytest.raises(ValueError, match="hx=h"):
         model(torch.randn(1, 4, 3), hx=(torch.zeros(1, 1, 5), torch.zeros(1, 1, 5)))
 

@@ -58,6 +58,21 @@ def test_padding_never_changes_a_result(cell: str, bidirectional: bool, batch_fi
 
 
 @pytest.mark.parametrize("cell", MODERN_CELLS)
+def test_trains_under_bfloat16_autocast_with_low_precision_inputs(cell: str) -> None:
+    """Mixed precision: a bf16 input (what a front-end under autocast produces) trains and stays close to float32."""
+    torch.manual_seed(0)
+    encoder = RecurrentEncoder(cell, input_size=6, hidden_size=8, num_layers=2, batch_first=True)
+    x = torch.randn(3, 12, 6)
+    lengths = torch.tensor([12, 5, 1])
+    reference, _ = encoder(x, lengths)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output, _ = encoder(x.to(torch.bfloat16), lengths)
+        output.float().square().mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in encoder.parameters())
+    assert (output.float() - reference).abs().max() < 0.25  # bf16 keeps ~3 significant digits; outputs are O(1)
+
+
+@pytest.mark.parametrize("cell", MODERN_CELLS)
 def test_step_and_stream_equal_forward(cell: str) -> None:
     model = encoder(cell, num_layers=2, residual=True)
     x = torch.randn(2, 40, 3, generator=torch.Generator().manual_seed(3))

@@ -168,10 +168,6 @@ def test_refusals_are_one_line_and_name_the_fix() -> None:
     with pytest.raises(ValueError, match="residual=false"):
         RecurrentEncoder("gru", 3, 5, residual=True)
     model = encoder("mingru")
-    model.probe_states = True
-    with pytest.raises(ValueError, match="gradient_flow"):
-        model(torch.randn(1, 4, 3))
-    model.probe_states = False
     with pytest.raises(ValueError, match="hx=h"):
         model(torch.randn(1, 4, 3), hx=(torch.zeros(1, 1, 5), torch.zeros(1, 1, 5)))
 
@@ -204,7 +200,7 @@ def test_config_group_builds_the_encoder(cell: str) -> None:
 
 
 def test_language_models_weight_drop_export_and_probes_know_scan_cells():
-    """A minGRU language model takes the paper's init; what needs recurrent weights or a step loop refuses or skips."""
+    """A minGRU language model takes the paper's init; what needs recurrent weights refuses."""
     from seqmodels.callbacks.gradients import _encoders
     from seqmodels.export import unpacked
     from seqmodels.nn import RecurrentLanguageModel, WeightDrop
@@ -220,4 +216,4 @@ def test_language_models_weight_drop_export_and_probes_know_scan_cells():
         pass
     classic = RecurrentEncoder("gru", input_size=4, hidden_size=8, batch_first=True)
     holder = torch.nn.ModuleDict({"scan": encoder, "classic": classic})
-    assert list(_encoders(holder)) == ["classic"]
+    assert list(_encoders(holder)) == ["scan", "classic"]

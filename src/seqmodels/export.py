@@ -6,6 +6,9 @@
 Sequence classifiers, regressors and taggers export with two inputs, ``inputs`` (N, L) token ids (int64) or
 (N, L, C) features (float32) and ``lengths`` (N,) int64, and dynamic N and L. Padded batches run without
 packing (:func:`seqmodels.nn.recurrent.unpacked_forward`), with the same results as the packed PyTorch model.
+The cells of seqmodels' own engines (:data:`~seqmodels.nn.recurrent.MODERN_CELLS`) export in these graphs (and in a
+CTC model's) through their traceable forms (:func:`traceable_engines`: torch's scan operator, an ONNX ``Scan`` over
+the dynamic length); the step graphs of language models and encoder-decoders refuse them.
 Outputs: ``probs`` (N, K) for a classifier, ``values`` (N, K) for a regressor, ``probs`` (N, L, T) for a tagger
 (rows beyond each length are 0). Forecasters take ``inputs`` (N, lookback, C_in), the channels the
 datamodule builds (scaled targets and covariates, then calendar features; the scaler is in the file's
@@ -40,6 +43,7 @@ from torch import Tensor, nn
 
 from seqmodels.checkpoint import build_from_checkpoint, task_capabilities
 from seqmodels.nn.recurrent import RecurrentEncoder
+from seqmodels.nn.stacked import StackedRecurrence, reverse_within
 from seqmodels.tasks.capabilities import Export
 
 TRACED_LENGTH = 13
@@ -74,15 +78,21 @@ class ExportReport:
 
 
 @contextlib.contextmanager
-def unpacked(module: nn.Module) -> Iterator[None]:
-    """Every :class:`RecurrentEncoder` in ``module`` runs without packing inside the block."""
+def unpacked(module: nn.Module, modern_cells: bool = False) -> Iterator[None]:
+    """Every :class:`RecurrentEncoder` in ``module`` runs without packing inside the block, and every engine of
+    seqmodels' own (:data:`~seqmodels.nn.recurrent.MODERN_CELLS`) in its traceable form (:func:`traceable_engines`).
+
+    ``modern_cells``: whether the graph may hold those engines; True for the whole-sequence graphs (classifiers,
+    regressors, taggers, CTC models), False for the step graphs of language models and encoder-decoders, which
+    refuse them.
+    """
     encoders = [m for m in module.modules() if isinstance(m, RecurrentEncoder)]
     for encoder in encoders:
-        if encoder.is_modern:
+        if encoder.is_modern and not modern_cells:
             raise ValueError(
-                f"export does not trace cell={encoder.cell!r} yet (it runs on its own engine, not torch's RNN "
-                "kernels); serve or predict from the checkpoint, or retrain with a classic cell (lstm, gru, rnn_tanh, "
-                "rnn_relu)"
+                f"export does not trace cell={encoder.cell!r} in a language model's or encoder-decoder's step graph "
+                "(it exports in whole-sequence graphs only: classifiers, regressors, taggers, CTC models); generate "
+                "from the checkpoint, or retrain with a classic cell (lstm, gru, rnn_tanh, rnn_relu)"
             )
         if encoder.impl != "fused":
             raise ValueError(
@@ -93,10 +103,27 @@ def unpacked(module: nn.Module) -> Iterator[None]:
     try:
         for encoder in encoders:
             encoder.pack_sequences = False
-        yield
+        with traceable_engines(module):
+            yield
     finally:
         for encoder, value in zip(encoders, previous, strict=True):
             encoder.pack_sequences = value
+
+
+@contextlib.contextmanager
+def traceable_engines(module: nn.Module) -> Iterator[None]:
+    """Every engine of seqmodels' own in ``module`` (a :class:`~seqmodels.nn.stacked.StackedRecurrence`) runs its
+    traceable form inside the block: plain torch ops and torch's scan operator, which ``torch.export`` traces with a
+    dynamic batch and length (ONNX ``Scan``), in place of the fused autograd Functions, in-place chunked scans and
+    TorchScript loops. Same results up to rounding; for inference (no fused backward)."""
+    engines = [m for m in module.modules() if isinstance(m, StackedRecurrence)]
+    try:
+        for engine in engines:
+            engine.traceable = True
+        yield
+    finally:
+        for engine in engines:
+            engine.__dict__.pop("traceable", None)
 
 
 def example_batch(net: nn.Module, batch_size: int, length: int, seed: int) -> tuple[Tensor, Tensor]:
@@ -189,7 +216,7 @@ def export_sequence_net(
     # an odd length no tag or class count is likely to equal makes those annotations easy to find and relax.
     inputs, lengths = example_batch(net, batch_size=3, length=TRACED_LENGTH, seed=0)
     batch, steps = torch.export.Dim("N"), torch.export.Dim("L")
-    with unpacked(exported):
+    with unpacked(exported, modern_cells=True):
         trace_to_onnx(
             exported,
             (inputs, lengths),
@@ -523,7 +550,6 @@ def _exact_top_cells(rnn: nn.Module, inputs: Tensor, outputs: Tensor, lengths: T
     ``c_t = f_t c_{t-1} + i_t g_t`` is then a weighted sum, ``c_n = sum_t exp(sum_{t<s<=n} log f_s) i_t g_t``, with
     exponents <= 0 (stable). One layer only: the inputs are the embeddings.
     """
-    from seqmodels.nn.stacked import reverse_within
 
     hidden = rnn.hidden_size
     valid = (torch.arange(inputs.shape[1], device=inputs.device).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1)
@@ -710,7 +736,7 @@ def _export_ctc(model: nn.Module, datamodule: Any, path: Path, verify: bool, ops
     n, frames = torch.export.Dim("N"), torch.export.Dim("F")
     length_dim = frames * multiple if multiple > 1 else frames
     inputs, lengths = batch(3, TRACED_LENGTH * multiple)
-    with unpacked(net):
+    with unpacked(net, modern_cells=True):
         trace_to_onnx(
             exported,
             (inputs, lengths),

@@ -394,7 +394,8 @@ def baseline_backtest(
         if not 0 < level < 1:
             raise ValueError(f"interval levels must be in (0, 1), got {level}")
     windows = split_windows(datamodule, split)
-    t = {key: value.numpy() for key, value in windows.tensors.items() if value is not None}
+    # only the fields used here: lazily built windows make each field when it is read
+    t = {key: windows.tensors[key].numpy() for key in ("series", "origin", "actual", "mase_scale")}
     series_index, origin = t["series"].astype(np.int64), t["origin"].astype(np.int64)
     H, m = int(datamodule.horizon), int(datamodule.seasonal_period)
     N, C = len(origin), t["actual"].shape[-1]

@@ -49,9 +49,8 @@ def total_norm(grads: list[Tensor]) -> float:
 
 
 def _encoders(module: torch.nn.Module) -> dict[str, RecurrentEncoder]:
-    """The encoders whose hidden states can be probed (the modern cells have no probe points in their engines)."""
-    encoders = {name or "encoder": m for name, m in module.named_modules() if isinstance(m, RecurrentEncoder)}
-    return {name: encoder for name, encoder in encoders.items() if not encoder.is_modern}
+    """The module's encoders, each under its module path ("encoder" for the module itself)."""
+    return {name or "encoder": m for name, m in module.named_modules() if isinstance(m, RecurrentEncoder)}
 
 
 class GradientFlow(L.Callback):
@@ -61,7 +60,10 @@ class GradientFlow(L.Callback):
     :meth:`RecurrentEncoder.state_gradient_norms`): ||dL/dh_t|| through every path, not just the direct one from
     the head, so a curve that decays towards t = 0 is a vanishing gradient. Hooks on the encoder outputs would
     only see the head's direct gradient (zero before the last step with last-step pooling), hence the probes.
-    On that step the fused kernels give way to the step-by-step loop with the same weights.
+    On that step the fused kernels give way to the step-by-step loop with the same weights, and so do the engines
+    of minGRU, minLSTM, IndRNN and sLSTM; for QRNN, LRU and mLSTM the probed h_t is the layer's output, which their
+    recurrences do not read, so their curves show the gradient arriving from above at each step, not its decay back
+    through time (see :meth:`RecurrentEncoder.state_gradient_norms`).
 
     Logged (to every logger; figures to TensorBoard only):
         ``grad_norm/total_before_clip``, ``grad_norm/total_after_clip``, ``grad_norm/clipped_fraction`` (running,

@@ -19,14 +19,16 @@ covariates (per-series categorical and numeric attributes: ``static_categoricals
 batches carry as ``static_categoricals`` (N, K) category indices and ``static_reals`` (N, R) standardised values.
 
 Windows are tensors built once by ``unfold`` (no per-item work while training), and :class:`WindowLoader`
-serves batches by slicing them: no sampler, no collation.
+serves batches by slicing them: no sampler, no collation. Stacked windows hold ``lookback`` copies of every step;
+for series whose windows would not fit in memory, ``lazy_windows`` keeps only the series and an index of window
+origins, and gathers each batch's windows when it is served (:class:`LazyForecastWindows`, identical batches).
 """
 
 from __future__ import annotations
 
 import importlib.resources
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -191,8 +193,137 @@ class ForecastWindows:
         return self.take(slice(index, index + 1))
 
 
+#: The fields of an evaluation window that exist on the original scale (computed from the unscaled targets).
+EVALUATION_FIELDS = ("actual", "naive", "seasonal_naive", "mase_scale")
+
+#: ``lazy_windows=auto`` builds windows lazily when their stacked tensors would take more than this many bytes.
+LAZY_WINDOWS_AUTO_BYTES = 256 * 2**20
+
+
+@dataclass
+class SeriesArrays:
+    """Every series' per-step arrays, concatenated along time (series ``i`` holds rows ``offsets[i]`` onwards),
+    and its per-series fields: what :class:`LazyForecastWindows` gathers windows from.
+
+    Shapes (R rows = the series' total length, S series):
+        steps:   (R, C_in) scaled inputs: [targets, past covariates, lag/rolling features, future covariates, calendar]
+        future:  (R, F) scaled known-future covariates and calendar features, or None when F = 0
+        values:  (R, C) float32 targets on the original scale
+        offsets: (S,) int64 first row of each series
+        per_series: (S, ...) fields of each series, gathered for its windows per batch: ``mase_scale`` and the
+            :data:`WINDOW_EXTRAS` the data has
+    """
+
+    steps: Tensor
+    future: Tensor | None
+    values: Tensor
+    offsets: Tensor
+    per_series: dict[str, Tensor]
+
+    def nbytes(self) -> int:
+        tensors = [self.steps, self.future, self.values, self.offsets, *self.per_series.values()]
+        return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+
+class LazyForecastWindows(ForecastWindows):
+    """The windows of one split, kept as the series' arrays (:class:`SeriesArrays`, shared by the splits) and a
+    (series, origin) index per window; ``take(index)`` gathers a :class:`ForecastBatch` equal to the one
+    :class:`ForecastWindows` would slice (same values, dtypes and order), one indexing operation per field.
+
+    Memory is that of the series plus 16 bytes per window, instead of ``lookback`` copies of every step.
+    ``tensors`` is a read-only mapping that gathers a field over all windows when it is read (so reading
+    ``tensors["inputs"]`` allocates what the eager windows hold; batches never do).
+    """
+
+    def __init__(
+        self,
+        arrays: SeriesArrays,
+        series: Tensor,
+        origin: Tensor,
+        lookback: int,
+        horizon: int,
+        num_targets: int,
+        seasonal_period: int,
+        evaluate: bool,
+    ) -> None:
+        self.arrays, self.series, self.origin = arrays, series, origin
+        self.lookback, self.horizon, self.num_targets = lookback, horizon, num_targets
+        self.seasonal_period, self.evaluate = seasonal_period, evaluate
+        self._lookback_steps = torch.arange(-lookback, 0)  # relative to a window's first target row
+        self._horizon_steps = torch.arange(horizon)
+        # Seasonal naive: target step h repeats the value m * (h // m + 1) steps before it (as the eager windows).
+        self._seasonal_back = seasonal_period * (self._horizon_steps // seasonal_period + 1)
+        self._lengths = torch.full((min(len(series), 1 << 16),), lookback, dtype=torch.int64)
+        keys = ["inputs", "targets", "future", "series", "origin"]
+        keys += list(EVALUATION_FIELDS) if evaluate else []
+        self.keys = tuple(keys + [k for k in WINDOW_EXTRAS if k in arrays.per_series])
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+    @property
+    def tensors(self) -> Mapping[str, Tensor | None]:  # type: ignore[override]
+        return _GatheredFields(self)
+
+    def nbytes(self) -> int:
+        """Bytes this split holds of its own (the shared :class:`SeriesArrays` not counted)."""
+        return self.series.numel() * 8 + self.origin.numel() * 8
+
+    def gather(self, key: str, series: Tensor, origin: Tensor, row: Tensor) -> Tensor | None:
+        """Field ``key`` of the windows of ``series``/``origin`` (first target at ``row`` of the arrays)."""
+        a = self.arrays
+        if key == "inputs":
+            return a.steps[row[:, None] + self._lookback_steps]
+        if key == "targets":
+            return a.steps[row[:, None] + self._horizon_steps, : self.num_targets]
+        if key == "future":
+            return None if a.future is None else a.future[row[:, None] + self._horizon_steps]
+        if key == "series":
+            return series
+        if key == "origin":
+            return origin
+        if key == "actual":
+            return a.values[row[:, None] + self._horizon_steps]
+        if key == "naive":
+            return a.values[row - 1][:, None, :].expand(-1, self.horizon, -1).contiguous()
+        if key == "seasonal_naive":
+            # Clamped within the series (as the eager windows): never a row of the series before it.
+            back = (origin[:, None] + self._horizon_steps - self._seasonal_back).clamp_min(0)
+            return a.values[back + a.offsets[series][:, None]]
+        return a.per_series[key][series]
+
+    def take(self, index: Tensor | slice) -> ForecastBatch:
+        series, origin = self.series[index], self.origin[index]
+        row = self.arrays.offsets[series] + origin
+        parts = {key: self.gather(key, series, origin, row) for key in self.keys}
+        n = len(series)
+        if self._lengths.shape[0] < n:
+            self._lengths = torch.full((n,), self.lookback, dtype=torch.int64)
+        return ForecastBatch(lengths=self._lengths[:n], **{k: v for k, v in parts.items() if v is not None})
+
+
+class _GatheredFields(Mapping):
+    """``LazyForecastWindows.tensors``: each field over all windows, gathered when read (not kept)."""
+
+    def __init__(self, windows: LazyForecastWindows) -> None:
+        self.windows = windows
+
+    def __getitem__(self, key: str) -> Tensor | None:
+        if key not in self.windows.keys:
+            raise KeyError(key)
+        w = self.windows
+        return w.gather(key, w.series, w.origin, w.arrays.offsets[w.series] + w.origin)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.windows.keys)
+
+    def __len__(self) -> int:
+        return len(self.windows.keys)
+
+
 class WindowLoader:
-    """Batches of a :class:`ForecastWindows` by tensor slicing; reshuffled every epoch when ``shuffle``.
+    """Batches of a :class:`ForecastWindows` (or :class:`LazyForecastWindows`) by tensor slicing or gathering;
+    reshuffled every epoch when ``shuffle``.
 
     The order of epoch ``e`` comes from ``seed + e`` (reproducible, independent of the global RNG). Under DDP
     each rank takes every ``num_replicas``-th window of the epoch's order.
@@ -437,6 +568,12 @@ class ForecastingDataModule(SequenceDataModule):
             network, which reads the lookback anyway; lags of a season or more bring a longer history.
         rolling_features: ``[{window: w, stat: mean|std|min|max}, ...]``: the statistic of the targets over the
             w steps up to and including t (causal), an extra input channel at step t.
+        lazy_windows: ``False`` stacks every window of a split into tensors once (``lookback`` copies of each
+            step: fastest batches, memory ``n_windows x lookback x channels``); ``True`` keeps only the series and a
+            (series, origin) index per window and gathers each batch's windows when it is served
+            (:class:`LazyForecastWindows`: memory about that of the series, for series or panels whose windows
+            would not fit in memory); ``"auto"`` is lazy when the stacked windows of all splits would exceed
+            :data:`LAZY_WINDOWS_AUTO_BYTES` (256 MiB). Both give identical batches.
         **base: :class:`SequenceDataModule` arguments (``batch_size``, ``seed``, ...).
 
     Input channels are [targets, past covariates, lag and rolling features, future covariates, calendar]. Lag and
@@ -480,6 +617,7 @@ class ForecastingDataModule(SequenceDataModule):
         static_path: str | Path | None = None,
         lag_features: list[int] | None = None,
         rolling_features: list[dict[str, Any]] | None = None,
+        lazy_windows: bool | str = "auto",
         data: Any = None,
         **base: Any,
     ) -> None:
@@ -543,6 +681,12 @@ class ForecastingDataModule(SequenceDataModule):
         self.feature_history = max(
             [*self.lag_features, *(window - 1 for window, _ in self.rolling_features)], default=0
         )
+        if not (isinstance(lazy_windows, bool) or lazy_windows == "auto"):
+            raise ValueError(f"data.lazy_windows must be auto, true or false, got {lazy_windows!r}")
+        self.lazy_windows = lazy_windows
+        #: Bytes the stacked (eager) windows of all splits take or would take, and whether the last build was lazy.
+        self.eager_window_bytes = 0
+        self.windows_are_lazy = False
         # Fitted in build() on the training parts, or restored by load_state_dict().
         self.mean: Tensor | None = None  # (C + P + F,) for [targets, past, future] channels
         self.std: Tensor | None = None
@@ -749,22 +893,93 @@ class ForecastingDataModule(SequenceDataModule):
             self.mean = torch.tensor(mean, dtype=torch.float32)
             self.std = torch.tensor(std, dtype=torch.float32)
         self._fit_statics()
+        origins = [self._origins(s, *ends) for s, ends in zip(self.series, self.split_points, strict=True)]
+        self.eager_window_bytes = self._eager_bytes(origins)
+        lazy = self.lazy_windows
+        self.windows_are_lazy = self.eager_window_bytes > LAZY_WINDOWS_AUTO_BYTES if lazy == "auto" else bool(lazy)
+        sets = self._lazy_sets(origins) if self.windows_are_lazy else self._eager_sets(origins)
+        self.train_set, self.val_set, self.test_set = (sets[k] for k in ("train", "val", "test"))
+
+    def _origins(self, s: Series, train_end: int, val_end: int) -> dict[str, range]:
+        """Each split's window origins (index of the first target step) in series ``s``."""
+        return {
+            "train": range(self.lookback + self.feature_history, train_end - self.horizon + 1, self.stride),
+            "val": range(train_end, val_end - self.horizon + 1),
+            "test": range(val_end, len(s) - self.horizon + 1),
+        }
+
+    def _eager_bytes(self, origins: list[dict[str, range]]) -> int:
+        """Bytes of the stacked windows of every split (what ``lazy_windows=false`` holds)."""
+        dims = self._dims()
+        L, H, C, F = self.lookback, self.horizon, self.num_targets, dims["future_size"]
+        extras = 8 * len(self.static_categoricals) + 4 * len(self.static_reals)
+        extras += 8 * C if self.scaling == "per_series" else 0
+        train = 4 * (L * dims["input_size"] + H * C + H * F) + 16 + extras  # + series, origin (int64)
+        evaluate = train + 4 * (3 * H * C + C)  # + actual, naive, seasonal_naive, mase_scale
+        counts = {split: sum(len(o[split]) for o in origins) for split in ("train", "val", "test")}
+        return counts["train"] * train + (counts["val"] + counts["test"]) * evaluate
+
+    def _eager_sets(self, origins: list[dict[str, range]]) -> dict[str, ForecastWindows]:
         parts: dict[str, list[dict[str, Tensor | None]]] = {"train": [], "val": [], "test": []}
-        for index, (s, (train_end, val_end)) in enumerate(zip(self.series, self.split_points, strict=True)):
+        for index, (s, (train_end, _)) in enumerate(zip(self.series, self.split_points, strict=True)):
             inputs, future = self._features(s)
-            ranges = {
-                "train": range(self.lookback + self.feature_history, train_end - self.horizon + 1, self.stride),
-                "val": range(train_end, val_end - self.horizon + 1),
-                "test": range(val_end, len(s) - self.horizon + 1),
-            }
             extras = self._series_extras(s)
-            for split, origins in ranges.items():
-                if len(origins):
+            for split, split_origins in origins[index].items():
+                if len(split_origins):
                     evaluate = split != "train"
-                    windows = self._windows(index, s, inputs, future, origins, train_end, evaluate)
-                    windows.update({key: value.expand(len(origins), -1) for key, value in extras.items()})
+                    windows = self._windows(index, s, inputs, future, split_origins, train_end, evaluate)
+                    windows.update({key: value.expand(len(split_origins), -1) for key, value in extras.items()})
                     parts[split].append(windows)
-        self.train_set, self.val_set, self.test_set = (self._stack(parts[k]) for k in ("train", "val", "test"))
+        return {split: self._stack(split_parts) for split, split_parts in parts.items()}
+
+    def _lazy_sets(self, origins: list[dict[str, range]]) -> dict[str, ForecastWindows]:
+        """:class:`LazyForecastWindows` of each split over one shared :class:`SeriesArrays`."""
+        steps, futures, values, extras, mase, offsets = [], [], [], [], [], [0]
+        index: dict[str, tuple[list[Tensor], list[Tensor]]] = {split: ([], []) for split in ("train", "val", "test")}
+        for i, (s, (train_end, _)) in enumerate(zip(self.series, self.split_points, strict=True)):
+            inputs, future = self._features(s)
+            steps.append(inputs)
+            futures.append(future)
+            values.append(torch.from_numpy(s.values).float())
+            extras.append(self._series_extras(s))
+            mase.append(self._mase_scale(s, train_end, self.seasonal_period)[None])
+            offsets.append(offsets[-1] + len(inputs))
+            for split, split_origins in origins[i].items():
+                if len(split_origins):
+                    origin = torch.arange(split_origins.start, split_origins.stop, split_origins.step)
+                    index[split][0].append(torch.full((len(origin),), i, dtype=torch.int64))
+                    index[split][1].append(origin)
+        per_series = {key: torch.cat([e[key] for e in extras]) for key in extras[0]}
+        arrays = SeriesArrays(
+            steps=torch.cat(steps),
+            future=torch.cat(futures) if futures[0].shape[1] else None,
+            values=torch.cat(values),
+            offsets=torch.tensor(offsets[:-1], dtype=torch.int64),
+            per_series={"mase_scale": torch.cat(mase), **per_series},
+        )
+        del steps, futures, values  # the per-series copies: only the concatenated arrays stay
+        sets: dict[str, ForecastWindows] = {}
+        for split, (series, origin) in index.items():
+            if not series:
+                sets[split] = _EmptyWindows()
+                continue
+            sets[split] = LazyForecastWindows(
+                arrays,
+                torch.cat(series),
+                torch.cat(origin),
+                self.lookback,
+                self.horizon,
+                self.num_targets,
+                self.seasonal_period,
+                evaluate=split != "train",
+            )
+        return sets
+
+    @staticmethod
+    def _mase_scale(s: Series, train_end: int, period: int) -> Tensor:
+        """(C,) in-sample MAE of the seasonal-naive forecast over the series' training part (MASE's scale)."""
+        history = torch.from_numpy(s.values[:train_end])  # float64: differences of large values stay finite
+        return (history[period:] - history[:-period]).abs().mean(dim=0).clamp(1e-8, MAX_VALUE).float()
 
     def _fit_statics(self) -> None:
         """Categories and the reals' mean/std over the (training) series, unless a checkpoint gave them."""
@@ -823,8 +1038,7 @@ class ForecastingDataModule(SequenceDataModule):
             target_idx = origin[:, None] + steps  # (W, H)
             # Seasonal naive: the same season's most recent observed value, m * ceil(h / m) steps back.
             seasonal_idx = target_idx - m * (steps // m + 1)
-            history = torch.from_numpy(s.values[:train_end])  # float64: differences of large values stay finite
-            diffs = (history[m:] - history[:-m]).abs().mean(dim=0).clamp(1e-8, MAX_VALUE).float()  # (C,)
+            diffs = self._mase_scale(s, train_end, m)  # (C,)
             out.update(
                 actual=values[target_idx],
                 naive=values[origin - 1][:, None, :].expand(-1, H, -1).contiguous(),
@@ -1086,8 +1300,9 @@ class ForecastingDataModule(SequenceDataModule):
         from that history."""
         path, data = _history(history)
         windows = self.backtest_windows(split, path, data)
-        arrays = _forecast_arrays(self, task, windows.tensors)
-        t = {key: value.numpy() for key, value in windows.tensors.items() if value is not None}
+        arrays = _forecast_arrays(self, task, windows)
+        fields = windows.tensors  # read field by field: lazy windows gather only these, not the inputs
+        t = {key: fields[key].numpy() for key in ("series", "origin", "actual", "naive", "seasonal_naive")}
         horizon = np.arange(self.horizon)
         times = np.stack([self.series[i].time[o + horizon] for i, o in zip(t["series"], t["origin"], strict=True)])
         return Forecast(
@@ -1106,9 +1321,12 @@ def _history(history: Any) -> tuple[str | Path | None, Any]:
     return (history, None) if isinstance(history, (str, Path)) else (None, history)
 
 
-def _forecast_arrays(datamodule: ForecastingDataModule, task: Any, tensors: dict[str, Tensor | None]) -> dict[str, Any]:
-    """``task.forecast`` over scaled windows (``inputs``, ``future`` and the :data:`WINDOW_EXTRAS` present), in
-    batches on the task's device: numpy arrays on the original scale."""
+def _forecast_arrays(
+    datamodule: ForecastingDataModule, task: Any, windows: ForecastWindows | dict[str, Tensor | None]
+) -> dict[str, Any]:
+    """``task.forecast`` over scaled windows (a split's :class:`ForecastWindows`, or a dict of ``inputs``,
+    ``future`` and the :data:`WINDOW_EXTRAS` present), in batches on the task's device: numpy arrays on the
+    original scale."""
     if not callable(getattr(task, "forecast", None)) or not hasattr(task, "scaler"):
         raise TypeError(f"forecasting needs a ForecastingTask (the trained task), got {type(task).__name__}")
     ours, theirs = datamodule.target_scaler(), task.scaler
@@ -1131,10 +1349,10 @@ def _forecast_arrays(datamodule: ForecastingDataModule, task: Any, tensors: dict
     try:
         step = datamodule.eval_batch_size
         names = ("inputs", "future", *WINDOW_EXTRAS)
-        for start in range(0, len(tensors["inputs"]), step):  # type: ignore[arg-type]
-            chunk = {
-                k: v[start : start + step].to(device) if (v := tensors.get(k)) is not None else None for k in names
-            }
+        source = windows if isinstance(windows, ForecastWindows) else ForecastWindows(**windows)
+        for start in range(0, len(source), step):
+            batch = source.take(slice(start, start + step))  # lazy windows gather one chunk at a time
+            chunk = {k: v.to(device) if (v := getattr(batch, k)) is not None else None for k in names}
             inputs, future = chunk.pop("inputs"), chunk.pop("future")
             extras = {k: v for k, v in chunk.items() if v is not None}
             for key, value in task.forecast(inputs, future, **extras).items():
@@ -1214,7 +1432,8 @@ def backtest_rows(
     forecast``, the interval and quantile columns when the forecast has them, then the ``naive`` and
     ``seasonal_naive`` forecasts of the same step. ``origin`` is the time of the window's last observed step.
     """
-    t = _as_arrays(windows.tensors)
+    fields = windows.tensors  # read field by field: lazy windows gather only these, not the inputs
+    t = _as_arrays({key: fields[key] for key in ("series", "origin", "actual", "naive", "seasonal_naive")})
     values = _as_arrays(forecast)  # type: ignore[arg-type]
     point = values["point"]
     rows = []
@@ -1255,6 +1474,8 @@ __all__ = [
     "ForecastBatch",
     "ForecastWindows",
     "ForecastingDataModule",
+    "LazyForecastWindows",
+    "SeriesArrays",
     "TargetScaler",
     "WindowLoader",
     "backtest_rows",

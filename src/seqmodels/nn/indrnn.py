@@ -21,6 +21,10 @@ Padding: at a padded step the state passes through unchanged and the output is 0
 is each sequence's state at its last valid step, and the reverse direction runs each sequence reversed within its
 length.
 
+Export: while exporting (:func:`~seqmodels.nn.stacked.is_traceable`) the loop runs as
+:func:`traceable_indrnn_recurrence`, the same steps through torch's scan operator (an ONNX ``Scan`` over a dynamic
+length), since the TorchScript loop does not trace.
+
 Shapes: N = batch, L = sequence length, D = 2 if bidirectional else 1, H_in = input_size, H = hidden_size.
 """
 
@@ -32,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqmodels.nn.scan_cells import is_traceable, step_scan
 from seqmodels.nn.stacked import StackedRecurrence
 
 INDRNN_CELLS = ("indrnn",)
@@ -51,6 +56,18 @@ def indrnn_recurrence(pre: Tensor, u: Tensor, h: Tensor) -> tuple[Tensor, Tensor
         h = torch.relu(pre_t + u * h)
         outputs.append(h)
     return torch.stack(outputs), h
+
+
+def traceable_indrnn_recurrence(pre: Tensor, u: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`indrnn_recurrence` through torch's scan operator (:func:`~seqmodels.nn.scan_cells.step_scan`), which
+    traces with a dynamic L (the TorchScript loop does not)."""
+
+    def step(h: Tensor, pre_t: Tensor) -> tuple[Tensor, Tensor]:
+        h = torch.relu(torch.addcmul(pre_t, u, h))
+        return h, h.clone()  # an output may not alias the carried state
+
+    h_last, outputs = step_scan(step, h, pre)
+    return outputs, h_last
 
 
 class IndRNN(StackedRecurrence):
@@ -124,7 +141,8 @@ class IndRNN(StackedRecurrence):
             u = u.clamp(-self.recurrent_max_abs, self.recurrent_max_abs)
         pre = F.linear(x.transpose(0, 1), weight, bias)  # (L, N, H): every step's W x_t + b at once
         h_0 = x.new_zeros(x.shape[0], self.hidden_size) if state is None else state[0]
-        out, h_last = indrnn_recurrence(pre, u, h_0)
+        recurrence = traceable_indrnn_recurrence if is_traceable(self) else indrnn_recurrence
+        out, h_last = recurrence(pre, u, h_0)
         out = out.transpose(0, 1)
         if mask is not None:
             # Padding only follows a sequence's valid steps, so no valid output sees it: the loop runs over the whole
@@ -140,4 +158,4 @@ class IndRNN(StackedRecurrence):
         return extra + (f", recurrent_max_abs={self.recurrent_max_abs}" if self.recurrent_max_abs is not None else "")
 
 
-__all__ = ["INDRNN_CELLS", "INDRNN_INITS", "IndRNN", "indrnn_recurrence"]
+__all__ = ["INDRNN_CELLS", "INDRNN_INITS", "IndRNN", "indrnn_recurrence", "traceable_indrnn_recurrence"]

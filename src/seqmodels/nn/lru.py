@@ -43,6 +43,9 @@ sequence's last valid step (padding is trailing within a direction; the reverse 
 within its length). The state is ``(h, x_re, x_im)``: h (H) the output y at the last valid step (reported only), and
 the real and imaginary parts of x (P each), which alone carry the dynamics, so ``hx`` continues a sequence exactly.
 
+Export: while exporting (:func:`~seqmodels.nn.stacked.is_traceable`) the scan runs as :func:`traceable_lru_scan`,
+the same recurrence one step at a time through torch's scan operator (an ONNX ``Scan`` over a dynamic length).
+
 Shapes: N = batch, L = sequence length, D = 2 if bidirectional else 1, H_in = input_size, H = hidden_size, P = state
 size.
 """
@@ -56,6 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqmodels.nn.scan_cells import is_traceable, step_scan
 from seqmodels.nn.stacked import StackedRecurrence
 
 LRU_CELLS = ("lru",)
@@ -204,6 +208,23 @@ def lru_scan(lam_re: Tensor, lam_im: Tensor, b: Tensor, x0: Tensor | None = None
     return _LRUScan.apply(lam_re, lam_im, b.reshape(N, L, 2 * P), x0, False).view(N, L, 2, P)
 
 
+def traceable_lru_scan(lam_re: Tensor, lam_im: Tensor, b: Tensor, x0: Tensor | None = None) -> Tensor:
+    """The LRU recurrence one step at a time through torch's scan operator
+    (:func:`~seqmodels.nn.scan_cells.step_scan`), which traces with a dynamic L: b (N, L, 2P) (real planes, then
+    imaginary ones) and x0 (N, 2, P) or None -> x (N, L, 2P)."""
+    N, P = b.shape[0], lam_re.shape[0]  # noqa: N806 (the docstring's P)
+
+    def step(state: tuple[Tensor, Tensor], b_t: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
+        x_re, x_im = state
+        b_re, b_im = b_t.split(P, dim=-1)
+        x_re, x_im = lam_re * x_re - lam_im * x_im + b_re, lam_re * x_im + lam_im * x_re + b_im
+        return (x_re, x_im), torch.cat([x_re, x_im], dim=-1)
+
+    start = (b.new_zeros(N, P), b.new_zeros(N, P)) if x0 is None else (x0[:, 0], x0[:, 1])
+    _, x = step_scan(step, start, b.transpose(0, 1))
+    return x.transpose(0, 1).contiguous()  # the engine views it
+
+
 # --- the stack ------------------------------------------------------------------------------------------------------
 
 
@@ -338,7 +359,10 @@ class LRU(StackedRecurrence):
         skip = F.linear(x, param("D"), param("bias") if self.bias else None)  # D u_t (+ bias)
         x0 = None if state is None else torch.stack(state[1:], dim=1)  # (N, 2, P)
         # the product's result is used by nothing else, so the scan runs in it
-        states = _LRUScan.apply(lam_re, lam_im, F.linear(x, weight_b), x0, True)  # (N, L, 2P)
+        if is_traceable(self):
+            states = traceable_lru_scan(lam_re, lam_im, F.linear(x, weight_b), x0)
+        else:
+            states = _LRUScan.apply(lam_re, lam_im, F.linear(x, weight_b), x0, True)  # (N, L, 2P)
         y = torch.addmm(skip.view(N * L, -1), states.view(N * L, 2 * P), weight_out.t()).view(N, L, -1)
         states = states.view(N, L, 2, P)
         if mask is None:
@@ -358,4 +382,4 @@ class LRU(StackedRecurrence):
         return extra
 
 
-__all__ = ["LRU", "LRU_CELLS", "LRU_INITS", "lru_eigenvalues", "lru_scan"]
+__all__ = ["LRU", "LRU_CELLS", "LRU_INITS", "lru_eigenvalues", "lru_scan", "traceable_lru_scan"]

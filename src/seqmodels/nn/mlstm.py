@@ -64,6 +64,11 @@ W_o per block. The two names are those :class:`~seqmodels.nn.RecurrentEncoder` a
 layer gates the normalised h~ with a separate SiLU branch of its up-projection; this cell keeps the paper's sigmoid
 output gate o_t.
 
+Export: while exporting (:func:`~seqmodels.nn.stacked.is_traceable`) the layer runs the recurrent form,
+:func:`mlstm_recurrent`, through torch's scan operator (an ONNX ``Scan`` over a dynamic length; the chunkwise form's
+cummax has no ONNX lowering), with log f = -softplus(-f~) (the exporter writes logsigmoid as Log(Sigmoid), -inf
+below -88).
+
 Shapes: N = batch, L = sequence length, D = 2 if bidirectional else 1, H_in = input_size, H = hidden_size.
 """
 
@@ -75,7 +80,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqmodels.nn.scan_cells import linear_scan
+from seqmodels.nn.scan_cells import is_traceable, linear_scan, step_scan, traceable_logsigmoid
 from seqmodels.nn.stacked import StackedRecurrence
 
 MLSTM_CELLS = ("mlstm",)
@@ -162,6 +167,33 @@ def mlstm_chunkwise(
 
     C, n = ends[:, -1].reshape(B, d + 1, d).split([d, 1], dim=-2)
     return h_tilde, C, n.squeeze(-2), m_bounds[:, K].to(q.dtype)
+
+
+def mlstm_recurrent(
+    q: Tensor, k: Tensor, v: Tensor, i_pre: Tensor, log_f: Tensor, c0: Tensor, n0: Tensor, m0: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """:func:`mlstm_chunkwise` in the paper's recurrent form, one step at a time through torch's scan operator
+    (:func:`~seqmodels.nn.scan_cells.step_scan`), which traces with a dynamic L; same arguments (no chunk size) and
+    results up to rounding. The guards of the denominator are those of the chunkwise form."""
+    exponent_max = math.log(torch.finfo(q.dtype).max) - 1.0
+    tiny = torch.finfo(q.dtype).tiny
+
+    def step(state: tuple[Tensor, Tensor, Tensor], inputs: tuple[Tensor, ...]):
+        C, n, m = state
+        q_t, k_t, v_t, i_t, log_f_t = inputs
+        log_f_m = log_f_t + m
+        m = torch.maximum(log_f_m, i_t)
+        i_gate, f_gate = torch.exp(i_t - m).unsqueeze(-1), torch.exp(log_f_m - m).unsqueeze(-1)
+        C = f_gate.unsqueeze(-1) * C + i_gate.unsqueeze(-1) * (v_t.unsqueeze(-1) * k_t.unsqueeze(-2))
+        n = f_gate * n + i_gate * k_t
+        dot = (n * q_t).sum(-1, keepdim=True)
+        floor = (-m).clamp(max=exponent_max).exp().unsqueeze(-1)
+        h_tilde = torch.matmul(C, q_t.unsqueeze(-1)).squeeze(-1) / torch.maximum(dot.abs(), floor).clamp_min(tiny)
+        return (C, n, m), h_tilde
+
+    steps = tuple(t.transpose(0, 1) for t in (q, k, v, i_pre, log_f))
+    (C, n, m), h_tilde = step_scan(step, (c0, n0, m0), steps)
+    return h_tilde.transpose(0, 1), C, n, m
 
 
 class MLSTM(StackedRecurrence):
@@ -261,7 +293,8 @@ class MLSTM(StackedRecurrence):
         bias = getattr(self, f"bias_ih{suffix}") if self.bias else None
         pre = F.linear(x, weight, bias)  # (N, L, 4 H + 2 heads): every step's projections at once
         q, k, v, o, i_pre, f_pre = pre.split([H, H, H, H, heads, heads], dim=-1)
-        log_f = F.logsigmoid(f_pre)
+        traceable = is_traceable(self)
+        log_f = traceable_logsigmoid(f_pre) if traceable else F.logsigmoid(f_pre)
         if mask is not None:  # padded steps: f' = 1, i' = 0, so the state passes through
             i_pre = i_pre.masked_fill(~mask, -math.inf)
             log_f = log_f.masked_fill(~mask, 0.0)
@@ -277,17 +310,12 @@ class MLSTM(StackedRecurrence):
             c0 = state[1].reshape(N * heads, d, d)
             n0 = state[2].reshape(N * heads, d)
             m0 = state[3].reshape(N * heads)
-        h_tilde, C, n, m = mlstm_chunkwise(
-            by_head(q),
-            by_head(k) / math.sqrt(d),
-            by_head(v),
-            by_head(i_pre).squeeze(-1),
-            by_head(log_f).squeeze(-1),
-            c0,
-            n0,
-            m0,
-            self.chunk_size,
-        )
+        heads_q, heads_k, heads_v = by_head(q), by_head(k) / math.sqrt(d), by_head(v)
+        heads_i, heads_f = by_head(i_pre).squeeze(-1), by_head(log_f).squeeze(-1)
+        if traceable:
+            h_tilde, C, n, m = mlstm_recurrent(heads_q, heads_k, heads_v, heads_i, heads_f, c0, n0, m0)
+        else:
+            h_tilde, C, n, m = mlstm_chunkwise(heads_q, heads_k, heads_v, heads_i, heads_f, c0, n0, m0, self.chunk_size)
         h_tilde = h_tilde.reshape(N, heads, L, d).transpose(1, 2)  # (N, L, heads, d)
         if self.head_norm:  # the official cell's MultiHeadLayerNorm: per head, scale only
             h_tilde = F.layer_norm(h_tilde, (d,), eps=1e-5) * getattr(self, f"weight_norm{suffix}").view(heads, d)
@@ -305,4 +333,4 @@ class MLSTM(StackedRecurrence):
         return extra + (f", chunk_size={self.chunk_size}" if self.chunk_size != 64 else "")
 
 
-__all__ = ["MLSTM", "MLSTM_CELLS", "MLSTM_INITS", "mlstm_chunkwise"]
+__all__ = ["MLSTM", "MLSTM_CELLS", "MLSTM_INITS", "mlstm_chunkwise", "mlstm_recurrent"]

@@ -46,6 +46,10 @@ Initialisation: ``init="torch"`` (the default) is the official code's ``nn.Linea
 U(-1/sqrt(k * H_in), 1/sqrt(k * H_in)) (the paper states none); ``init="orthogonal"``: Xavier-uniform per gate
 block, zero biases.
 
+Export: while exporting (:func:`~seqmodels.nn.stacked.is_traceable`) a layer runs as plain torch ops around
+:func:`~seqmodels.nn.scan_cells.traceable_linear_scan` (torch's scan operator: an ONNX ``Scan`` over a dynamic
+length), since the fused layer does not trace.
+
 Shapes: N = batch, L = sequence length, D = 2 if bidirectional else 1, H_in = input_size, H = hidden_size.
 """
 
@@ -55,7 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqmodels.nn.scan_cells import _block_steps, _scan_
+from seqmodels.nn.scan_cells import _block_steps, _scan_, is_traceable, traceable_linear_scan
 from seqmodels.nn.stacked import StackedRecurrence
 
 QRNN_CELLS = ("qrnn",)
@@ -235,8 +239,45 @@ def qrnn_layer(
         extended = torch.cat([past.transpose(0, 1), steps], dim=0)
     else:
         extended = steps.contiguous()
-    output, c_last = _QRNNLayer.apply(extended, weight, bias, keep, mask, c0, window, pooling, block_steps)
+    # The fused layer accumulates its window products in place, which autocast cannot retype: under autocast it runs
+    # in the weights' precision (as the scan's state should anyway), like the other engines' outputs.
+    dtype = weight.dtype
+
+    def typed(tensor: Tensor | None) -> Tensor | None:
+        return None if tensor is None else tensor.to(dtype)
+
+    with torch.autocast(x.device.type, enabled=False):
+        output, c_last = _QRNNLayer.apply(
+            extended.to(dtype), weight, bias, typed(keep), typed(mask), typed(c0), window, pooling, block_steps
+        )
     return output, c_last, extended.transpose(0, 1)
+
+
+def _qrnn_layer_traceable(
+    x: Tensor, weight: Tensor, bias: Tensor | None, c0: Tensor | None, past: Tensor | None, keep: Tensor | None,
+    mask: Tensor | None, pooling: str,
+) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """:func:`qrnn_layer` with plain torch ops and :func:`~seqmodels.nn.scan_cells.traceable_linear_scan`, which
+    trace with a dynamic L (export): the same arguments (no block size) and results up to rounding."""
+    N, L, features = x.shape
+    window = weight.shape[1] // features
+    H = weight.shape[0] // _BLOCKS[pooling]
+    extended = x
+    if window > 1:
+        past = x.new_zeros(N, window - 1, features) if past is None else past
+        extended = torch.cat([past, x], dim=1)  # x_t at index t + k - 1
+    # the window convolution: one product per shift j, with the inputs x_{t-j}
+    pre = sum(
+        F.linear(extended[:, window - 1 - j : window - 1 - j + L], weight[:, j * features : (j + 1) * features])
+        for j in range(window)
+    )
+    if bias is not None:
+        pre = pre + bias
+    gates = torch.cat([torch.tanh(pre[..., :H]), torch.sigmoid(pre[..., H:])], dim=-1)
+    a, b = _pool_gates(gates, keep, H, pooling)
+    c = traceable_linear_scan(a, b, c0)
+    h = c if pooling == "f" else gates[..., 2 * H : 3 * H] * c
+    return (h if mask is None else h * mask), c[:, -1], extended
 
 
 class QRNN(StackedRecurrence):
@@ -324,7 +365,8 @@ class QRNN(StackedRecurrence):
         bias = getattr(self, f"bias_ih{suffix}") if self.bias else None
         past = None if state is None or k == 1 else state[2].reshape(N, k - 1, self.window_features)[..., :features]
         mask = None if mask is None else mask.to(x.dtype)
-        output, c_last, extended = qrnn_layer(
+        layer = _qrnn_layer_traceable if is_traceable(self) else qrnn_layer
+        output, c_last, extended = layer(
             x, weight, bias, None if state is None else state[1], past, self._keep(mask, x, N, L), mask, self.pooling
         )
         if mask is None:

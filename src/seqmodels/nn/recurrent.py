@@ -60,8 +60,7 @@ class RecurrentEncoder(nn.Module):
     :mod:`seqmodels.nn.indrnn`); :data:`MODERN_CELLS` lists them all. Their stacks take the block options
     ``residual``, ``norm`` and ``ffn_expansion``, and ``cell_options`` for what only one cell has; the classic cells'
     options that do not apply (``impl``, ``proj_size``, ``forget_bias``, ``layer_norm``, ``recurrent_dropout``,
-    ``zoneout``, ``probe_states``) are refused. A state with several tensors (the xLSTM cells') is a tuple whose
-    first tensor is h.
+    ``zoneout``) are refused. A state with several tensors (the xLSTM cells') is a tuple whose first tensor is h.
 
     Args:
         cell: ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"``, ``"gru"`` or one of :data:`MODERN_CELLS`.
@@ -101,7 +100,8 @@ class RecurrentEncoder(nn.Module):
 
     Set ``probe_states = True`` and, after the next forward and backward, :meth:`state_gradient_norms` returns
     ||dL/dh_t|| per step for every layer and direction (the fused path then runs the step-by-step loop once, with
-    the same weights).
+    the same weights; for :data:`MODERN_CELLS` see :meth:`~seqmodels.nn.stacked.StackedRecurrence.run_probed`, which
+    says what h_t is for each cell).
 
     Inputs: ``input, lengths=None, hx=None``
         input: (N, L, H_in) if batch_first else (L, N, H_in), zero- or garbage-padded past each length.
@@ -306,8 +306,16 @@ class RecurrentEncoder(nn.Module):
         the H_out features of the gradient of the loss with respect to the hidden state h_t, through every path
         (the head and all later steps), so its decay over t shows vanishing gradients. Padded steps read 0.
         Empty if nothing was probed or the probed forward was not back-propagated.
+
+        For :data:`MODERN_CELLS`, h_t is the recurrent state of minGRU, minLSTM, IndRNN and sLSTM, but the layer's
+        output for QRNN, LRU and mLSTM, whose recurrences do not read it (their states are c_t, a complex x_t and a
+        matrix memory): there the norm is the gradient reaching the output at t, without a path back in time
+        (:meth:`~seqmodels.nn.stacked.StackedRecurrence.run_probed`).
         """
-        probes = self.rnn.state_probes if self.impl == "custom" else getattr(self, "_state_probes", {})
+        if self.is_modern or self.impl == "custom":
+            probes = self.rnn.state_probes
+        else:
+            probes = getattr(self, "_state_probes", {})
         return {
             name: probe.grad.detach().flatten(1).norm(dim=1) for name, probe in probes.items() if probe.grad is not None
         }
@@ -324,11 +332,8 @@ class RecurrentEncoder(nn.Module):
                 "set input_size to the data's channels"
             )
         if self.is_modern:
-            if self.probe_states:
-                raise ValueError(
-                    f"probe_states (gradient-flow diagnostics) is not available for cell={self.cell!r}: its own "
-                    "engine keeps no per-step state to probe; train it without the gradient_flow callback"
-                )
+            if self.rnn.probe_states != self.probe_states:  # written on a change only: export traces no mutation
+                self.rnn.probe_states = self.probe_states
             return self.rnn(input, hx, lengths)  # exact padding without packing: see seqmodels.nn.scan_cells
         if lengths is not None and not self.pack_sequences and self.impl == "fused" and not self.probe_states:
             lengths = as_lengths(lengths, input.device)

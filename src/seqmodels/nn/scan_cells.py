@@ -42,6 +42,10 @@ Initialisation: ``init="torch"`` (the default for these cells) is the paper's: i
 projections from ``nn.Linear``, i.e. U(-1/sqrt(H_in), 1/sqrt(H_in)) weights and biases. ``init="orthogonal"``
 treats them as :class:`~seqmodels.nn.RecurrentEncoder` treats input weights: Xavier-uniform per gate, zero biases.
 
+Export (:func:`is_traceable`): the fused layer and the in-place scan do not trace, so while exporting the layer
+runs as plain torch ops around :func:`traceable_linear_scan`, the same recurrence one step at a time through torch's
+scan operator (an ONNX ``Scan`` over a dynamic length; :func:`step_scan` says why not a ``cumsum`` closed form).
+
 Shapes: N = batch, L = sequence length, D = 2 if bidirectional else 1, H_in = input_size, H = hidden_size.
 """
 
@@ -53,7 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqmodels.nn.stacked import StackedRecurrence
+from seqmodels.nn.stacked import StackedRecurrence, is_traceable
 
 SCAN_CELLS = ("mingru", "minlstm")
 SCAN_INITS = ("torch", "orthogonal")
@@ -157,6 +161,45 @@ class _LinearScan(torch.autograd.Function):
         grad_a = grad * torch.cat([first, h[:, :-1]], dim=1) if ctx.needs_input_grad[0] else None
         grad_h0 = a[:, 0] * grad[:, 0] if ctx.has_h0 else None
         return grad_a, grad, grad_h0
+
+
+def traceable_logsigmoid(x: Tensor) -> Tensor:
+    """log sigmoid(x) as ``-softplus(-x)``, for the traceable forms: torch's ONNX exporter writes ``logsigmoid`` as
+    Log(Sigmoid(x)), which is -inf below x = -88 in float32, and ``softplus`` stably (x itself past a threshold)."""
+    return -F.softplus(-x)
+
+
+def step_scan(step, state: Tensor | tuple[Tensor, ...], inputs: tuple[Tensor, ...]) -> tuple:
+    """``torch``'s scan operator over dim 0 of time-major ``inputs``: ``step(state, inputs_t) -> (state, outputs_t)``.
+
+    Eagerly a loop over the steps; traced, one higher-order operator that ONNX export writes as a ``Scan`` over a
+    dynamic length (the fused autograd Functions and in-place chunked scans of the engines do not trace, and a
+    closed form through ``cumsum`` would lose float32 precision where saturated gates make the cumulative log-decay
+    large). Returns ``(final state, stacked outputs)``.
+    """
+    from torch._higher_order_ops.scan import scan  # torch's scan operator has no public name yet
+
+    # The operator wants initial states laid out like the states a step returns (contiguous) and none aliasing
+    # another (an engine's zero state may be one tensor several times): fresh contiguous copies.
+    if isinstance(state, tuple):
+        state = tuple(part.clone(memory_format=torch.contiguous_format) for part in state)
+    else:
+        state = state.clone(memory_format=torch.contiguous_format)
+    return scan(step, state, inputs)
+
+
+def traceable_linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
+    """:func:`linear_scan` one step at a time through :func:`step_scan`: (N, L, H) -> (N, L, H), traceable with a
+    dynamic L."""
+
+    def step(h: Tensor, inputs: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        a_t, b_t = inputs
+        h = torch.addcmul(b_t, a_t, h)
+        return h, h.clone()  # an output may not alias the carried state
+
+    h0 = a.new_zeros(a.shape[0], a.shape[2]) if h0 is None else h0
+    _, h = step_scan(step, h0, (a.transpose(0, 1), b.transpose(0, 1)))
+    return h.transpose(0, 1)
 
 
 def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
@@ -294,7 +337,12 @@ def min_rnn_layer(
     Returns ``(output, h_last)``: output (N, L, H), 0 at padded steps; h_last (N, H), each sequence's state at its
     last valid step. Differentiable in x, weight, bias and h0.
     """
-    return _MinRNNLayer.apply(x, weight, bias, mask, h0, cell, block_steps)
+    # The fused layer mixes its saved inputs into in-place weight-gradient sums, which autocast cannot retype: under
+    # autocast it runs in the weights' precision (as the scan's state should anyway).
+    dtype = weight.dtype
+    mask, h0 = (None if t is None else t.to(dtype) for t in (mask, h0))
+    with torch.autocast(x.device.type, enabled=False):
+        return _MinRNNLayer.apply(x.to(dtype), weight, bias, mask, h0, cell, block_steps)
 
 
 # --- the stack ------------------------------------------------------------------------------------------------------
@@ -341,10 +389,34 @@ class ScanRNN(StackedRecurrence):
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
         weight = getattr(self, f"weight_ih{suffix}")
         bias = getattr(self, f"bias_ih{suffix}") if self.bias else None
+        if is_traceable(self):
+            return self._traceable_direction(x, weight, bias, state, mask)
         h, h_last = min_rnn_layer(
             self.cell, x, weight, bias, None if state is None else state[0], None if mask is None else mask.to(x.dtype)
         )
         return h, (h_last,)
 
+    def _traceable_direction(
+        self, x: Tensor, weight: Tensor, bias: Tensor | None, state: tuple[Tensor, ...] | None, mask: Tensor | None
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """:meth:`run_direction` with plain torch ops and :func:`traceable_linear_scan` (export; see
+        :func:`is_traceable`): z = 0 at padded steps carries the state through them."""
+        mask = None if mask is None else mask.to(x.dtype)
+        z, gk, _ = _gates(self.cell, F.linear(x, weight, bias), self.hidden_size, mask)
+        h = traceable_linear_scan(1 - z, z * gk, None if state is None else state[0])
+        return (h if mask is None else h * mask), (h[:, -1],)
 
-__all__ = ["SCAN_CELLS", "SCAN_INITS", "ScanRNN", "g", "linear_scan", "min_rnn_layer", "update_gate"]
+
+__all__ = [
+    "SCAN_CELLS",
+    "SCAN_INITS",
+    "ScanRNN",
+    "g",
+    "is_traceable",
+    "linear_scan",
+    "min_rnn_layer",
+    "step_scan",
+    "traceable_linear_scan",
+    "traceable_logsigmoid",
+    "update_gate",
+]

@@ -59,6 +59,10 @@ Padding: padded steps are all trailing inside :meth:`SLSTM.run_direction`, so th
 sequence (through the shorter ones' padded steps), the output is set to 0 at padded steps and each sequence's final
 state is gathered at its last valid step; the reverse direction runs each sequence reversed within its length.
 
+Export: while exporting (:func:`~seqmodels.nn.scan_cells.is_traceable`) the loop runs as
+:func:`traceable_slstm_loop`, the same steps through torch's scan operator (an ONNX ``Scan`` over a dynamic length),
+over the whole padded length.
+
 Shapes: N = batch, L = sequence length, D = 2 if bidirectional else 1, H_in = input_size, H = hidden_size.
 """
 
@@ -71,6 +75,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from seqmodels.nn.scan_cells import is_traceable, step_scan, traceable_logsigmoid
 from seqmodels.nn.stacked import StackedRecurrence
 
 SLSTM_CELLS = ("slstm",)
@@ -172,6 +177,28 @@ def slstm_backward_loop(
         dm = d_log_f_m
     grads.reverse()
     return torch.stack(grads), dh, dc, dn, dm
+
+
+def traceable_slstm_loop(
+    pre: Tensor, recurrent: Tensor, h: Tensor, c: Tensor, n: Tensor, m: Tensor, exp_forget: bool
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """:func:`slstm_forward_loop`'s states h, c, n, m of every step through torch's scan operator
+    (:func:`~seqmodels.nn.scan_cells.step_scan`), which traces with a dynamic T (the TorchScript loop does not)."""
+
+    def step(state: tuple[Tensor, Tensor, Tensor, Tensor], pre_t: Tensor):
+        h, c, n, m = state
+        i_pre, f_pre, z_pre, o_pre = torch.baddbmm(pre_t, h, recurrent).chunk(4, dim=2)
+        log_f_m = (f_pre if exp_forget else traceable_logsigmoid(f_pre)) + m
+        m = torch.maximum(log_f_m, i_pre)
+        i_gate = torch.exp(i_pre - m)
+        f_gate = torch.exp(log_f_m - m)
+        c = f_gate * c + i_gate * torch.tanh(z_pre)
+        n = f_gate * n + i_gate
+        h = torch.sigmoid(o_pre) * (c / n)
+        return (h, c, n, m), (h.clone(), c.clone(), n.clone(), m.clone())  # outputs may not alias the state
+
+    _, (hs, cs, ns, ms) = step_scan(step, (h, c, n, m), pre)
+    return hs, cs, ns, ms
 
 
 class _SLSTMLoop(torch.autograd.Function):
@@ -304,10 +331,12 @@ class SLSTM(StackedRecurrence):
         if bias is not None:
             bias = bias.view(4, heads, dh).transpose(0, 1).reshape(4 * H)
         steps = L
+        traceable = is_traceable(self)
         if mask is not None:
             lengths = mask.sum(1).view(N)
-            steps = int(lengths.max())  # nothing after the longest sequence needs computing
-            x = x[:, :steps]
+            if not traceable:  # a traced graph cannot size a tensor by the lengths' values
+                steps = int(lengths.max())  # nothing after the longest sequence needs computing
+                x = x[:, :steps]
         # Every step's W x_t + b at once, time- and head-major: (T, heads, N, 4 dh).
         pre = F.linear(x, weight, bias).view(N, steps, heads, 4 * dh).permute(1, 2, 0, 3).contiguous()
         if state is None:
@@ -317,7 +346,10 @@ class SLSTM(StackedRecurrence):
             h, c, n, m = (s.reshape(N, heads, dh).transpose(0, 1).contiguous() for s in state)
         # An empty memory (n = 0): m_{-1} = -inf, so m_0 = i~_0 and f'_0 = 0 (see the module docstring).
         m = torch.where(n == 0, torch.full_like(m, -math.inf), m)
-        hs, cs, ns, ms = _SLSTMLoop.apply(pre, recurrent, h, c, n, m, self.forget_gate == "exp")
+        if traceable:
+            hs, cs, ns, ms = traceable_slstm_loop(pre, recurrent, h, c, n, m, self.forget_gate == "exp")
+        else:
+            hs, cs, ns, ms = _SLSTMLoop.apply(pre, recurrent, h, c, n, m, self.forget_gate == "exp")
         out = hs.permute(2, 0, 1, 3).reshape(N, steps, H)
         if mask is None:
             final = tuple(s[-1] for s in (hs, cs, ns, ms))
@@ -326,7 +358,7 @@ class SLSTM(StackedRecurrence):
             index = (lengths - 1).view(1, 1, N, 1).expand(1, heads, N, dh)
             final = tuple(s.gather(0, index)[0] for s in (hs, cs, ns, ms))
             out = torch.where(mask[:, :steps], out, out.new_zeros(()))
-            if steps < L:
+            if not traceable and steps < L:
                 out = F.pad(out, (0, 0, 0, L - steps))
         return out, tuple(s.transpose(0, 1).reshape(N, H) for s in final)
 
@@ -334,4 +366,12 @@ class SLSTM(StackedRecurrence):
         return super().extra_repr() + f", heads={self.heads}, forget_gate={self.forget_gate!r}"
 
 
-__all__ = ["FORGET_GATES", "SLSTM", "SLSTM_CELLS", "SLSTM_INITS", "slstm_backward_loop", "slstm_forward_loop"]
+__all__ = [
+    "FORGET_GATES",
+    "SLSTM",
+    "SLSTM_CELLS",
+    "SLSTM_INITS",
+    "slstm_backward_loop",
+    "slstm_forward_loop",
+    "traceable_slstm_loop",
+]

@@ -12,6 +12,9 @@ direction of one layer computes. Everything around that is here, written once:
   input) and ``ffn_expansion`` (a position-wise residual MLP after each layer with inner width
   ``ffn_expansion * D * H``, the xLSTM paper's up-projection block; 0: none).
 
+Gradient probes (``probe_states = True``, read by :meth:`RecurrentEncoder.state_gradient_norms
+<seqmodels.nn.RecurrentEncoder.state_gradient_norms>`): see :meth:`StackedRecurrence.run_probed`.
+
 State: one tensor per name in ``state_names``, each (D * num_layers, N, S_i) with S_i from :meth:`state_sizes`.
 The first is always the hidden state h (S_0 = H), so code that reads ``h_n`` (or ``h_n[0]`` of a tuple, as for an
 LSTM) gets a (D * num_layers, N, H) tensor. ``hx`` and ``h_n`` are a tensor for a one-tensor state and a tuple
@@ -44,6 +47,12 @@ def reverse_within(x: Tensor, lengths: Tensor | None) -> Tensor:
     return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
 
 
+def is_traceable(engine: nn.Module) -> bool:
+    """Whether an engine runs its traceable form: while ``torch.export`` (and so ONNX export) traces, or where its
+    ``traceable`` attribute is set (:func:`seqmodels.export.traceable_engines` sets it)."""
+    return bool(getattr(engine, "traceable", False)) or torch.compiler.is_exporting()
+
+
 class FeedForward(nn.Module):
     """x -> x + W_2 gelu(W_1 LN(x)): a position-wise residual MLP between recurrent layers (0 at padded steps)."""
 
@@ -70,6 +79,9 @@ class StackedRecurrence(nn.Module):
     - :meth:`run_direction` ``(suffix, x, state, mask)``: x (N, L, H_in) batch-major, ``state`` a tuple of (N, S_i)
       tensors (None: zeros), ``mask`` (N, L, 1) bool or None (nothing padded) -> ``(output (N, L, H), state)``,
       output 0 at padded steps and the state that of each sequence's last valid step.
+
+    Set ``probe_states = True`` and every forward that autograd records fills ``state_probes`` (see
+    :meth:`run_probed`); off (the default), the forward adds nothing, neither tensors nor hooks.
     """
 
     cells: ClassVar[tuple[str, ...]] = ()
@@ -114,6 +126,8 @@ class StackedRecurrence(nn.Module):
         self.norm = bool(norm)
         self.ffn_expansion = float(ffn_expansion)
         self.init = init
+        self.probe_states = False  # see run_probed
+        self.state_probes: dict[str, Tensor] = {}
         D = self.num_directions
         self.norms = nn.ModuleList(
             nn.LayerNorm(input_size if layer == 0 else D * hidden_size) for layer in range(num_layers if norm else 0)
@@ -173,6 +187,78 @@ class StackedRecurrence(nn.Module):
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
         raise NotImplementedError
 
+    def run_probed(
+        self,
+        layer: int,
+        direction: int,
+        x: Tensor,
+        state: tuple[Tensor, ...] | None,
+        mask: Tensor | None,
+        lengths: Tensor | None,
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """:meth:`run_direction` with a gradient probe on h_t; the probe goes to ``state_probes``.
+
+        The probe, named ``"layer{k}"`` or ``"layer{k}_reverse"`` as the classic cells' probes, is a zero tensor
+        (L, N, H) in real time (the reverse direction's steps re-ordered to t = 0..L-1) requiring grad, added
+        to h_t wherever h_t goes: the layer's output at step t, ``h_n`` and, where the recurrence reads h
+        (``reads_h``), the state passed to step t + 1. After a backward its ``.grad`` is dL/dh_t through every path
+        (the layers above, the head, ``h_n`` and all later steps), 0 at padded steps. What h_t is per cell family:
+
+        - minGRU, minLSTM, IndRNN, sLSTM: h_t is the recurrent state, which is also the layer's output (sLSTM's
+          h_t feeds the next step's gates; its other state tensors c, n, m are not probed). Probes inside the
+          recurrence need a step boundary, so the direction then runs one step at a time through
+          :meth:`run_direction` (the state carried between the calls, finished sequences dropped from the batch):
+          the same function as the full-length call, equal within float rounding, at the cost of a Python loop
+          over the L steps, as for the probed classic cells.
+        - QRNN, LRU, mLSTM (``reads_h`` False): h_t is the layer's output only, which the recurrence does not read;
+          the recurrent state is elsewhere (QRNN's pooling state c_t, LRU's complex state x_t, mLSTM's matrix
+          memory C_t) and is not probed. dL/dh_t is then the gradient that reaches the output at step t from above
+          (the next layer, the head, ``h_n``), not what flows back through the recurrence: with a loss on the last
+          step alone it is 0 before that step. The direction runs at full length as usual, outputs unchanged.
+
+        Random regularisers inside the engine (QRNN's zoneout) and dropout draw the same distribution but not the
+        same masks as an unprobed forward.
+        """
+        suffix = self.suffix(layer, direction)
+        N, L = x.shape[0], x.shape[1]
+        probe = x.new_zeros(L, N, self.hidden_size, requires_grad=True)
+        self.state_probes[f"layer{layer}" + ("_reverse" if direction else "")] = probe
+        # the probe in the order this direction runs; 0 weight at padded steps, so their gradient reads 0
+        along = probe.transpose(0, 1)
+        if direction:
+            along = reverse_within(along, lengths)
+        if mask is not None:
+            along = along * mask.to(along.dtype)
+        if not self.reads_h:
+            out, final = self.run_direction(suffix, x, state, mask)
+            # h_n reports the output at the last valid step: the probe is on it too
+            last = along[:, -1] if lengths is None else along[torch.arange(N, device=x.device), lengths - 1]
+            # (cast: under autocast the engine's output may be in a lower precision than its input)
+            return out + along.to(out.dtype), (final[0] + last.to(final[0].dtype), *final[1:])
+        if lengths is None:
+            running = [N] * L
+        else:  # like packing: rows sorted by length, so the sequences still running at a step are the first ones
+            order = torch.argsort(lengths, descending=True, stable=True)
+            x, along = x[order], along[order]
+            state = None if state is None else tuple(part[order] for part in state)
+            longest = int(lengths.max())  # steps past every length are all padding: nothing runs there
+            running = (lengths.cpu().unsqueeze(0) > torch.arange(longest).unsqueeze(1)).sum(1).tolist()
+        outputs = []
+        for t, rows in enumerate(running):
+            step_state = None if state is None else tuple(part[:rows] for part in state)
+            out, new = self.run_direction(suffix, x[:rows, t : t + 1], step_state, None)
+            h_t = along[:rows, t].to(out.dtype)
+            new = (new[0] + h_t.to(new[0].dtype), *new[1:])
+            if state is not None and rows < N:  # finished sequences keep the state of their last valid step
+                new = tuple(torch.cat([part, old[rows:]]) for part, old in zip(new, state, strict=True))
+            state = new
+            outputs.append(F.pad(out[:, 0] + h_t, (0, 0, 0, N - rows)))
+        out = F.pad(torch.stack(outputs, dim=1), (0, 0, 0, L - len(outputs)))
+        if lengths is not None:
+            inverse = torch.argsort(order)
+            out, state = out[inverse], tuple(part[inverse] for part in state)
+        return out, state
+
     def initial_state(
         self, batch_size: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> EngineState:
@@ -211,10 +297,14 @@ class StackedRecurrence(nn.Module):
             lengths = as_lengths(lengths, x.device)
             if not torch.compiler.is_exporting():
                 check_lengths(lengths.cpu(), L, N)
-            if bool((lengths == L).all()):
-                lengths = None  # nothing is padded
+            if not is_traceable(self) and bool((lengths == L).all()):
+                lengths = None  # nothing is padded (a branch on values, which a traced graph cannot take)
             else:
                 mask = (torch.arange(L, device=x.device).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1)
+        # Without autograd no backward can fill the probes: run as usual.
+        probing = self.probe_states and torch.is_grad_enabled()
+        if probing:
+            self.state_probes = {}
         finals: list[tuple[Tensor, ...]] = []
         for layer in range(self.num_layers):
             layer_input = x
@@ -227,7 +317,10 @@ class StackedRecurrence(nn.Module):
                 row = layer * D + direction
                 state = None if parts is None else tuple(part[row] for part in parts)
                 inputs = reverse_within(x, lengths) if direction else x
-                out, final = self.run_direction(self.suffix(layer, direction), inputs, state, mask)
+                if probing:
+                    out, final = self.run_probed(layer, direction, inputs, state, mask, lengths)
+                else:
+                    out, final = self.run_direction(self.suffix(layer, direction), inputs, state, mask)
                 finals.append(final)
                 outputs.append(reverse_within(out, lengths) if direction else out)
             x = outputs[0] if D == 1 else torch.cat(outputs, dim=-1)
@@ -253,4 +346,4 @@ class StackedRecurrence(nn.Module):
         return ", ".join(parts)
 
 
-__all__ = ["EngineState", "FeedForward", "StackedRecurrence", "reverse_within"]
+__all__ = ["EngineState", "FeedForward", "StackedRecurrence", "is_traceable", "reverse_within"]
