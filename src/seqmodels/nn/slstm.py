@@ -59,7 +59,7 @@ Padding: padded steps are all trailing inside :meth:`SLSTM.run_direction`, so th
 sequence (through the shorter ones' padded steps), the output is set to 0 at padded steps and each sequence's final
 state is gathered at its last valid step; the reverse direction runs each sequence reversed within its length.
 
-Export: while exporting (:func:`~seqmodels.nn.scan_cells.is_traceable`) the loop runs as
+Export: while exporting (:func:`~seqmodels.nn.stacked.is_traceable`) the loop runs as
 :func:`traceable_slstm_loop`, the same steps through torch's scan operator (an ONNX ``Scan`` over a dynamic length),
 over the whole padded length.
 
@@ -75,12 +75,33 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from seqmodels.nn.scan_cells import is_traceable, step_scan, traceable_logsigmoid
-from seqmodels.nn.stacked import StackedRecurrence
+from seqmodels.nn.scan_cells import step_scan
+from seqmodels.nn.stacked import StackedRecurrence, is_traceable
 
 SLSTM_CELLS = ("slstm",)
 SLSTM_INITS = ("torch", "orthogonal")
 FORGET_GATES = ("sigmoid", "exp")
+
+
+def slstm_step(
+    pre_t: Tensor, h: Tensor, c: Tensor, n: Tensor, m: Tensor, recurrent: Tensor, exp_forget: bool
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """One sLSTM step from ``pre_t`` = W x_t + b (heads, N, 4 dh) and the state h, c, n, m (heads, N, dh).
+
+    Returns the new h, c, n, m and the gate pre-activations (heads, N, 4 dh). log sigmoid is written
+    ``-softplus(-x)``: stable at any x, and what ONNX export can take (its ``logsigmoid`` is Log(Sigmoid(x)),
+    -inf below x = -88 in float32). Scripted inside :func:`slstm_forward_loop`, plain torch in the traceable form.
+    """
+    gates = torch.baddbmm(pre_t, h, recurrent)
+    i_pre, f_pre, z_pre, o_pre = gates.chunk(4, dim=2)
+    log_f_m = (f_pre if exp_forget else -F.softplus(-f_pre)) + m
+    m = torch.maximum(log_f_m, i_pre)
+    i_gate = torch.exp(i_pre - m)
+    f_gate = torch.exp(log_f_m - m)
+    c = f_gate * c + i_gate * torch.tanh(z_pre)
+    n = f_gate * n + i_gate
+    h = torch.sigmoid(o_pre) * (c / n)
+    return h, c, n, m, gates
 
 
 @torch.jit.script
@@ -100,15 +121,7 @@ def slstm_forward_loop(
     gates_all: list[Tensor] = []
     # unbind, not pre[t]: one view per step without indexing overhead.
     for pre_t in pre.unbind(0):
-        gates = torch.baddbmm(pre_t, h, recurrent)
-        i_pre, f_pre, z_pre, o_pre = gates.chunk(4, dim=2)
-        log_f_m = (f_pre if exp_forget else F.logsigmoid(f_pre)) + m
-        m = torch.maximum(log_f_m, i_pre)
-        i_gate = torch.exp(i_pre - m)
-        f_gate = torch.exp(log_f_m - m)
-        c = f_gate * c + i_gate * torch.tanh(z_pre)
-        n = f_gate * n + i_gate
-        h = torch.sigmoid(o_pre) * (c / n)
+        h, c, n, m, gates = slstm_step(pre_t, h, c, n, m, recurrent, exp_forget)
         hs.append(h)
         cs.append(c)
         ns.append(n)
@@ -186,15 +199,7 @@ def traceable_slstm_loop(
     (:func:`~seqmodels.nn.scan_cells.step_scan`), which traces with a dynamic T (the TorchScript loop does not)."""
 
     def step(state: tuple[Tensor, Tensor, Tensor, Tensor], pre_t: Tensor):
-        h, c, n, m = state
-        i_pre, f_pre, z_pre, o_pre = torch.baddbmm(pre_t, h, recurrent).chunk(4, dim=2)
-        log_f_m = (f_pre if exp_forget else traceable_logsigmoid(f_pre)) + m
-        m = torch.maximum(log_f_m, i_pre)
-        i_gate = torch.exp(i_pre - m)
-        f_gate = torch.exp(log_f_m - m)
-        c = f_gate * c + i_gate * torch.tanh(z_pre)
-        n = f_gate * n + i_gate
-        h = torch.sigmoid(o_pre) * (c / n)
+        h, c, n, m, _ = slstm_step(pre_t, *state, recurrent, exp_forget)
         return (h, c, n, m), (h.clone(), c.clone(), n.clone(), m.clone())  # outputs may not alias the state
 
     _, (hs, cs, ns, ms) = step_scan(step, (h, c, n, m), pre)
