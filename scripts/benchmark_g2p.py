@@ -58,6 +58,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=None, help="default: the experiment's")
     parser.add_argument("--max-words", type=int, default=None, help="a sample of CMUdict (quick runs)")
+    parser.add_argument("--beams", type=int, nargs="+", default=[1, 5], help="beam sizes to decode the test words with")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. model.net.hidden_size=512")
     args = parser.parse_args()
     overrides = [
@@ -87,7 +88,7 @@ def main() -> None:
     )
     print(f"training: {timer.summary()}, {total / 60:.1f} min in all with test")
     device = torch.device(device_name)
-    for beam in (1, 5):
+    for beam in args.beams:
         start = time.perf_counter()
         predictions = decode_test(model, datamodule, beam, device)
         wer, per = score(predictions, references)

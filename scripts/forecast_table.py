@@ -3,6 +3,8 @@ test parts, and how well each kind of interval covers.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/forecast_table.py [--experiments co2 sunspots] [--quick]
     OMP_NUM_THREADS=1 .venv/bin/python scripts/forecast_table.py --ckpt co2=runs/co2/.../epoch_017.ckpt
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/forecast_table.py --experiments sunspots --override seed=2
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/forecast_table.py --experiments stocks --conformal-scope per_series
 
 For each experiment (``co2``, ``airline``, ``sunspots``, ``csv_forecast``, and ``weather`` and ``stocks``, which need
 ``pip install vega_datasets``) the shipped recipe is trained as ``seqmodels-train experiment=X`` would (or its
@@ -14,7 +16,12 @@ on the test part the script reports:
   refitting: :mod:`seqmodels.forecast_baselines`);
 * the empirical coverage of 80% and 95% intervals: the model's own (its Gaussian or quantile head, at the levels
   it gives: ``-`` otherwise), split conformal around its point forecasts calibrated on the validation backtest,
-  adaptive conformal (step ``--gamma``), and ETS's and ARIMA's (:mod:`seqmodels.conformal`).
+  adaptive conformal (step ``--gamma``), and ETS's and ARIMA's (:mod:`seqmodels.conformal`). The conformal radii
+  pool the validation windows of all series, or (``--conformal-scope per_series``) come from each series' own; for a
+  panel, each series' coverage goes to stderr.
+
+``--override`` adds ``seqmodels-train`` overrides (e.g. ``seed=2 data.lookback=44``) to every trained recipe: a
+variant of a recipe, scored exactly as the shipped one is.
 
 ``--quick`` trains one epoch of a tiny network and searches a single ETS and ARIMA candidate: a smoke run in
 seconds, its numbers meaningless. Per-experiment details (the models chosen, warnings caught, seconds) go to
@@ -31,6 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 EXPERIMENTS = ("co2", "airline", "sunspots", "csv_forecast", "weather", "stocks")
 LEVELS = (0.8, 0.95)
@@ -50,12 +59,14 @@ def quick_search() -> dict[str, Any]:
     return {"ets_specs": (("add", "add", False, None),), "arima_orders": ((1, 0),), "seasonal_orders": ((0, 0),)}
 
 
-def train_recipe(experiment: str, out: Path, quick: bool) -> str:
-    """Trains ``experiment=<experiment>`` (tiny with ``quick``) into ``out``; the best checkpoint's path."""
+def train_recipe(experiment: str, out: Path, quick: bool, overrides: list[str] = ()) -> str:
+    """Trains ``experiment=<experiment>`` (tiny with ``quick``; plus ``overrides``) into ``out``; the best
+    checkpoint's path."""
     from seqmodels.config import compose_run_config
     from seqmodels.train import train
 
-    cfg = compose_run_config([f"experiment={experiment}", *QUIET, *(QUICK_TRAINING if quick else [])], out)
+    settings = [f"experiment={experiment}", *QUIET, *(QUICK_TRAINING if quick else []), *overrides]
+    cfg = compose_run_config(settings, out)
     with contextlib.redirect_stdout(sys.stderr):  # the run's own summary: stdout is the table's
         path = train(cfg).best_model_path
     if not path:
@@ -63,10 +74,17 @@ def train_recipe(experiment: str, out: Path, quick: bool) -> str:
     return path
 
 
-def score_checkpoint(path: str, gamma: float, search: dict[str, Any]) -> dict[str, Any]:
-    """Every figure of one table row for the forecaster at ``path``, plus details for stderr."""
+def score_checkpoint(path: str, gamma: float, search: dict[str, Any], scope: str = "pooled") -> dict[str, Any]:
+    """Every figure of one table row for the forecaster at ``path``, plus details for stderr; conformal radii
+    calibrated with ``scope`` (``pooled`` or ``per_series``)."""
     from seqmodels.checkpoint import build_from_checkpoint, load_checkpoint
-    from seqmodels.conformal import SplitConformal, adaptive_conformal, min_calibration_size, model_intervals
+    from seqmodels.conformal import (
+        adaptive_conformal,
+        calibrate_conformal,
+        coverage_by_series,
+        min_calibration_size,
+        model_intervals,
+    )
     from seqmodels.forecast_baselines import baseline_backtest, forecast_scores, interval_coverage
 
     task, datamodule = build_from_checkpoint(load_checkpoint(path))
@@ -74,7 +92,7 @@ def score_checkpoint(path: str, gamma: float, search: dict[str, Any]) -> dict[st
     validation = datamodule.backtest(task, "val")
     test = datamodule.backtest(task, "test")
     windows = datamodule.test_set.tensors  # the windows backtest("test") just built, in the Forecast's order
-    scale, series, origin = (windows[key].numpy() for key in ("mase_scale", "series", "origin"))
+    scale, origin = (windows[key].numpy() for key in ("mase_scale", "origin"))
     actual = test.actual
     start = time.perf_counter()
     baselines = baseline_backtest(datamodule, "test", levels=LEVELS, **search)
@@ -83,14 +101,22 @@ def score_checkpoint(path: str, gamma: float, search: dict[str, Any]) -> dict[st
     forecasts.update(ets=baselines.point["ets"], arima=baselines.point["arima"])
     row: dict[str, Any] = {name: forecast_scores(point, actual, scale) for name, point in forecasts.items()}
     own = model_intervals(test, getattr(task.net.output, "level", None) if test.lower is not None else None)
-    calibration = SplitConformal.calibrate(validation.point, validation.actual)
+    names = np.asarray(test.series, dtype=object)  # each test window's series, by name as in the validation part
+    calibration = calibrate_conformal(
+        validation.point, validation.actual, scope, np.asarray(validation.series, dtype=object), fallback="pooled"
+    )
     coverage: dict[str, dict[float, float]] = {"model": {}, "conformal": {}, "adaptive": {}, "ets": {}, "arima": {}}
+    by_series: dict[str, dict[Any, float]] = {}
     for level in LEVELS:
         if round(level, 6) in own:
             coverage["model"][level] = interval_coverage(*own[round(level, 6)], actual)
-        coverage["conformal"][level] = interval_coverage(*calibration.interval(test.point, level), actual)
-        adaptive = adaptive_conformal(test.point, actual, calibration.scores, level, gamma, series, origin)
+        conformal = calibration.interval(test.point, level, names)
+        coverage["conformal"][level] = interval_coverage(*conformal, actual)
+        scores = calibration.adaptive_scores(level, names)
+        adaptive = adaptive_conformal(test.point, actual, scores, level, gamma, names, origin)
         coverage["adaptive"][level] = adaptive.coverage(actual)
+        by_series[f"conformal {level:.0%}"] = coverage_by_series(*conformal, actual, names)
+        by_series[f"adaptive {level:.0%}"] = coverage_by_series(adaptive.lower, adaptive.upper, actual, names)
         for name in ("ets", "arima"):
             coverage[name][level] = baselines.scores(name, level)["coverage"]
     row["coverage"] = coverage
@@ -102,6 +128,14 @@ def score_checkpoint(path: str, gamma: float, search: dict[str, Any]) -> dict[st
         f"baselines {baseline_seconds:.1f} s"
         + (f"; conformal {', '.join(infinite)} radius infinite (too few calibration windows)" if infinite else "")
     )
+    fallbacks = [f"{level:.0%}" for level in LEVELS if getattr(calibration, "fallback_series", lambda _: [])(level)]
+    if fallbacks:
+        row["details"] += f"; per-series conformal {', '.join(fallbacks)}: pooled radius for series short of windows"
+    if len(set(names)) > 1:
+        row["details"] += f"; coverage by series (conformal_scope={scope}): " + "; ".join(
+            f"{name} " + ", ".join(f"{kind} {values[name]:.2f}" for kind, values in by_series.items())
+            for name in dict.fromkeys(names.tolist())
+        )
     return row
 
 
@@ -134,6 +168,15 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     parser.add_argument("--ckpt", nargs="*", default=[], metavar="EXPERIMENT=PATH", help="skip training: score these")
     parser.add_argument("--gamma", type=float, default=0.05, help="adaptive conformal step size")
     parser.add_argument("--output-dir", default=None, help="where runs are written (default: a temporary folder)")
+    parser.add_argument(
+        "--override", nargs="*", default=[], metavar="KEY=VALUE", help="seqmodels-train overrides for every training"
+    )
+    parser.add_argument(
+        "--conformal-scope",
+        choices=("pooled", "per_series"),
+        default="pooled",
+        help="conformal radii from all series' validation windows, or each series' own (short series: pooled)",
+    )
     args = parser.parse_args(argv)
     checkpoints = {}
     for item in args.ckpt:
@@ -146,9 +189,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     for experiment in args.experiments:
         start = time.perf_counter()
-        path = checkpoints.get(experiment) or train_recipe(experiment, out / experiment, args.quick)
+        path = checkpoints.get(experiment) or train_recipe(experiment, out / experiment, args.quick, args.override)
         trained = time.perf_counter()
-        rows[experiment] = score_checkpoint(path, args.gamma, search)
+        rows[experiment] = score_checkpoint(path, args.gamma, search, args.conformal_scope)
         print(
             f"{experiment}: training {trained - start:.0f} s, scoring {time.perf_counter() - trained:.0f} s; "
             f"{rows[experiment]['details']}",

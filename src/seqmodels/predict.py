@@ -9,6 +9,7 @@
     seqmodels-predict ckpt_path=<forecaster>.ckpt [input_file=series.csv] output_file=forecast.csv  # forecasting
     seqmodels-predict ckpt_path=<forecaster>.ckpt backtest=test output_file=backtest.csv   # historical forecasts
     seqmodels-predict ckpt_path=<forecaster>.ckpt backtest=test conformal=[0.8,0.95] baselines=true  # + ETS, ARIMA
+    seqmodels-predict ckpt_path=<panel forecaster>.ckpt backtest=test conformal=0.8 conformal_scope=per_series
     seqmodels-predict ckpt_path=[a.ckpt,b.ckpt,c.ckpt] backtest=test                      # an ensemble's backtest
     seqmodels-predict ckpt_path='logs/sunspots/multiruns/<date>/*/checkpoints/epoch_*.ckpt' ensemble=median
     seqmodels-predict ckpt_path=<speech model>.ckpt input_file=digits.wav                  # prints the transcript
@@ -171,10 +172,12 @@ def predict(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -> list[t
 
 
 def forecast_options(cfg: DictConfig) -> tuple[list[float], float | None, bool]:
-    """``conformal`` levels, ``conformal_gamma`` and ``baselines`` from the config, checked before any work."""
+    """``conformal`` levels, ``conformal_gamma`` and ``baselines`` from the config, checked before any work
+    (``conformal_scope`` and ``conformal_fallback`` too: :func:`conformal_scope`)."""
     from seqmodels.conformal import check_levels
 
     levels = check_levels(cfg.get("conformal"))
+    conformal_scope(cfg)
     gamma = cfg.get("conformal_gamma", 0.05)
     if gamma is not None and (isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma < 0):
         raise ValueError(f"conformal_gamma must be a number >= 0 (0 or null: no adaptive intervals), got {gamma!r}")
@@ -192,6 +195,14 @@ def forecast_options(cfg: DictConfig) -> tuple[list[float], float | None, bool]:
     return levels, (float(gamma) if gamma else None), baselines
 
 
+def conformal_scope(cfg: DictConfig) -> tuple[str, str]:
+    """``conformal_scope`` (``pooled``, the default, or ``per_series``) and ``conformal_fallback`` (``error``, the
+    default, or ``pooled``) from the config, checked."""
+    from seqmodels.conformal import check_scope
+
+    return check_scope(cfg.get("conformal_scope") or "pooled", cfg.get("conformal_fallback") or "error")
+
+
 def write_forecasts(cfg: DictConfig, checkpoint: dict[str, Any] | list[dict[str, Any]] | None = None) -> bool:
     """For a forecaster's checkpoint: writes a CSV of forecasts and returns True (other checkpoints: False).
 
@@ -202,7 +213,11 @@ def write_forecasts(cfg: DictConfig, checkpoint: dict[str, Any] | list[dict[str,
 
     ``conformal=0.8`` (or a list of levels) adds split-conformal intervals calibrated on the validation backtest
     (``conformal_lower_80``, ``conformal_upper_80``, see :mod:`seqmodels.conformal`) and, in a test backtest,
-    adaptive conformal ones (``adaptive_lower_80``, ...; step ``conformal_gamma``, 0 or null: none);
+    adaptive conformal ones (``adaptive_lower_80``, ...; step ``conformal_gamma``, 0 or null: none). The radii pool
+    the validation windows of every series (``conformal_scope=pooled``) or come from each series' own
+    (``conformal_scope=per_series``: a series with too few windows for a level is a one-line error, or with
+    ``conformal_fallback=pooled`` takes the pooled radius); a backtest of several series also prints each series'
+    coverage;
     ``baselines=true`` adds the ``ets`` and ``arima`` forecasts of the same windows (with their intervals at the
     conformal levels, or 80% and 95%; see :mod:`seqmodels.forecast_baselines`). Either prints a table of errors
     and empirical coverage to stderr.
@@ -240,7 +255,9 @@ def write_forecasts(cfg: DictConfig, checkpoint: dict[str, Any] | list[dict[str,
     batch_size = cfg.get("batch_size", 64)
     calibration = None
     if levels:
-        calibration = _calibration(datamodule, model, cfg.get("input_file"), batch_size)
+        scope, fallback = conformal_scope(cfg)
+        calibration = _calibration(datamodule, model, cfg.get("input_file"), batch_size, scope, fallback)
+        calibration.check(levels)  # a series short of validation windows: an error before the forecasts
     summary, extra = "", {}
     if cfg.get("backtest"):
         windows = datamodule.backtest_windows(str(cfg.backtest), cfg.get("input_file"))
@@ -257,8 +274,9 @@ def write_forecasts(cfg: DictConfig, checkpoint: dict[str, Any] | list[dict[str,
         forecast = model.forecast(batch)  # the whole batch: statics and per-series statistics travel with it
         rows = forecast_rows(series, times, forecast, datamodule.target_names, levels_of_quantiles)
         if calibration is not None:
+            names = [s.name for s in series]
             for level in levels:
-                low, high = calibration.interval(forecast["point"].numpy(), level)
+                low, high = calibration.interval(forecast["point"].numpy(), level, names)
                 extra[f"conformal_lower_{_level_text(level)}"] = low
                 extra[f"conformal_upper_{_level_text(level)}"] = high
     _add_columns(rows, extra)
@@ -288,17 +306,32 @@ def _add_columns(rows: list[dict[str, str]], columns: dict[str, Any]) -> None:
             row[name] = f"{value:.6g}"
 
 
-def _calibration(datamodule: Any, model: torch.nn.Module, input_file: Any, batch_size: int) -> Any:
+def _calibration(
+    datamodule: Any,
+    model: torch.nn.Module,
+    input_file: Any,
+    batch_size: int,
+    scope: str = "pooled",
+    fallback: str = "error",
+) -> Any:
     """Split conformal calibrated on the model's backtest of the validation part (of ``input_file``'s series, when
-    given, split as in training)."""
-    from seqmodels.conformal import SplitConformal
+    given, split as in training): pooled, or per series (keyed by series name) with ``scope="per_series"``."""
+    from seqmodels.conformal import calibrate_conformal
 
     try:
         windows = datamodule.backtest_windows("val", input_file)
     except ValueError as error:
         raise ValueError(f"conformal intervals are calibrated on the validation part, but {error}") from None
     point = _forecast_windows(model, windows, batch_size)["point"].numpy()
-    return SplitConformal.calibrate(point, windows.tensors["actual"].numpy())
+    names = _series_names(datamodule, windows)
+    return calibrate_conformal(point, windows.tensors["actual"].numpy(), scope, names, fallback)
+
+
+def _series_names(datamodule: Any, windows: Any) -> np.ndarray:
+    """(N,) the name of each window's series (the same series keep their names across the val and test parts and
+    the forecasts ahead, whereas indices depend on which file was read)."""
+    names = [s.name for s in datamodule.series]
+    return np.asarray([names[int(index)] for index in windows.tensors["series"]], dtype=object)
 
 
 def _backtest_extras(
@@ -313,11 +346,13 @@ def _backtest_extras(
     baselines: bool,
 ) -> tuple[dict[str, np.ndarray], str]:
     """The conformal and baseline columns of a backtest, and the table of errors and coverage printed beside it."""
-    from seqmodels.conformal import adaptive_conformal, min_calibration_size, model_intervals
+    from seqmodels.conformal import PerSeriesConformal, adaptive_conformal, model_intervals
     from seqmodels.forecast_baselines import baseline_backtest, forecast_scores, interval_coverage, metrics_table
 
     t = {key: value.numpy() for key, value in windows.tensors.items() if value is not None}
     point, actual, scale = forecast["point"].numpy(), t["actual"], t["mase_scale"]
+    names = _series_names(datamodule, windows)
+    intervals: dict[str, dict[float, tuple[np.ndarray, np.ndarray]]] = {}  # kind -> level -> (lower, upper)
     table_levels = levels or [0.8, 0.95]
     columns: dict[str, np.ndarray] = {}
     rows: dict[str, dict[str, float]] = {"model": forecast_scores(point, actual, scale)}
@@ -333,17 +368,21 @@ def _backtest_extras(
     for level in table_levels:
         if round(level, 6) in own:
             rows["model"][f"coverage@{level:g}"] = interval_coverage(*own[round(level, 6)], actual)
+            intervals.setdefault("model", {})[level] = own[round(level, 6)]
     if calibration is not None:
         rows["model + conformal"] = dict(rows["model"])
         if gamma:
             rows[f"model + adaptive (gamma {gamma:g})"] = dict(rows["model"])
         for level in levels:
-            low, high = calibration.interval(point, level)
+            low, high = calibration.interval(point, level, names)
+            intervals.setdefault("conformal", {})[level] = (low, high)
             columns[f"conformal_lower_{_level_text(level)}"] = low
             columns[f"conformal_upper_{_level_text(level)}"] = high
             rows["model + conformal"][f"coverage@{level:g}"] = interval_coverage(low, high, actual)
             if gamma:
-                adaptive = adaptive_conformal(point, actual, calibration.scores, level, gamma, t["series"], t["origin"])
+                scores = calibration.adaptive_scores(level, names)
+                adaptive = adaptive_conformal(point, actual, scores, level, gamma, names, t["origin"])
+                intervals.setdefault("adaptive", {})[level] = (adaptive.lower, adaptive.upper)
                 columns[f"adaptive_lower_{_level_text(level)}"] = adaptive.lower
                 columns[f"adaptive_upper_{_level_text(level)}"] = adaptive.upper
                 rows[f"model + adaptive (gamma {gamma:g})"][f"coverage@{level:g}"] = adaptive.coverage(actual)
@@ -363,14 +402,59 @@ def _backtest_extras(
         chosen = "; ".join(f"{text}" for name in ("ets", "arima") for text in found.chosen[name])
         note = f"\nbaselines fitted on the training part: {chosen} ({found.warnings} statsmodels warnings caught)"
     if calibration is not None:
-        short = [f"{level:.0%}" for level in levels if calibration.size < min_calibration_size(level)]
-        if short:
-            note += (
-                f"\nconformal {', '.join(short)}: {calibration.size} validation windows give no finite radius "
-                f"(intervals of +-inf); a longer validation part (data.val_size) gives one"
-            )
+        note += _calibration_notes(calibration, levels)
     table = metrics_table(rows, table_levels)
+    if len(set(names)) > 1 and intervals:
+        scope = "per_series" if isinstance(calibration, PerSeriesConformal) else "pooled"
+        note += f"\ncoverage by series (conformal_scope={scope}):\n" + series_coverage_table(intervals, actual, names)
     return columns, f"forecasters on the {split} part ({actual.size} values):\n{table}{note}"
+
+
+def _calibration_notes(calibration: Any, levels: list[float]) -> str:
+    """Lines under the backtest table on levels the calibration cannot serve as asked: too few pooled windows (an
+    infinite radius), or series that fall back to the pooled radius."""
+    from seqmodels.conformal import PerSeriesConformal, min_calibration_size
+
+    note = ""
+    short = [f"{level:.0%}" for level in levels if calibration.size < min_calibration_size(level)]
+    if short:
+        note += (
+            f"\nconformal {', '.join(short)}: {calibration.size} validation windows give no finite radius "
+            f"(intervals of +-inf); a longer validation part (data.val_size) gives one"
+        )
+    if isinstance(calibration, PerSeriesConformal):
+        for level in levels:
+            pooled = calibration.fallback_series(level)
+            if pooled:
+                note += (
+                    f"\nconformal {level:.0%}: series {', '.join(map(str, pooled))} have too few validation "
+                    "windows of their own and take the pooled radius (conformal_fallback=pooled)"
+                )
+    return note
+
+
+def series_coverage_table(
+    intervals: dict[str, dict[float, tuple[np.ndarray, np.ndarray]]], actual: np.ndarray, series: Any
+) -> str:
+    """A plain-text table: one row per series, its number of windows and the coverage of each kind of interval
+    (``intervals``: kind -> level -> (N, H, C) ``(lower, upper)``) at each level."""
+    from seqmodels.conformal import coverage_by_series
+
+    series = np.asarray(series)
+    names = list(dict.fromkeys(series.tolist()))  # in order of first appearance
+    headers = ["series", "windows"]
+    columns = []
+    for kind, by_level in intervals.items():
+        for level, (lower, upper) in by_level.items():
+            headers.append(f"{kind} {level:.0%}")
+            columns.append(coverage_by_series(lower, upper, actual, series))
+    lines = [headers]
+    for name in names:
+        lines.append([str(name), str(int((series == name).sum())), *(f"{column[name]:.3f}" for column in columns)])
+    widths = [max(len(row[k]) for row in lines) for k in range(len(headers))]
+    return "\n".join(
+        " ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in lines
+    )
 
 
 def _numpy(value: torch.Tensor | None) -> np.ndarray | None:
@@ -514,7 +598,7 @@ class ForecastEnsemble(torch.nn.Module):
     Point forecasts are the members' mean (``combine="median"``: their median), quantiles likewise per level. A
     Gaussian head's interval comes from the members' equal-weight mixture, summarised by its mean (the mean of the
     means) and variance (the mean of the variances plus the variance of the means), in the space where the heads
-    are Gaussian (the log of the data for ``data.transform=log``).
+    are Gaussian (the log of the data for ``data.transform=log``, its square root for ``sqrt``).
     """
 
     def __init__(self, members: Sequence[torch.nn.Module], combine: str = "mean") -> None:
@@ -536,14 +620,15 @@ class ForecastEnsemble(torch.nn.Module):
     def forecast(self, inputs: Any, future: torch.Tensor | None = None, **extras: Any) -> dict[str, torch.Tensor]:
         """As ``ForecastingTask.forecast`` (a :class:`ForecastBatch` or scaled tensors), the members combined."""
         forecasts = [member.forecast(inputs, future, **extras) for member in self.members]  # type: ignore[operator]
-        return combine_forecasts(forecasts, self.combine, self.net.output, self.scaler.transform == "log")
+        return combine_forecasts(forecasts, self.combine, self.net.output, self.scaler.transform)
 
 
 def combine_forecasts(
-    forecasts: list[dict[str, torch.Tensor]], combine: str, output: Any, log_scale: bool = False
+    forecasts: list[dict[str, torch.Tensor]], combine: str, output: Any, transform: str = "none"
 ) -> dict[str, torch.Tensor]:
     """The members' ``forecast`` outputs (``point``, ``lower``/``upper``, ``quantiles``) combined as
-    :class:`ForecastEnsemble` describes; ``output`` is their (shared) output head."""
+    :class:`ForecastEnsemble` describes; ``output`` is their (shared) output head, ``transform`` the data's target
+    transform (``none``, ``log``, ``sqrt``: the space a Gaussian head's interval is combined in)."""
     from seqmodels.nn.forecasting import GaussianOutput
 
     def reduce(key: str) -> torch.Tensor:
@@ -558,7 +643,7 @@ def combine_forecasts(
     if "lower" not in forecasts[0]:
         return out
     if isinstance(output, GaussianOutput):
-        out["lower"], out["upper"] = gaussian_mixture_interval(forecasts, output.z, log_scale)
+        out["lower"], out["upper"] = gaussian_mixture_interval(forecasts, output.z, transform)
     elif "quantiles" in out:  # the interval is the outermost quantiles
         out["lower"], out["upper"] = out["quantiles"][..., 0], out["quantiles"][..., -1]
     else:
@@ -567,23 +652,38 @@ def combine_forecasts(
 
 
 def gaussian_mixture_interval(
-    forecasts: list[dict[str, torch.Tensor]], z: float, log_scale: bool = False
+    forecasts: list[dict[str, torch.Tensor]], z: float, transform: str = "none"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The central interval (``mean -+ z * std``) of the equal-weight mixture of the members' Gaussians, each read
-    back from its point forecast (the mean) and interval (``mean -+ z * std``), in log space for log-scaled data."""
+    back from its point forecast (the mean) and interval (``mean -+ z * std``), in the space the heads are Gaussian
+    in: the data's, its log (``transform=log``) or its square root (``transform=sqrt``).
+
+    For ``sqrt`` the lower bound came back clamped at 0, so each member's std is read from its point and upper
+    bound, ``(sqrt(upper) - sqrt(point)) / z``: exact while the member's sqrt-scale mean is >= 0 (a point forecast
+    above 0); a member whose point forecast is 0 counts with mean 0 and the std that reaches its upper bound. The
+    combined bounds come back as the forecasts do, ``clamp(min=0) ** 2``."""
+    if transform not in ("none", "log", "sqrt"):
+        raise ValueError(f"transform must be one of none, log, sqrt, got {transform!r}")
 
     def space(values: torch.Tensor) -> torch.Tensor:
         values = values.double()
-        return torch.log(values) if log_scale else values
+        if transform == "log":
+            return torch.log(values)
+        return values.clamp(min=0).sqrt() if transform == "sqrt" else values
 
     means = torch.stack([space(forecast["point"]) for forecast in forecasts])
-    stds = torch.stack([(space(forecast["upper"]) - space(forecast["lower"])) / (2 * z) for forecast in forecasts])
+    if transform == "sqrt":
+        stds = torch.stack([(space(forecast["upper"]) - space(forecast["point"])) / z for forecast in forecasts])
+    else:
+        stds = torch.stack([(space(forecast["upper"]) - space(forecast["lower"])) / (2 * z) for forecast in forecasts])
     mean = means.mean(0)
     variance = (stds**2).mean(0) + means.var(0, unbiased=False)
     half = z * variance.sqrt()
     lower, upper = mean - half, mean + half
-    if log_scale:
+    if transform == "log":
         lower, upper = torch.exp(lower), torch.exp(upper)
+    elif transform == "sqrt":
+        lower, upper = lower.clamp(min=0) ** 2, upper.clamp(min=0) ** 2
     dtype = forecasts[0]["point"].dtype
     return lower.to(dtype), upper.to(dtype)
 
