@@ -27,7 +27,14 @@ from seqmodels.early_classification import PERCENTS, early_accuracy_curve
 from seqmodels.train import train
 
 OUTPUT = Path(__file__).resolve().parents[1] / "benchmarks" / "early_classification.json"
-CAUSAL = ["experiment=japanese_vowels", "model.net.encoder.bidirectional=false"]
+# one causal layer without input noise: the setting the README's early-classification table was measured with
+CAUSAL = [
+    "experiment=japanese_vowels",
+    "model.net.encoder.bidirectional=false",
+    "model.net.encoder.num_layers=1",
+    "model.net.encoder.dropout=0",
+    "model.net.input_noise=0",
+]
 
 
 def evaluate(task, datamodule) -> tuple[dict[int, float], float, int]:
