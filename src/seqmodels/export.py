@@ -239,7 +239,8 @@ def export_sequence_net(
 
 class ExportedForecaster(nn.Module):
     """A forecaster's network and its output on the original scale: ``point`` and, for probabilistic outputs,
-    the interval's ``lower`` and ``upper`` bounds, each (N, H, C)."""
+    the interval's ``lower`` and ``upper`` bounds, each (N, H, C). The target transform is undone in the graph as
+    the task undoes it (``exp`` for ``log``, ``clamp(min=0) ** 2`` for ``sqrt``)."""
 
     def __init__(self, task: nn.Module) -> None:
         super().__init__()
@@ -286,8 +287,8 @@ def _export_forecaster(model: nn.Module, datamodule: Any, path: Path, verify: bo
             "seqmodels.lookback": lookback,
             "seqmodels.horizon": horizon,
             "seqmodels.target_names": datamodule.target_names,
-            "seqmodels.input_channels": "targets, past covariates, future covariates (scaled: (x - mean) / std), "
-            "then sin/cos calendar features",
+            "seqmodels.input_channels": "targets (first through seqmodels.transform: log, sqrt or none), past "
+            "covariates, future covariates (scaled: (x - mean) / std), then sin/cos calendar features",
             "seqmodels.channel_mean": state["mean"],
             "seqmodels.channel_std": state["std"],
             "seqmodels.transform": state["transform"],

@@ -65,7 +65,8 @@ def demo_demand_path() -> Path:
     return Path(str(importlib.resources.files("seqmodels.data").joinpath("resources", "demand_demo.csv")))
 
 
-TRANSFORMS = ("none", "log")
+#: Target transforms: ``log`` for positive data, ``sqrt`` (variance-stabilising for counts) for non-negative data.
+TRANSFORMS = ("none", "log", "sqrt")
 SCALINGS = ("global", "per_series")
 SCALERS = ("standard", "robust", "mean_abs")
 ROLLING_STATS = ("mean", "std", "min", "max")
@@ -79,7 +80,7 @@ class ForecastBatch(SequenceBatch):
 
     Shapes (N windows, L lookback, H horizon, C targets, C_in input channels, F known-future channels):
         inputs:      (N, L, C_in) scaled; channels are [targets, past covariates, future covariates, calendar]
-        targets:     (N, H, C) scaled (log-transformed first when ``transform=log``)
+        targets:     (N, H, C) scaled (log- or square-root-transformed first when ``transform=log``/``sqrt``)
         future:      (N, H, F) scaled known-future covariates and calendar features at the target steps, or None
         actual:      (N, H, C) targets on the original scale (evaluation splits only)
         naive:       (N, H, C) last observed value, repeated (evaluation splits only)
@@ -369,7 +370,12 @@ class WindowLoader:
 
 
 class TargetScaler:
-    """Targets' forward and inverse transform: optional log, then ``(x - mean) / std`` per target channel.
+    """Targets' forward and inverse transform: optional log or square root, then ``(x - mean) / std`` per target
+    channel.
+
+    The inverse of ``sqrt`` is ``clamp(min=0) ** 2``: monotone, so quantiles and interval bounds map to quantiles and
+    bounds exactly, and a point forecast becomes the square of the model's square-root-scale point, a median-type
+    forecast (the median for a symmetric head), not the mean (which would add the sqrt-scale variance).
 
     ``mean``/``std`` are (C,) tensors. ``inverse`` takes any (..., C) tensor of scaled values. With
     ``per_series=True`` (``scaling=per_series``) ``mean``/``std`` are the identity and each window's own (N, C)
@@ -394,7 +400,14 @@ class TargetScaler:
         return loc[:, None, :], scale[:, None, :]
 
     def __call__(self, values: Tensor, loc: Tensor | None = None, scale: Tensor | None = None) -> Tensor:
-        values = torch.log(values) if self.transform == "log" else values
+        if self.transform == "log":
+            values = torch.log(values)
+        elif self.transform == "sqrt":
+            if bool((values < 0).any()):
+                raise ValueError(
+                    f"transform=sqrt needs non-negative targets, got {values.min().item():g}; set data.transform=none"
+                )
+            values = torch.sqrt(values)
         values = (values - self.mean.to(values)) / self.std.to(values)
         window = self._windows(loc, scale)
         return values if window is None else (values - window[0].to(values)) / window[1].to(values)
@@ -404,7 +417,11 @@ class TargetScaler:
         if window is not None:
             scaled = scaled * window[1].to(scaled) + window[0].to(scaled)
         values = scaled * self.std.to(scaled) + self.mean.to(scaled)
-        return torch.exp(values) if self.transform == "log" else values
+        if self.transform == "log":
+            return torch.exp(values)
+        if self.transform == "sqrt":
+            return values.clamp(min=0) ** 2  # a negative sqrt-scale value is below every attainable one: 0
+        return values
 
 
 def location_scale(rows: np.ndarray, scaler: str) -> tuple[np.ndarray, np.ndarray]:
@@ -548,7 +565,9 @@ class ForecastingDataModule(SequenceDataModule):
         horizon: H, steps forecast at once.
         val_size, test_size: the held-out end of each series: a fraction (< 1) of its length or a count of steps.
         stride: steps between consecutive training windows.
-        transform: ``"log"`` models the log of the targets (multiplicative seasonality, positive data).
+        transform: ``"log"`` models the log of the targets (multiplicative seasonality, positive data); ``"sqrt"``
+            their square root (variance-stabilising for counts, non-negative data with zeros); forecasts come back
+            squared (clamped at 0), so a point forecast is median-type, not the mean.
         eval_batch_size: windows per validation/test batch (None: ``batch_size``); evaluation keeps no
             gradients, so large batches are cheap and spare per-batch overhead.
         seasonal_period: m for the seasonal-naive baseline and MASE (12 monthly, 52 weekly, ...).
@@ -765,16 +784,21 @@ class ForecastingDataModule(SequenceDataModule):
         return self.calendar_names
 
     def _raw_channels(self, series: Series) -> np.ndarray:
-        """(T, C + P + F): targets (log-transformed if asked), past, future covariates, unscaled."""
+        """(T, C + P + F): targets (log- or square-root-transformed if asked), past, future covariates, unscaled."""
         values = series.values
-        if self.transform == "log":
+        if self.transform in ("log", "sqrt"):
             observed = values[~np.isnan(values)]
-            if observed.size and observed.min() <= 0:
+            if self.transform == "log" and observed.size and observed.min() <= 0:
                 raise ValueError(
                     f"transform=log needs positive targets, but series {series.name!r} has {observed.min():g}; "
+                    "set data.transform=sqrt (non-negative data) or none"
+                )
+            if self.transform == "sqrt" and observed.size and observed.min() < 0:
+                raise ValueError(
+                    f"transform=sqrt needs non-negative targets, but series {series.name!r} has {observed.min():g}; "
                     "set data.transform=none"
                 )
-            values = np.log(values)
+            values = np.log(values) if self.transform == "log" else np.sqrt(values)
         return np.concatenate([values, series.past, series.future], axis=1)
 
     def _location_scale(self, name: str) -> tuple[Tensor, Tensor]:

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-from seqmodels.data.forecasting import ForecastBatch, TargetScaler
+from seqmodels.data.forecasting import TRANSFORMS, ForecastBatch, TargetScaler
 from seqmodels.tasks import _lightning_fastpath as fastpath
 from seqmodels.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
 from seqmodels.tasks.capabilities import Capabilities, Export, Prediction
@@ -148,10 +148,13 @@ class ForecastingTask(SequenceTask):
         C = net.num_targets
         self.register_buffer("target_mean", torch.zeros(C))
         self.register_buffer("target_std", torch.ones(C))
+        # target_log stays for checkpoints' readers; target_transform (an index into TRANSFORMS) is what is read.
         self.register_buffer("target_log", torch.tensor(False))
+        self.register_buffer("target_transform", torch.tensor(0, dtype=torch.long))
         self.register_buffer("target_per_series", torch.tensor(False))
-        # Checkpoints from before per-series scaling lack that buffer: they were scaled globally.
+        # Checkpoints from before per-series scaling or the sqrt transform lack those buffers: filled from the rest.
         self.register_load_state_dict_pre_hook(_default_per_series)
+        self.register_load_state_dict_pre_hook(_default_transform)
         # {split}/loss is the base class's (scaled space, weighted by windows); the rest on the original scale.
         self.add_metrics(("val", "test"), forecast=ForecastMetrics())
         self.track_best("mae", higher_is_better=False)
@@ -175,11 +178,18 @@ class ForecastingTask(SequenceTask):
         self.target_mean.copy_(scaler.mean)
         self.target_std.copy_(scaler.std)
         self.target_log.fill_(scaler.transform == "log")
+        self.target_transform.fill_(TRANSFORMS.index(scaler.transform))
         self.target_per_series.fill_(scaler.per_series)
 
     @property
     def scaler(self) -> TargetScaler:
-        transform = "log" if bool(self.target_log) else "none"
+        index = int(self.target_transform)
+        if not 0 <= index < len(TRANSFORMS):
+            raise ValueError(
+                f"the checkpoint's target_transform {index} is not one of {', '.join(TRANSFORMS)}; "
+                "load it with the seqmodels version that wrote it"
+            )
+        transform = TRANSFORMS[index]
         return TargetScaler(self.target_mean, self.target_std, transform, per_series=bool(self.target_per_series))
 
     def forward(self, inputs: Tensor, future: Tensor | None = None) -> Tensor:  # type: ignore[override]
@@ -204,7 +214,9 @@ class ForecastingTask(SequenceTask):
         target_scale: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """``point`` (N, H, C) and, for probabilistic outputs, ``lower``/``upper`` (N, H, C) and ``quantiles``
-        (N, H, C, Q), all on the original scale (the transform is monotone, so quantiles map to quantiles).
+        (N, H, C, Q), all on the original scale (the transform is monotone, so quantiles map to quantiles). With
+        ``data.transform=sqrt`` each comes back as ``clamp(min=0) ** 2``: the point forecast is the square of the
+        model's sqrt-scale point, a median-type forecast, not the mean (as ``exp`` of a log-scale point is).
 
         ``inputs`` and ``future`` are the datamodule's windows (``ForecastBatch.inputs``/``future``): already scaled
         with the training scaler; or pass the whole :class:`ForecastBatch`, which also carries the static
@@ -436,6 +448,14 @@ def _default_per_series(module: nn.Module, state_dict: dict[str, Any], prefix: s
     key = prefix + "target_per_series"
     if key not in state_dict and prefix + "target_mean" in state_dict:
         state_dict[key] = torch.tensor(False)
+
+
+def _default_transform(module: nn.Module, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    """Fills ``target_transform`` from ``target_log`` (log or none) for checkpoints saved before sqrt existed."""
+    key = prefix + "target_transform"
+    if key not in state_dict and prefix + "target_mean" in state_dict:
+        was_log = bool(state_dict.get(prefix + "target_log", torch.tensor(False)))
+        state_dict[key] = torch.tensor(TRANSFORMS.index("log" if was_log else "none"), dtype=torch.long)
 
 
 def forecast_figure(
