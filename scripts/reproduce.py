@@ -11,8 +11,8 @@ seqmodels figure as the mean and min-max range over the seeds, the training wall
 (train + test, mean over the seeds) and the command. A benchmark whose run fails prints FAIL and the first line
 of its error, and the table goes on.
 
-The rows are also written to ``benchmarks/results.json`` and ``benchmarks/results.md`` (``--quick``:
-``benchmarks/results_quick.*``; ``--output`` to choose). Rows already in that file for benchmarks not run this
+The rows are also written to ``benchmarks/reproduce.json`` and ``benchmarks/reproduce.md`` (``--quick``:
+``benchmarks/reproduce_quick.*``; ``--output`` to choose). Rows already in that file for benchmarks not run this
 time are kept, so the table can be filled a few benchmarks at a time. Extra Hydra overrides apply to every run;
 after ``--seeds`` or ``--only``, put them behind ``--``:
 
@@ -35,8 +35,8 @@ from typing import Any
 from benchmark_common import QUIET, environment, print_table, run_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUTPUT = ROOT / "benchmarks" / "results.json"
-QUICK_OUTPUT = ROOT / "benchmarks" / "results_quick.json"
+DEFAULT_OUTPUT = ROOT / "benchmarks" / "reproduce.json"
+QUICK_OUTPUT = ROOT / "benchmarks" / "reproduce_quick.json"
 # Every --quick run stops after a minute of training whatever its own quick settings leave.
 QUICK_LIMIT = ["trainer.max_time=00:00:01:00"]
 
@@ -360,7 +360,7 @@ def markdown(entries: Sequence[dict[str, Any]], details: str) -> str:
         "# Classic benchmarks",
         "",
         f"Written by `scripts/reproduce.py`; {details}. seqmodels: mean (min-max) over the seeds listed in "
-        "results.json (each run adds `seed=<seed>` to the command); wall: train + test per run.",
+        "reproduce.json (each run adds `seed=<seed>` to the command); wall: train + test per run.",
         "",
         "| " + " | ".join(HEADER) + " |",
         "|" + "---|" * len(HEADER),
@@ -369,15 +369,22 @@ def markdown(entries: Sequence[dict[str, Any]], details: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def existing_rows(output: Path) -> dict[str, dict[str, Any]]:
+    """The rows already in ``output`` by benchmark name (none if it does not exist). A file that is not this
+    script's is an error, never overwritten: it may hold another script's results."""
+    if not output.exists():
+        return {}
+    try:
+        return {entry["name"]: entry for entry in json.loads(output.read_text())["benchmarks"]}
+    except (ValueError, KeyError, TypeError):
+        message = f"{output} is not a results file of scripts/reproduce.py; pass --output another.json"
+        raise ValueError(message) from None
+
+
 def write_results(output: Path, entries: list[dict[str, Any]], details: str) -> list[dict[str, Any]]:
     """Writes ``output`` (JSON) and the markdown beside it; rows already there for benchmarks not run now are
     kept. Returns every row written, in registry order."""
-    kept: dict[str, dict[str, Any]] = {}
-    if output.exists():
-        try:
-            kept = {entry["name"]: entry for entry in json.loads(output.read_text())["benchmarks"]}
-        except (ValueError, KeyError, TypeError):
-            print(f"{output}: not a results file of this script; it is replaced", flush=True)
+    kept = existing_rows(output)
     kept.update({entry["name"]: entry for entry in entries})
     order = {benchmark.name: i for i, benchmark in enumerate(BENCHMARKS)}
     merged = sorted(kept.values(), key=lambda entry: order.get(entry["name"], len(order)))
@@ -405,6 +412,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_table(rows, ["benchmark", "seeds", "command"], "<<<")
         return 0
     output = args.output or (QUICK_OUTPUT if args.quick else DEFAULT_OUTPUT)
+    try:
+        existing_rows(output)  # before hours of training, not after
+    except ValueError as error:
+        parser.error(str(error))
     details = environment("quick" if args.quick else "full recipes", *args.overrides)
     print(details, flush=True)
 

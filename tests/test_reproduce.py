@@ -149,3 +149,13 @@ def test_quick_run_prints_the_table_and_writes_json_and_markdown(tmp_path):
     markdown = output.with_suffix(".md").read_text().splitlines()
     assert markdown[4].startswith("| benchmark | metric |")
     assert [line.split(" | ")[0] for line in markdown[6:]] == ["| adding_problem", "| japanese_vowels", "| cmudict_g2p"]
+
+
+def test_a_foreign_output_file_is_refused_before_any_training(tmp_path, capsys):
+    """Another script's JSON at --output is never overwritten: one line, before anything is trained."""
+    foreign = tmp_path / "results.json"
+    foreign.write_text('{"rows": []}\n')
+    with pytest.raises(SystemExit):
+        reproduce.main(["--only", "japanese_vowels", "--output", str(foreign)])
+    assert "is not a results file of scripts/reproduce.py" in capsys.readouterr().err
+    assert foreign.read_text() == '{"rows": []}\n'
