@@ -93,7 +93,12 @@ def test_dataloader_yields_sequence_batches_that_move():
     assert [len(b) for b in batches] == [4, 4, 2]
     assert batches[0].inputs.shape == (4, 4, 2)
     moved = batches[0].to("cpu")
-    assert isinstance(moved, SequenceBatch) and torch.equal(moved.lengths, batches[0].lengths)
+    assert moved is batches[0]  # already there: the batch itself, as Tensor.to does
+    elsewhere = batches[0].to("meta")
+    assert isinstance(elsewhere, SequenceBatch) and elsewhere is not batches[0]
+    assert elsewhere.inputs.device.type == "meta" and elsewhere.lengths.device.type == "meta"
+    assert elsewhere.targets.device.type == "meta" and batches[0].inputs.device.type == "cpu"
+    assert elsewhere.to(torch.device("meta")) is elsewhere
 
 
 def test_equal_length_batches_stack_to_the_same_batch_as_padding():

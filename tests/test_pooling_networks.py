@@ -146,3 +146,15 @@ def test_input_noise_only_while_training():
     torch.testing.assert_close(net(x, lengths), net(x, lengths))
     with pytest.raises(ValueError, match="input_noise must be >= 0"):
         ManyToOneNet(RecurrentEncoder("gru", input_size=2, hidden_size=4, batch_first=True), 2, input_noise=-1)
+
+
+@pytest.mark.parametrize("hidden_size", [None, 8])
+def test_a_head_without_dropout_keeps_the_layer_indices_of_one_with_dropout(hidden_size):
+    with_dropout, without = ClassificationHead(4, 3, hidden_size, dropout=0.5), ClassificationHead(4, 3, hidden_size)
+    assert with_dropout.state_dict().keys() == without.state_dict().keys()  # checkpoints load across both
+    without.load_state_dict(with_dropout.state_dict())
+    assert not any(isinstance(m, torch.nn.Dropout) for m in without.modules())
+    assert sum(isinstance(m, torch.nn.Dropout) for m in with_dropout.modules()) == (1 if hidden_size is None else 2)
+    x = torch.randn(5, 4)
+    with_dropout.eval()
+    assert torch.equal(with_dropout(x), without(x))

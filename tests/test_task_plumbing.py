@@ -307,6 +307,27 @@ def test_the_lightning_internals_of_the_fast_path_are_still_there():
     )
 
 
+def test_every_task_answers_lightnings_per_batch_signature_check_from_its_cached_signature():
+    from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature
+
+    from seqmodels import tasks
+
+    task_classes = [c for c in vars(tasks).values() if isinstance(c, type) and issubclass(c, SequenceTask)]
+    assert len(task_classes) >= 6
+    for cls in task_classes:
+        for name in fastpath.STEP_METHODS:
+            function = getattr(cls, name)
+            if name in vars(cls):
+                assert "__signature__" in vars(function), f"{cls.__name__}.{name}"
+            code = function.__code__  # the cached signature still says what the code takes
+            names = [*code.co_varnames[: code.co_argcount]]
+            assert [*inspect.signature(function).parameters][: len(names)] == names, f"{cls.__name__}.{name}"
+        step = getattr(cls, "training_step")
+        assert is_param_in_hook_signature(step, "batch_idx", min_args=2)
+        assert not is_param_in_hook_signature(step, "dataloader_iter", explicit=True)
+    assert inspect.getfullargspec(tasks.ForecastingTask.training_step).args == ["self", "batch", "batch_idx"]
+
+
 def test_the_guard_names_a_changed_internal_and_the_task_falls_back(monkeypatch):
     from lightning.pytorch.loops.optimization import manual
 

@@ -30,12 +30,12 @@ class SequenceBatch:
     continues: bool = False
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> SequenceBatch:
-        moved = {
-            f.name: (v.to(device, non_blocking=non_blocking) if isinstance(v, Tensor) else v)
-            for f in fields(self)
-            if (v := getattr(self, f.name)) is not None
-        }
-        return replace(self, **moved)
+        """The batch on ``device``; the batch itself when every tensor is there already (as ``Tensor.to``)."""
+        tensors = {f.name: v for f in fields(self) if isinstance(v := getattr(self, f.name), Tensor)}
+        target = torch.device(device)
+        if all(v.device == target for v in tensors.values()):  # Lightning moves every batch, even on a CPU
+            return self
+        return replace(self, **{name: v.to(device, non_blocking=non_blocking) for name, v in tensors.items()})
 
     def pin_memory(self) -> SequenceBatch:
         # DataLoader(pin_memory=True) calls this on custom batch types.

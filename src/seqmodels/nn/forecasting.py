@@ -505,7 +505,7 @@ class DirectForecaster(_Forecaster):
     def _head(self, state: Tensor | tuple[Tensor, Tensor], future: Tensor | None) -> Tensor:
         h_n = state[0] if isinstance(state, tuple) else state  # (D * layers, N, H_out)
         d, n = self.encoder.num_directions, h_n.shape[1]
-        features = h_n[-d:].transpose(0, 1).reshape(n, -1)  # last layer, both directions
+        features = h_n[-1] if d == 1 else h_n[-d:].transpose(0, 1).reshape(n, -1)  # last layer, every direction
         if self.future_size:
             features = torch.cat([features, future.reshape(n, -1)], dim=1)  # type: ignore[union-attr]
         return self.head(features).view(n, self.horizon, self.num_targets, self.output.num_params)

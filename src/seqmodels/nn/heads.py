@@ -13,14 +13,14 @@ def _mlp(in_features: int, out_features: int, hidden_size: int | None, dropout: 
         raise ValueError(f"hidden_size must be >= 1 or None, got {hidden_size}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+
+    def drop() -> nn.Module:  # Identity keeps the layers' indices (checkpoint keys) and skips a no-op dropout call
+        return nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
     if hidden_size is None:
-        return nn.Sequential(nn.Dropout(dropout), nn.Linear(in_features, out_features))
+        return nn.Sequential(drop(), nn.Linear(in_features, out_features))
     return nn.Sequential(
-        nn.Dropout(dropout),
-        nn.Linear(in_features, hidden_size),
-        nn.ReLU(),
-        nn.Dropout(dropout),
-        nn.Linear(hidden_size, out_features),
+        drop(), nn.Linear(in_features, hidden_size), nn.ReLU(), drop(), nn.Linear(hidden_size, out_features)
     )
 
 

@@ -14,6 +14,11 @@
 2. **Lightning's hook name** (:class:`CheapHookName`): Lightning sets ``LightningModule._current_fx_name`` around
    every hook call, about 40 times a training step; ``nn.Module.__setattr__``'s checks for parameters, buffers
    and submodules cost about 0.1 ms a step there, which the mixin skips for that one plain string.
+3. **Step signatures** (:func:`cache_step_signatures`): Lightning's loops ask ``inspect.getfullargspec`` of the
+   task's ``training_step`` (or ``validation_step``) at every batch, whether it takes ``batch_idx`` or
+   ``dataloader_iter``: about 30 us a step, rebuilt from the code object each time. A function's
+   ``__signature__`` is inspect's own cache, so each task class stores its step methods' signatures once. This
+   uses no Lightning name; Lightning without the per-batch check simply never reads it.
 
 If Lightning renames any of these, :func:`missing` names what is gone, :func:`can_step_directly` returns False (the
 task then takes Lightning's public path, which trains identically, only slower), and
@@ -23,6 +28,7 @@ task then takes Lightning's public path, which trains identically, only slower),
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Any
 
 import lightning as L
@@ -86,6 +92,18 @@ def can_step_directly(module: L.LightningModule) -> bool:
     return not any(is_overridden(hook, module, L.LightningModule) for hook in (*STEP_HOOKS, "backward"))
 
 
+STEP_METHODS = ("training_step", "validation_step", "test_step", "predict_step")
+
+
+def cache_step_signatures(cls: type) -> None:
+    """Store the signature of each step method ``cls`` defines on the function itself (``__signature__``), which
+    ``inspect`` returns without re-reading the code object."""
+    for name in STEP_METHODS:
+        function = vars(cls).get(name)
+        if inspect.isfunction(function) and "__signature__" not in vars(function):
+            function.__signature__ = inspect.signature(function)
+
+
 def step_directly(optimizer: LightningOptimizer) -> None:
     """``optimizer.step()`` without the strategy, precision plugin and hooks: the torch optimizer's step, between
     the two callables with which Lightning's manual loop counts it (``global_step``)."""
@@ -94,4 +112,12 @@ def step_directly(optimizer: LightningOptimizer) -> None:
     optimizer._on_after_step()
 
 
-__all__ = ["STEP_HOOKS", "CheapHookName", "can_step_directly", "missing", "step_directly"]
+__all__ = [
+    "STEP_HOOKS",
+    "STEP_METHODS",
+    "CheapHookName",
+    "cache_step_signatures",
+    "can_step_directly",
+    "missing",
+    "step_directly",
+]

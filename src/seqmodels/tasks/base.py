@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric, Metric, MetricCollection, MinMetric
 
 from seqmodels.data.batch import SequenceBatch
-from seqmodels.tasks._lightning_fastpath import CheapHookName
+from seqmodels.tasks._lightning_fastpath import CheapHookName, cache_step_signatures
 from seqmodels.tasks.capabilities import Capabilities
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -96,6 +96,12 @@ class SequenceTask(CheapHookName, L.LightningModule):
 
     # What it does from a checkpoint besides evaluation (see seqmodels.tasks.capabilities).
     capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for klass in cls.__mro__:  # Lightning inspects the step's signature at every batch
+            if issubclass(klass, SequenceTask):
+                cache_step_signatures(klass)
 
     def __init__(
         self,
