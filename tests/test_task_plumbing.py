@@ -322,7 +322,7 @@ def test_every_task_answers_lightnings_per_batch_signature_check_from_its_cached
             code = function.__code__  # the cached signature still says what the code takes
             names = [*code.co_varnames[: code.co_argcount]]
             assert [*inspect.signature(function).parameters][: len(names)] == names, f"{cls.__name__}.{name}"
-        step = getattr(cls, "training_step")
+        step = cls.training_step
         assert is_param_in_hook_signature(step, "batch_idx", min_args=2)
         assert not is_param_in_hook_signature(step, "dataloader_iter", explicit=True)
     assert inspect.getfullargspec(tasks.ForecastingTask.training_step).args == ["self", "batch", "batch_idx"]
