@@ -14,6 +14,7 @@ from seqmodels.nn.audio import (
 )
 from seqmodels.nn.cells import CustomRNN, GRUCell, LayerNormLSTMCell, LSTMCell, RNNCell
 from seqmodels.nn.conditional import ClassCondition, ConditionalDecoder, ImageCondition, VectorCondition
+from seqmodels.nn.conv_branch import ConvBranch, MaskedBatchNorm1d
 from seqmodels.nn.conv_recurrent import ConvGRU, ConvLSTM
 from seqmodels.nn.ctc import (
     ConvSubsampling,
@@ -46,6 +47,7 @@ from seqmodels.nn.streaming import State, load_state, map_state, save_state
 from seqmodels.nn.video import LRCN, ConvLSTMFramePredictor, FrameEncoder, FramePoolingNet, SmallFrameCNN, ssim
 
 __all__ = [
+    "ConvBranch",
     "ConvGRU",
     "ConvLSTM",
     "ConvLSTMFramePredictor",
@@ -96,6 +98,7 @@ __all__ = [
     "LinearProjection",
     "LockedDropout",
     "ManyToOneNet",
+    "MaskedBatchNorm1d",
     "MaxPooling",
     "MeanPooling",
     "RecurrentEncoder",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from seqmodels.nn.conv_branch import ConvBranch
 from seqmodels.nn.heads import RegressionHead
 from seqmodels.nn.masking import as_lengths, lengths_to_mask
 from seqmodels.nn.pooling import build_pooling
@@ -39,6 +40,8 @@ class ManyToOneNet(nn.Module):
         dropout: dropout on the pooled vector (and the head's hidden layer).
         input_noise: standard deviation of Gaussian noise added to the encoder's inputs while training, a
             regulariser for small real-valued data sets (0 disables it).
+        conv_branch: optional :class:`ConvBranch` reading the same (front-end) features as the encoder, whose
+            pooled output is concatenated with the recurrent one before the head (LSTM-FCN, Karim et al. 2018).
 
     Inputs: ``inputs`` (N, L) token ids or (N, L, C) features, ``lengths`` (N,). Output: (N, num_outputs).
 
@@ -58,15 +61,23 @@ class ManyToOneNet(nn.Module):
         head_hidden_size: int | None = None,
         dropout: float = 0.0,
         input_noise: float = 0.0,
+        conv_branch: ConvBranch | None = None,
     ) -> None:
         super().__init__()
         if input_noise < 0:
             raise ValueError(f"input_noise must be >= 0, got {input_noise}")
         self.frontend = check_frontend(encoder, frontend, "ManyToOneNet")
+        if conv_branch is not None and conv_branch.input_size != encoder.input_size:
+            raise ValueError(
+                f"conv_branch.input_size={conv_branch.input_size} but the encoder reads {encoder.input_size} "
+                "features per step; make them equal"
+            )
         self.encoder = encoder
+        self.conv_branch = conv_branch
         self.pooling_name = pooling
         self.pooling = build_pooling(pooling, encoder.output_size, encoder.num_directions)
-        self.head = RegressionHead(encoder.output_size, num_outputs, head_hidden_size, dropout)
+        features = encoder.output_size + (conv_branch.output_size if conv_branch is not None else 0)
+        self.head = RegressionHead(features, num_outputs, head_hidden_size, dropout)
         self.num_outputs = num_outputs
         self.input_noise = input_noise
 
@@ -77,7 +88,10 @@ class ManyToOneNet(nn.Module):
         if self.training and self.input_noise > 0:
             features = features + self.input_noise * torch.randn_like(features)
         outputs, _ = self.encoder(features, lengths)
-        return self.pooling(outputs, lengths)
+        pooled = self.pooling(outputs, lengths)
+        if self.conv_branch is None:
+            return pooled
+        return torch.cat([pooled, self.conv_branch(features, lengths)], dim=-1)
 
     def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
         return self.head(self.encode(inputs, lengths))
@@ -87,7 +101,7 @@ class ManyToOneNet(nn.Module):
         self, batch_size: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> dict[str, State]:
         """``{"encoder": ..., "pooling": ...}`` of a fresh sequence (see :meth:`RecurrentEncoder.initial_state`)."""
-        check_causal(self.encoder, "ManyToOneNet's encoder")
+        self._check_streamable()
         reference = next(self.encoder.parameters())
         device, dtype = device or reference.device, dtype or reference.dtype
         return {
@@ -101,7 +115,7 @@ class ManyToOneNet(nn.Module):
         outputs (N, T, num_outputs): at step t the prediction for the whole sequence seen so far, equal to
         ``forward`` over that prefix. ``state=None`` starts a fresh sequence.
         """
-        check_causal(self.encoder, "ManyToOneNet's encoder")
+        self._check_streamable()
         if state is None:
             state = self.initial_state(chunk.shape[0], chunk.device)
         features = self.frontend(chunk)
@@ -115,6 +129,14 @@ class ManyToOneNet(nn.Module):
         """One step: ``x_t`` (N,) token ids or (N, C) features -> the prediction so far (N, num_outputs), state."""
         outputs, state = self.stream(x_t.unsqueeze(1), state)
         return outputs[:, 0], state
+
+    def _check_streamable(self) -> None:
+        if self.conv_branch is not None:
+            raise ValueError(
+                "ManyToOneNet with a conv_branch has no step mode: its convolutions look ahead and its average "
+                "needs the whole sequence; classify whole sequences with forward, or drop the conv_branch"
+            )
+        check_causal(self.encoder, "ManyToOneNet's encoder")
 
 
 class SequenceTaggerNet(nn.Module):
