@@ -9,7 +9,8 @@ take more steps; validation and testing are outside the budget), ``--jobs`` runs
 cell: the test metric's mean and range over seeds, and the median number of epochs reached. Tasks:
 
 * ``adding_1000``: the adding problem at T=1000 (test MSE; 0.167 answers 1.0 always, < 0.01 solves it);
-* ``japanese_vowels``: speaker identification from 12 LPC channels (test accuracy);
+* ``japanese_vowels``: speaker identification from 12 LPC channels (test accuracy; the recipe's 60-epoch cosine
+  schedule, so a cell that finishes it within the budget stops there);
 * ``char_lm``: the asyncio sources, characters (test bits per character = loss / ln 2);
 * ``sunspots``: yearly sunspot numbers (test MASE against seasonal naive).
 
@@ -32,7 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = {
     "adding_1000": (["experiment=adding_problem", "data.length=1000", "trainer.max_epochs=1000"], "test/mse", 1.0),
-    "japanese_vowels": (["experiment=japanese_vowels", "trainer.max_epochs=1000"], "test/acc", 1.0),
+    # Its cosine schedule spans the recipe's 60 epochs: a cell that is done sooner stops there.
+    "japanese_vowels": (["experiment=japanese_vowels"], "test/acc", 1.0),
     "char_lm": (["experiment=char_lm", "trainer.max_epochs=1000"], "test/loss", 1 / math.log(2)),
     "sunspots": (["experiment=sunspots", "trainer.max_epochs=1000"], "test/mase", 1.0),
 }
@@ -54,7 +56,7 @@ def run(task: str, cell: str, seed: int, budget: float, quick: bool, out: Path) 
         f"model/encoder={cell}",
         f"seed={seed}",
         f"trainer.max_time=00:00:{seconds // 60:02d}:{seconds % 60:02d}",
-        "~callbacks.early_stopping",  # the budget, not patience, ends every run
+        "callbacks.early_stopping=null",  # the budget, not patience, ends every run
         "~callbacks.rich_progress_bar",
         "trainer.enable_progress_bar=false",
         "logger=csv",
