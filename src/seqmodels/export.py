@@ -288,7 +288,8 @@ def _export_forecaster(model: nn.Module, datamodule: Any, path: Path, verify: bo
             "seqmodels.horizon": horizon,
             "seqmodels.target_names": datamodule.target_names,
             "seqmodels.input_channels": "targets (first through seqmodels.transform: log, sqrt or none), past "
-            "covariates, future covariates (scaled: (x - mean) / std), then sin/cos calendar features",
+            "covariates, future covariates (scaled: (x - mean) / std), then the calendar features of "
+            "seqmodels.calendar (seqmodels.data.calendar_features)",
             "seqmodels.channel_mean": state["mean"],
             "seqmodels.channel_std": state["std"],
             "seqmodels.transform": state["transform"],

@@ -44,6 +44,7 @@ from seqmodels.data.timeseries_sources import (
     MAX_VALUE,
     Series,
     calendar_features,
+    calendar_width,
     check_finite,
     default_calendar,
     future_times,
@@ -560,7 +561,9 @@ class ForecastingDataModule(SequenceDataModule):
         series_column: a column naming the series of each row: one series per value (a panel).
         missing: NaN in a column: ``"error"`` (default for CSV), ``"interpolate"`` (linear in time) or ``"ffill"``.
         calendar: ``"auto"`` (month for monthly data, day of year/week for daily, ...; none for numeric or
-            yearly time), a list from ``month, dayofyear, dayofweek, hour``, or ``null``: known-future features.
+            yearly time), a list from ``month, dayofyear, dayofweek, hour`` (sin/cos pairs), ``dayofweek_onehot,
+            month_onehot``, ``weekend, month_start, month_end, holiday`` (0/1; US federal holidays), or ``null``:
+            known-future features (see :func:`~seqmodels.data.timeseries_sources.calendar_features`).
         lookback: L, observed steps per window.
         horizon: H, steps forecast at once.
         val_size, test_size: the held-out end of each series: a fraction (< 1) of its length or a count of steps.
@@ -1086,7 +1089,7 @@ class ForecastingDataModule(SequenceDataModule):
     # ------------------------------------------------------------------ model-facing
     def _dims(self) -> dict[str, int]:
         assert self.series, "build() first"
-        num_future = len(self.future_covariates) + 2 * len(self._calendar_names(self.series[0]))
+        num_future = len(self.future_covariates) + calendar_width(self._calendar_names(self.series[0]))
         num_derived = self.num_targets * (len(self.lag_features) + len(self.rolling_features))
         input_size = self.num_targets + len(self.past_covariates) + num_derived + num_future
         dims = {

@@ -35,7 +35,12 @@ from seqmodels.data.files import (
 )
 
 MISSING = ("error", "interpolate", "ffill")
-CALENDAR = ("month", "dayofyear", "dayofweek", "hour")
+#: Calendar features from a date/time column. The first four are cyclic (a sin/cos pair each, so December sits next
+#: to January); the one-hot ones give each position its own channel (7 weekdays, 12 months); the flags are 0/1.
+CALENDAR_CYCLIC = ("month", "dayofyear", "dayofweek", "hour")
+CALENDAR_ONEHOT = {"dayofweek_onehot": 7, "month_onehot": 12}
+CALENDAR_FLAGS = ("weekend", "month_start", "month_end", "holiday")
+CALENDAR = (*CALENDAR_CYCLIC, *CALENDAR_ONEHOT, *CALENDAR_FLAGS)
 BUILTIN = ("sunspots", "co2", "airline")
 #: The largest magnitude a value may have. The models compute in float32 (largest number 3.4e38), where the
 #: difference of two values, as scaling and the metrics take it, must stay finite too.
@@ -724,10 +729,29 @@ def default_calendar(time: np.ndarray) -> list[str]:
     return ["hour", "dayofweek"]
 
 
-def calendar_features(time: np.ndarray, names: list[str]) -> np.ndarray:
-    """(T, 2 * len(names)) sin/cos encodings of calendar positions, in [-1, 1] (no scaling needed).
+def calendar_width(names: Sequence[str]) -> int:
+    """Channels that :func:`calendar_features` gives ``names``."""
+    return sum(2 if name in CALENDAR_CYCLIC else CALENDAR_ONEHOT.get(name, 1) for name in names)
 
-    Cyclic encodings keep December next to January. ``names`` from :data:`CALENDAR`.
+
+def us_federal_holidays(days: np.ndarray) -> np.ndarray:
+    """(T,) bool: which ``datetime64[D]`` days are US federal holidays (observed dates), from pandas' built-in
+    calendar (rules, no data file)."""
+    from pandas.tseries.holiday import USFederalHolidayCalendar
+
+    if not len(days):
+        return np.zeros(0, dtype=bool)
+    dates = USFederalHolidayCalendar().holidays(start=str(days.min()), end=str(days.max()))
+    return np.isin(days, dates.values.astype("datetime64[D]"))
+
+
+def calendar_features(time: np.ndarray, names: list[str]) -> np.ndarray:
+    """(T, :func:`calendar_width` (names)) calendar features of each time point, in [-1, 1] (no scaling needed).
+
+    ``names`` from :data:`CALENDAR`: cyclic positions as sin/cos pairs (``month``, ``dayofyear``, ``dayofweek``,
+    ``hour``), one-hot positions (``dayofweek_onehot``: Monday first, ``month_onehot``: January first), and 0/1 flags:
+    ``weekend`` (Saturday, Sunday), ``month_start``/``month_end`` (first/last day of the month) and ``holiday`` (US
+    federal holidays as observed, from pandas' rules; nothing is downloaded).
     """
     if not names:
         return np.zeros((len(time), 0))
@@ -737,15 +761,32 @@ def calendar_features(time: np.ndarray, names: list[str]) -> np.ndarray:
     if unknown:
         raise ValueError(f"unknown calendar feature {unknown[0]!r}; choose from {', '.join(CALENDAR)}")
     days = time.astype("datetime64[D]")
-    columns = []
+    weekday = (days.astype(np.int64) + 3) % 7  # Monday 0; 1970-01-01 was a Thursday
+    month = time.astype("datetime64[M]").astype(np.int64) % 12
+    columns: list[np.ndarray] = []
     for name in names:
+        if name in CALENDAR_ONEHOT:
+            position = weekday if name == "dayofweek_onehot" else month
+            columns += [(position == k).astype(np.float64) for k in range(CALENDAR_ONEHOT[name])]
+            continue
+        if name in CALENDAR_FLAGS:
+            if name == "weekend":
+                flag = weekday >= 5
+            elif name == "month_start":
+                flag = days == days.astype("datetime64[M]").astype("datetime64[D]")
+            elif name == "month_end":
+                flag = (days + 1).astype("datetime64[M]") != days.astype("datetime64[M]")
+            else:
+                flag = us_federal_holidays(days)
+            columns.append(flag.astype(np.float64))
+            continue
         if name == "month":
-            phase, period = (time.astype("datetime64[M]").astype(np.int64) % 12).astype(np.float64), 12.0
+            phase, period = month.astype(np.float64), 12.0
         elif name == "dayofyear":
             phase = (days - time.astype("datetime64[Y]").astype("datetime64[D]")).astype(np.float64)
             period = 365.25
         elif name == "dayofweek":
-            phase, period = ((days.astype(np.int64) + 3) % 7).astype(np.float64), 7.0  # 1970-01-01 was a Thursday
+            phase, period = weekday.astype(np.float64), 7.0
         else:  # hour
             phase = (time - days.astype("datetime64[s]")).astype(np.float64) / 3600.0
             period = 24.0
@@ -757,12 +798,16 @@ def calendar_features(time: np.ndarray, names: list[str]) -> np.ndarray:
 __all__ = [
     "BUILTIN",
     "CALENDAR",
+    "CALENDAR_CYCLIC",
+    "CALENDAR_FLAGS",
+    "CALENDAR_ONEHOT",
     "MEMORY_FORMATS",
     "MISSING",
     "Series",
     "StepNames",
     "builtin_path",
     "calendar_features",
+    "calendar_width",
     "check_finite",
     "check_increasing",
     "default_calendar",
@@ -774,4 +819,5 @@ __all__ = [
     "parse_time",
     "read_csv_series",
     "sine_series",
+    "us_federal_holidays",
 ]
