@@ -444,3 +444,55 @@ def test_the_python_stream_forecasts_known_series_with_their_statics_and_statist
     with pytest.raises(ValueError) as info:
         ForecastStream(task, dm, num_series=2)  # names "0", "1": not training series
     one_line(info, "was not in training")
+
+
+# --------------------------------------------------------------------------------------------- window sampling
+def uneven_panel() -> pd.DataFrame:
+    """A long series (1000 steps) and a short one (100 steps)."""
+    long, short = panel(length=1000), panel(length=100)
+    return pd.concat([long[long.store == "s0"], short[short.store == "s1"]], ignore_index=True)
+
+
+def epoch_series(dm: ForecastingDataModule, loader=None) -> torch.Tensor:
+    loader = loader or dm.train_dataloader()
+    return torch.cat([batch.series for batch in loader])
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_series_sampling_draws_each_series_equally_often_and_window_sampling_each_window(lazy):
+    by_window = datamodule(uneven_panel(), lazy_windows=lazy)
+    by_series = datamodule(uneven_panel(), lazy_windows=lazy, window_sampling="series")
+    windows = by_window.train_set.tensors["series"]
+    short_share = (windows == 1).double().mean().item()
+    assert short_share < 0.1  # the short series has about 5% of the windows
+    first = epoch_series(by_window)
+    assert torch.equal(first.sort().values, windows.sort().values)  # every window once
+    drawn = epoch_series(by_series)
+    assert len(drawn) == len(windows) and len(by_series.train_dataloader()) == len(by_window.train_dataloader())
+    assert abs((drawn == 1).double().mean().item() - 0.5) < 0.05  # each series half the time
+    # Within the short series, its windows are drawn evenly (with replacement), and the order is seeded by epoch.
+    loader = by_series.train_dataloader()
+    epochs = [torch.cat([torch.stack([b.series, b.origin], 1) for b in loader]) for _ in range(2)]
+    again = datamodule(uneven_panel(), lazy_windows=lazy, window_sampling="series").train_dataloader()
+    assert torch.equal(torch.cat([torch.stack([b.series, b.origin], 1) for b in again]), epochs[0])
+    assert not torch.equal(epochs[0], epochs[1])
+    short_origins = epochs[0][epochs[0][:, 0] == 1, 1]
+    counts = torch.bincount(short_origins - short_origins.min())
+    assert counts.float().std() / counts.float().mean() < 0.6  # about 20 draws per window, none ignored
+    assert (counts > 0).float().mean() > 0.95
+
+
+def test_series_sampling_shards_one_draw_across_processes_and_bad_values_are_refused():
+    dm = datamodule(uneven_panel(), window_sampling="series")
+    from seqmodels.data.forecasting import WindowLoader, series_balancing_weights
+
+    weights = series_balancing_weights(dm.train_set)
+    ranks = [WindowLoader(dm.train_set, 16, True, seed=3, num_replicas=2, rank=r, weights=weights) for r in (0, 1)]
+    whole = WindowLoader(dm.train_set, 16, True, seed=3, weights=weights)
+    parts = [torch.cat([torch.stack([b.series, b.origin], 1) for b in loader]) for loader in ranks]
+    full = torch.cat([torch.stack([b.series, b.origin], 1) for b in whole])
+    assert torch.equal(parts[0], full[0::2]) and torch.equal(parts[1], full[1::2])
+    with pytest.raises(ValueError, match="data.window_sampling must be one of window, series, got 'panel'"):
+        datamodule(uneven_panel(), window_sampling="panel")
+    with pytest.raises(ValueError, match="weights need shuffle=True"):
+        WindowLoader(dm.train_set, 16, False, weights=weights)

@@ -323,12 +323,33 @@ class _GatheredFields(Mapping):
         return len(self.windows.keys)
 
 
+#: ``data.window_sampling``: each training window equally often, or each series equally often.
+WINDOW_SAMPLINGS = ("window", "series")
+
+
+def _window_options(lazy_windows: bool | str, window_sampling: str) -> tuple[bool | str, str]:
+    if not (isinstance(lazy_windows, bool) or lazy_windows == "auto"):
+        raise ValueError(f"data.lazy_windows must be auto, true or false, got {lazy_windows!r}")
+    if window_sampling not in WINDOW_SAMPLINGS:
+        raise ValueError(f"data.window_sampling must be one of {', '.join(WINDOW_SAMPLINGS)}, got {window_sampling!r}")
+    return lazy_windows, window_sampling
+
+
+def series_balancing_weights(windows: ForecastWindows | LazyForecastWindows) -> Tensor:
+    """(n_windows,) weights 1 / (windows of the window's series): drawing by them picks a series uniformly, then one
+    of its windows uniformly."""
+    series = windows.series if isinstance(windows, LazyForecastWindows) else windows.tensors["series"]
+    counts = torch.bincount(series)
+    return 1.0 / counts[series].double()
+
+
 class WindowLoader:
     """Batches of a :class:`ForecastWindows` (or :class:`LazyForecastWindows`) by tensor slicing or gathering;
     reshuffled every epoch when ``shuffle``.
 
     The order of epoch ``e`` comes from ``seed + e`` (reproducible, independent of the global RNG). Under DDP
-    each rank takes every ``num_replicas``-th window of the epoch's order.
+    each rank takes every ``num_replicas``-th window of the epoch's order. ``weights`` (one per window, with
+    ``shuffle``): each epoch draws as many windows as there are, with replacement, in proportion to them.
     """
 
     def __init__(
@@ -339,12 +360,16 @@ class WindowLoader:
         seed: int = 0,
         num_replicas: int = 1,
         rank: int = 0,
+        weights: Tensor | None = None,
     ) -> None:
+        if weights is not None and (not shuffle or weights.shape != (len(windows),)):
+            raise ValueError(f"weights need shuffle=True and one weight per window ({len(windows)})")
         self.windows = windows
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
         self.num_replicas, self.rank = max(1, num_replicas or 1), rank or 0
+        self.weights = weights
         self.epoch = 0
 
     def _count(self) -> int:
@@ -356,7 +381,11 @@ class WindowLoader:
     def __iter__(self) -> Iterator[ForecastBatch]:
         n = len(self.windows)
         if self.shuffle:
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            if self.weights is None:
+                order = torch.randperm(n, generator=generator)
+            else:
+                order = torch.multinomial(self.weights, n, replacement=True, generator=generator)
             self.epoch += 1
             order = order[self.rank :: self.num_replicas]
             for start in range(0, len(order), self.batch_size):
@@ -596,6 +625,10 @@ class ForecastingDataModule(SequenceDataModule):
             (:class:`LazyForecastWindows`: memory about that of the series, for series or panels whose windows
             would not fit in memory); ``"auto"`` is lazy when the stacked windows of all splits would exceed
             :data:`LAZY_WINDOWS_AUTO_BYTES` (256 MiB). Both give identical batches.
+        window_sampling: how training draws windows from a panel: ``"window"`` shuffles every window once per epoch
+            (each window equally often, so long series weigh more); ``"series"`` draws as many windows, with
+            replacement, picking a series uniformly and then one of its windows uniformly (each series equally
+            often, however long).
         **base: :class:`SequenceDataModule` arguments (``batch_size``, ``seed``, ...).
 
     Input channels are [targets, past covariates, lag and rolling features, future covariates, calendar]. Lag and
@@ -640,6 +673,7 @@ class ForecastingDataModule(SequenceDataModule):
         lag_features: list[int] | None = None,
         rolling_features: list[dict[str, Any]] | None = None,
         lazy_windows: bool | str = "auto",
+        window_sampling: str = "window",
         data: Any = None,
         **base: Any,
     ) -> None:
@@ -703,9 +737,7 @@ class ForecastingDataModule(SequenceDataModule):
         self.feature_history = max(
             [*self.lag_features, *(window - 1 for window, _ in self.rolling_features)], default=0
         )
-        if not (isinstance(lazy_windows, bool) or lazy_windows == "auto"):
-            raise ValueError(f"data.lazy_windows must be auto, true or false, got {lazy_windows!r}")
-        self.lazy_windows = lazy_windows
+        self.lazy_windows, self.window_sampling = _window_options(lazy_windows, window_sampling)
         #: Bytes the stacked (eager) windows of all splits take or would take, and whether the last build was lazy.
         self.eager_window_bytes = 0
         self.windows_are_lazy = False
@@ -1186,8 +1218,15 @@ class ForecastingDataModule(SequenceDataModule):
     def _loader(self, dataset: Any, train: bool) -> WindowLoader:  # type: ignore[override]
         num_replicas, rank = self._distributed_info()
         batch_size = self.batch_size if train else self.eval_batch_size
+        weights = series_balancing_weights(dataset) if train and self.window_sampling == "series" else None
         return WindowLoader(
-            dataset, batch_size, shuffle=train, seed=self.seed, num_replicas=num_replicas or 1, rank=rank or 0
+            dataset,
+            batch_size,
+            shuffle=train,
+            seed=self.seed,
+            num_replicas=num_replicas or 1,
+            rank=rank or 0,
+            weights=weights,
         )
 
     def backtest_windows(self, split: str, path: str | Path | None = None, data: Any = None) -> ForecastWindows:
