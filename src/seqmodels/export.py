@@ -83,16 +83,17 @@ def unpacked(module: nn.Module, modern_cells: bool = False) -> Iterator[None]:
     seqmodels' own (:data:`~seqmodels.nn.recurrent.MODERN_CELLS`) in its traceable form (:func:`traceable_engines`).
 
     ``modern_cells``: whether the graph may hold those engines; True for the whole-sequence graphs (classifiers,
-    regressors, taggers, CTC models), False for the step graphs of language models and encoder-decoders, which
-    refuse them.
+    regressors, taggers, CTC models) and language models' step graphs, False for encoder-decoders' step graphs,
+    which refuse them.
     """
     encoders = [m for m in module.modules() if isinstance(m, RecurrentEncoder)]
     for encoder in encoders:
         if encoder.is_modern and not modern_cells:
             raise ValueError(
-                f"export does not trace cell={encoder.cell!r} in a language model's or encoder-decoder's step graph "
-                "(it exports in whole-sequence graphs only: classifiers, regressors, taggers, CTC models); generate "
-                "from the checkpoint, or retrain with a classic cell (lstm, gru, rnn_tanh, rnn_relu)"
+                f"export does not trace cell={encoder.cell!r} in an encoder-decoder's step graph (it exports in "
+                "whole-sequence graphs and language models' step graphs: classifiers, regressors, taggers, CTC "
+                "models, language models); translate from the checkpoint, or retrain with a classic cell (lstm, gru, "
+                "rnn_tanh, rnn_relu)"
             )
         if encoder.impl != "fused":
             raise ValueError(
@@ -440,17 +441,22 @@ def _vocabulary_metadata(datamodule: Any) -> dict[str, Any]:
 
 
 class ExportedLanguageModelStep(nn.Module):
-    """One step of a :class:`~seqmodels.nn.RecurrentLanguageModel`: ``tokens`` (N,), ``h`` (K, N, H) [and ``c``]
-    -> next-token ``logits`` (N, V) (``<pad>`` at -inf, as in ``step``) and the new state."""
+    """One step of a :class:`~seqmodels.nn.RecurrentLanguageModel`: ``tokens`` (N,) and the state, one (K, N, S)
+    tensor per name in ``net.state_names`` (``h``; ``h, c`` for LSTM; more for some of seqmodels' own cells) ->
+    next-token ``logits`` (N, V) (``<pad>`` at -inf, as in ``step``) and the new state."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
 
-    def forward(self, tokens: Tensor, h: Tensor, c: Tensor | None = None) -> tuple[Tensor, ...]:
-        logits, new_state = _run_full(self.net, tokens.unsqueeze(1), (h, c) if self.net.is_lstm else h)
+    def forward(
+        self, tokens: Tensor, s0: Tensor, s1: Tensor | None = None, s2: Tensor | None = None, s3: Tensor | None = None
+    ) -> tuple[Tensor, ...]:
+        # Named positions, not *state: torch.export takes each state tensor as its own input (at most 4: xLSTM's).
+        state = tuple(t for t in (s0, s1, s2, s3) if t is not None)
+        logits, new_state = _run_full(self.net, tokens.unsqueeze(1), state if len(state) > 1 else state[0])
         logits = self.net._never_pad(logits.squeeze(1))
-        return (logits, *new_state) if self.net.is_lstm else (logits, new_state)
+        return (logits, *new_state) if len(state) > 1 else (logits, new_state)
 
 
 def _run_full(net: nn.Module, tokens: Tensor, state: Any) -> tuple[Tensor, Any]:
@@ -479,19 +485,21 @@ def export_language_model(
     net = net.eval()
     if not hasattr(net, "layers") or not hasattr(net, "_never_pad"):
         raise ValueError(f"seqmodels-export takes a RecurrentLanguageModel network, not {type(net).__name__}")
-    states = _state_names(net.is_lstm)
+    states = list(net.state_names)
+    initial = net.initial_state(1)
+    sizes = [int(t.shape[-1]) for t in (initial if isinstance(initial, tuple) else (initial,))]
     g = torch.Generator().manual_seed(0)
     n, k, h = 3, net.num_layers, net.hidden_size
 
     def state(batch: int) -> list[Tensor]:
-        return [torch.randn(k, batch, h, generator=g) * 0.5 for _ in states]
+        return [torch.randn(k, batch, size, generator=g) * 0.5 for size in sizes]
 
     step = ExportedLanguageModelStep(net).eval()
     batch = torch.export.Dim("N")
     outputs = ["logits", *[f"{name}_out" for name in states]]
     tokens = torch.randint(1, net.vocab_size, (n,), generator=g)
     dims = ({0: batch}, *({1: batch} for _ in states))
-    with unpacked(net):
+    with unpacked(net, modern_cells=True):
         trace_to_onnx(step, (tokens, *state(n)), dims, ["tokens", *states], outputs, path, opset)
     meta = {
         "format": FORMAT_VERSION,
@@ -501,13 +509,15 @@ def export_language_model(
         "num_layers": k,
         "hidden_size": h,
         "vocab_size": net.vocab_size,
-        "state": {"names": states, "shape": "(num_layers, N, hidden_size) float32, zeros at the start"},
+        "state": {"names": states, "sizes": sizes, "shape": "(num_layers, N, size) float32, zeros at the start"},
         **vocabulary,
     }
     _write_metadata(path, {RUNTIME_KEY: meta})
     report = ExportReport(
         path,
-        f"tokens: (N,) int64, {', '.join(states)}: ({k}, N, {h}) float32",
+        "tokens: (N,) int64, "
+        + ", ".join(f"{n}: ({k}, N, {w})" for n, w in zip(states, sizes, strict=True))
+        + " float32",
         f"logits: (N, {net.vocab_size}), {', '.join(outputs[1:])}",
         None,
     )

@@ -373,7 +373,8 @@ def beam_search(
 class LanguageModelRuntime:
     """An exported :class:`~seqmodels.nn.RecurrentLanguageModel`: its step graph, vocabulary and tokenizer.
 
-    State: a dict ``{"h": (K, N, H)[, "c": (K, N, H)]}`` float32 arrays, zeros at the start.
+    State: a dict of (K, N, S) float32 arrays, zeros at the start: ``{"h": ...}``, ``{"h": ..., "c": ...}`` for
+    LSTM, more for some of seqmodels' own cells (names and widths S in the metadata's ``state``).
     """
 
     def __init__(self, meta: dict[str, Any], sessions: dict[str, Any]) -> None:
@@ -381,13 +382,17 @@ class LanguageModelRuntime:
         self.codec = TextCodec(meta["tokens"], meta["tokenizer"])
         self.state_names: list[str] = meta["state"]["names"]
         self.num_layers, self.hidden_size = meta["num_layers"], meta["hidden_size"]
+        # Graphs exported before the state widths were recorded hold h [and c], hidden_size wide.
+        self.state_sizes: list[int] = meta["state"].get("sizes") or [self.hidden_size] * len(self.state_names)
         self.pad_id: int = meta["special_ids"]["pad"]
         self.stop_id: int | None = meta["stop_id"]
         self.prompt_prefix: list[int] = meta["prompt_prefix"]
 
     def initial_state(self, batch_size: int) -> dict[str, np.ndarray]:
-        shape = (self.num_layers, batch_size, self.hidden_size)
-        return {name: np.zeros(shape, dtype=np.float32) for name in self.state_names}
+        return {
+            name: np.zeros((self.num_layers, batch_size, size), dtype=np.float32)
+            for name, size in zip(self.state_names, self.state_sizes, strict=True)
+        }
 
     def step(self, tokens: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """``tokens`` (N,) int64 -> next-token logits (N, V) (``<pad>`` at -inf) and the new state."""
