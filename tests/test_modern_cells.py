@@ -266,3 +266,44 @@ def test_a_language_model_stacks_states_of_different_widths() -> None:
             out.append(piece)
     close(torch.cat(out, 1), logits)
     close(streamed, state)
+
+
+# ------------------------------------------------------------------------------------------- narrow inputs
+@pytest.mark.parametrize("cell", ["lru", "mlstm", "slstm"])
+@pytest.mark.parametrize("input_size", [1, 2])
+def test_the_pre_norm_leaves_a_narrow_first_input_as_it_is(cell, input_size):
+    """A LayerNorm over one feature outputs its bias, over two +-1: a univariate series (or the adding problem's
+    value and marker) would reach the cell erased. The first layer of a pre-norm stack reads such inputs as they
+    are, so inputs that differ only in scale give different outputs."""
+    torch.manual_seed(0)
+    options = {"heads": 2} if cell in ("mlstm", "slstm") else {}
+    encoder = RecurrentEncoder(cell, input_size, 8, batch_first=True, norm=True, cell_options=options)
+    x = torch.rand(2, 6, input_size) + 0.5
+    with torch.no_grad():
+        small, large = encoder(x)[0], encoder(3 * x)[0]
+    assert (small - large).abs().max() > 1e-3
+    assert isinstance(encoder.rnn.norms[0], torch.nn.Identity)
+    if input_size == 1:  # what the LayerNorm did: every input the same
+        encoder.rnn.norms[0] = torch.nn.LayerNorm(1)
+        with torch.no_grad():
+            torch.testing.assert_close(encoder(x)[0], encoder(3 * x)[0])
+    stacked = RecurrentEncoder(cell, input_size, 8, num_layers=2, batch_first=True, norm=True, cell_options=options)
+    assert isinstance(stacked.rnn.norms[1], torch.nn.LayerNorm)  # the hidden stream is still normalised
+    wide = RecurrentEncoder(cell, 3, 8, batch_first=True, norm=True, cell_options=options)
+    assert isinstance(wide.rnn.norms[0], torch.nn.LayerNorm)
+
+
+def test_a_checkpoint_whose_narrow_input_was_normalised_loads_with_its_layernorm_and_outputs():
+    torch.manual_seed(1)
+    old = RecurrentEncoder("lru", 1, 8, batch_first=True, norm=True)
+    old.rnn.norms[0] = torch.nn.LayerNorm(1)  # how such encoders were built before
+    with torch.no_grad():
+        old.rnn.norms[0].bias.fill_(0.3)
+    x = torch.randn(2, 5, 1)
+    with torch.no_grad():
+        expected = old(x)[0]
+    restored = RecurrentEncoder("lru", 1, 8, batch_first=True, norm=True)
+    restored.load_state_dict(old.state_dict())  # strict: no unexpected norms.0.* keys
+    assert isinstance(restored.rnn.norms[0], torch.nn.LayerNorm)
+    with torch.no_grad():
+        torch.testing.assert_close(restored(x)[0], expected)

@@ -9,8 +9,9 @@ direction of one layer computes. Everything around that is here, written once:
   padded steps and output 0 there; the reverse direction runs each sequence reversed within its length;
 - dropout between layers (as torch's ``dropout``), and the block options the papers stack their cells with:
   ``residual`` (add a layer's input to its output from the second layer on), ``norm`` (pre-LayerNorm of each layer's
-  input) and ``ffn_expansion`` (a position-wise residual MLP after each layer with inner width
-  ``ffn_expansion * D * H``, the xLSTM paper's up-projection block; 0: none).
+  input; the first layer's only when it has at least 3 features, see :attr:`StackedRecurrence.MIN_NORMED_INPUT`)
+  and ``ffn_expansion`` (a position-wise residual MLP after each layer with inner width ``ffn_expansion * D * H``,
+  the xLSTM paper's up-projection block; 0: none).
 
 Gradient probes (``probe_states = True``, read by :meth:`RecurrentEncoder.state_gradient_norms
 <seqmodels.nn.RecurrentEncoder.state_gradient_norms>`): see :meth:`StackedRecurrence.run_probed`.
@@ -130,12 +131,28 @@ class StackedRecurrence(nn.Module):
         self.state_probes: dict[str, Tensor] = {}
         D = self.num_directions
         self.norms = nn.ModuleList(
-            nn.LayerNorm(input_size if layer == 0 else D * hidden_size) for layer in range(num_layers if norm else 0)
+            self._input_norm(input_size) if layer == 0 else nn.LayerNorm(D * hidden_size)
+            for layer in range(num_layers if norm else 0)
         )
         self.ffns = nn.ModuleList(
             FeedForward(D * hidden_size, self.ffn_expansion, self.norm)
             for _ in range(num_layers if self.ffn_expansion else 0)
         )
+
+    #: The narrowest input the first layer's pre-norm normalises. Over one feature a LayerNorm outputs a constant
+    #: (its bias) and over two it outputs +-1, so a univariate series or the adding problem's (value, marker) pair
+    #: would reach the cell erased; such inputs go to the first layer as they are.
+    MIN_NORMED_INPUT: ClassVar[int] = 3
+
+    @classmethod
+    def _input_norm(cls, input_size: int) -> nn.Module:
+        return nn.LayerNorm(input_size) if input_size >= cls.MIN_NORMED_INPUT else nn.Identity()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        # A checkpoint saved when narrow inputs were normalised too keeps its first LayerNorm, and its outputs.
+        if self.norm and isinstance(self.norms[0], nn.Identity) and f"{prefix}norms.0.weight" in state_dict:
+            self.norms[0] = nn.LayerNorm(self.input_size).to(state_dict[f"{prefix}norms.0.weight"].device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def build(self) -> None:
         """Registers every layer-direction's parameters and initialises them; call at the end of ``__init__``."""
