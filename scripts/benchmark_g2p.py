@@ -3,6 +3,7 @@
     .venv/bin/python scripts/benchmark_g2p.py          # the shipped recipe: WER 25.5%, PER 6.00% (beam 5), 42 min
     .venv/bin/python scripts/benchmark_g2p.py model.label_smoothing=0.0 --beams 1 5 10   # an ablation
     .venv/bin/python scripts/benchmark_g2p.py --epochs 3 --max-words 20000 trainer.accelerator=gpu
+    .venv/bin/python scripts/benchmark_g2p.py "callbacks=[default,weight_averaging]"   # also scores the raw weights
 
 Scoring follows published CMUdict results: a word counts as right (for WER) when the output matches any of
 its pronunciations, and PER is the edit distance to the closest pronunciation over that pronunciation's length,
@@ -16,9 +17,10 @@ import argparse
 import time
 
 import torch
-from benchmark_common import QUIET, TrainingTimer, decoding_label, environment, load_best
+from benchmark_common import QUIET, TrainingTimer, best_model_path, decoding_label, environment, load_best
 from torchmetrics.functional.text import word_error_rate
 
+from seqmodels.checkpoint import load_checkpoint
 from seqmodels.config import compose_run_config
 from seqmodels.train import train
 
@@ -96,6 +98,12 @@ def main() -> None:
             f"(decoding {time.perf_counter() - start:.0f} s)",
             flush=True,
         )
+    raw = load_checkpoint(best_model_path(result)).get("current_model_state")
+    if raw is not None:  # trained with callbacks.weight_averaging: the weights before averaging, for the ablation
+        model.load_state_dict(raw)
+        for beam in args.beams:
+            wer, per = score(decode_test(model, datamodule, beam, device), references)
+            print(f"{decoding_label(beam):>8}: test WER {100 * wer:.1f}%  PER {100 * per:.2f}%  (without averaging)")
     print("targets: WER <= 25%, PER <= 6% (published: 23.6% / 5.5% bidirectional LSTM, 28.6% / 7.6% encoder-decoder)")
 
 

@@ -33,6 +33,8 @@ def validation_figures(result) -> tuple[float, float]:
             losses += float(F.cross_entropy(logits, batch.targets, reduction="sum"))
             correct += int((logits.argmax(-1) == batch.targets).sum())
             count += len(batch.targets)
+    if count == 0:  # data.val_fraction=0: trained on every training sequence
+        return float("nan"), float("nan")
     return losses / count, correct / count
 
 

@@ -9,6 +9,7 @@ from seqmodels.callbacks.model_summary import ModelSummary
 from seqmodels.callbacks.reproducibility import EpochSeed
 from seqmodels.callbacks.run_config import CHECKPOINT_KEY, RunConfigCheckpoint
 from seqmodels.callbacks.speech_samples import SpeechSamples
+from seqmodels.callbacks.weight_averaging import LastEpochsAveraging
 
 __all__ = [
     "AttentionMaps",
@@ -18,6 +19,7 @@ __all__ = [
     "FramePredictionSamples",
     "GenerationSamples",
     "GradientFlow",
+    "LastEpochsAveraging",
     "ModelSummary",
     "NonFiniteError",
     "NonFiniteGuard",
