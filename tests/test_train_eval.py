@@ -340,3 +340,30 @@ def test_predict_labels_texts_with_the_text_classifier_checkpoint_alone(compose_
     _, parity, _ = trained_run
     with pytest.raises(ValueError, match="not text; score it on its data with seqmodels-eval"):
         label_texts(OmegaConf.create({**options, "ckpt_path": parity.best_model_path, "input": "0 1"}))
+
+
+def test_training_without_validation_data_tests_the_final_weights(compose_train, caplog):
+    """data.num_val=0 (val_fraction=0 elsewhere): no validation loop, no monitored checkpoint or early stopping, and
+    the final weights (last.ckpt) are tested."""
+    cfg = compose_train(
+        "experiment=parity",
+        "data.num_train=128",
+        "data.num_val=0",
+        "data.num_test=64",
+        "trainer.max_epochs=2",
+        "model/scheduler=cosine",
+    )
+    with caplog.at_level("WARNING", logger="seqmodels.train"):
+        result = train(cfg)
+    assert "No validation data" in caplog.text
+    assert Path(result.best_model_path).name == "last.ckpt"
+    assert not any(k.startswith("val/") for k in result.metrics)
+    assert math.isnan(result.metrics["best/val/acc"]) and "test/acc" in result.metrics
+    saved = torch.load(result.best_model_path, weights_only=True)["state_dict"]
+    assert all(torch.equal(saved[name], p.detach()) for name, p in result.task.named_parameters())
+
+
+def test_a_plateau_schedule_without_validation_data_is_refused_in_one_line(compose_train):
+    cfg = compose_train("experiment=parity", "data.num_train=64", "data.num_val=0", "model/scheduler=plateau")
+    with pytest.raises(ValueError, match="ReduceLROnPlateau steps on a validation metric.*model/scheduler=cosine"):
+        train(cfg)

@@ -14,7 +14,7 @@ from typing import Any
 
 import hydra
 import lightning as L
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
@@ -144,6 +144,51 @@ def _prepare_resume(cfg: DictConfig) -> _Resume | None:
     return _Resume(run_dir, checkpoint["state_dict"])
 
 
+def has_validation_data(datamodule: L.LightningDataModule) -> bool:
+    """False when the datamodule's validation split exists and is empty (a datamodule without ``val_set`` is taken
+    to have validation data)."""
+    val_set = getattr(datamodule, "val_set", None)
+    return val_set is None or not hasattr(val_set, "__len__") or len(val_set) > 0
+
+
+def _run_callbacks(
+    cfg: DictConfig,
+    extra_callbacks: list[L.Callback] | None,
+    has_loggers: bool,
+    has_validation: bool,
+    trainer_options: dict[str, Any],
+) -> list[L.Callback]:
+    """The configured callbacks, the caller's, and the run's own (its config in checkpoints, per-epoch seeds),
+    less those the run cannot feed."""
+    callbacks = [*instantiate_callbacks(cfg.get("callbacks")), *(extra_callbacks or [])]
+    run_config = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("data", "model")}
+    callbacks.append(RunConfigCheckpoint({**run_config, "seed": cfg.get("seed")}))
+    if cfg.get("seed") is not None:
+        callbacks.append(EpochSeed(cfg.seed))
+    if not has_loggers:  # nothing to write learning rates to (logger=none): Lightning would refuse to start
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    if not has_validation:
+        callbacks = _without_validation(cfg, callbacks, trainer_options)
+    return callbacks
+
+
+def _without_validation(cfg: DictConfig, callbacks: list[L.Callback], trainer_options: dict[str, Any]) -> list:
+    """Settings for a run whose datamodule has no validation data: no validation loop, and no callback that
+    watches a validation metric. A plateau schedule, which steps on one, is refused."""
+    scheduler = str((cfg.model.get("scheduler") or {}).get("_target_", ""))
+    if scheduler.endswith("ReduceLROnPlateau"):
+        raise ValueError(
+            "model.scheduler ReduceLROnPlateau steps on a validation metric, but there is no validation data "
+            "(e.g. data.val_fraction=0); use model/scheduler=cosine or none, or keep a validation split"
+        )
+    log.warning(
+        "No validation data (e.g. data.val_fraction=0): training runs without validation, early stopping or a "
+        "best checkpoint, and the final weights are tested (checkpoints/last.ckpt holds them)"
+    )
+    trainer_options["limit_val_batches"] = 0
+    return [c for c in callbacks if not (isinstance(c, (ModelCheckpoint, EarlyStopping)) and c.monitor)]
+
+
 @dataclass
 class TrainResult:
     """What one run produced."""
@@ -184,16 +229,9 @@ def train(
     if resume is not None:
         check_weights_fit(model, resume.state_dict, str(cfg.ckpt_path))
 
-    callbacks = [*instantiate_callbacks(cfg.get("callbacks")), *(extra_callbacks or [])]
-    run_config = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("data", "model")}
-    callbacks.append(RunConfigCheckpoint({**run_config, "seed": cfg.get("seed")}))
-    if cfg.get("seed") is not None:
-        callbacks.append(EpochSeed(cfg.seed))
     loggers = instantiate_loggers(cfg.get("logger"))
-    if not loggers:  # nothing to write learning rates to (logger=none): Lightning would refuse to start
-        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-
     trainer_options: dict[str, Any] = {}
+    callbacks = _run_callbacks(cfg, extra_callbacks, bool(loggers), has_validation_data(datamodule), trainer_options)
     if getattr(model, "clips_own_gradients", False):
         # One clipping setting, trainer.gradient_clip_val: a task that runs its own optimizer step clips there.
         model.gradient_clip_val = cfg.trainer.get("gradient_clip_val")
