@@ -237,6 +237,18 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         quick=("trainer.max_epochs=5",),
     ),
     Benchmark(
+        "japanese_vowels_all",
+        "japanese_vowels_all",
+        "test accuracy %, JapaneseVowels, the same recipe trained on all 270 sequences, final weights",
+        ("test/acc",),
+        "~99",
+        "MLSTM-FCN, Karim et al. 2019",
+        figures=_percent("test/acc"),
+        spec=".1f",
+        seeds=(0, 1, 2, 3, 4),
+        quick=("trainer.max_epochs=5",),
+    ),
+    Benchmark(
         "cmudict_g2p",
         "cmudict_g2p",
         "test WER % / PER %, CMUdict G2P, beam 5, any pronunciation counts",
