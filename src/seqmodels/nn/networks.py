@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from seqmodels.nn import regularization
 from seqmodels.nn.conv_branch import ConvBranch
 from seqmodels.nn.heads import RegressionHead
 from seqmodels.nn.masking import as_lengths, lengths_to_mask
@@ -42,6 +43,9 @@ class ManyToOneNet(nn.Module):
             regulariser for small real-valued data sets (0 disables it).
         conv_branch: optional :class:`ConvBranch` reading the same (front-end) features as the encoder, whose
             pooled output is concatenated with the recurrent one before the head (LSTM-FCN, Karim et al. 2018).
+        time_stretch: while training, each sequence is resampled along time by a factor drawn uniformly from
+            [1 - time_stretch, 1 + time_stretch] (:func:`~seqmodels.nn.regularization.time_stretch`), a time-warp
+            augmentation; 0 disables it. Must be in [0, 1).
 
     Inputs: ``inputs`` (N, L) token ids or (N, L, C) features, ``lengths`` (N,). Output: (N, num_outputs).
 
@@ -62,10 +66,13 @@ class ManyToOneNet(nn.Module):
         dropout: float = 0.0,
         input_noise: float = 0.0,
         conv_branch: ConvBranch | None = None,
+        time_stretch: float = 0.0,
     ) -> None:
         super().__init__()
         if input_noise < 0:
             raise ValueError(f"input_noise must be >= 0, got {input_noise}")
+        if not 0 <= time_stretch < 1:
+            raise ValueError(f"time_stretch must be in [0, 1), got {time_stretch}")
         self.frontend = check_frontend(encoder, frontend, "ManyToOneNet")
         if conv_branch is not None and conv_branch.input_size != encoder.input_size:
             raise ValueError(
@@ -80,6 +87,7 @@ class ManyToOneNet(nn.Module):
         self.head = RegressionHead(features, num_outputs, head_hidden_size, dropout)
         self.num_outputs = num_outputs
         self.input_noise = input_noise
+        self.time_stretch = time_stretch
 
     def encode(self, inputs: Tensor, lengths: Tensor) -> Tensor:
         """The pooled sequence representation, (N, D * H_out)."""
@@ -87,6 +95,9 @@ class ManyToOneNet(nn.Module):
         features = self.frontend(inputs)
         if self.training and self.input_noise > 0:
             features = features + self.input_noise * torch.randn_like(features)
+        if self.training and self.time_stretch > 0:
+            factors = 1 + self.time_stretch * (2 * torch.rand(lengths.shape[0], device=features.device) - 1)
+            features, lengths = regularization.time_stretch(features, lengths, factors)
         outputs, _ = self.encoder(features, lengths)
         pooled = self.pooling(outputs, lengths)
         if self.conv_branch is None:

@@ -1,8 +1,9 @@
-"""Regularisers for recurrent language models (AWD-LSTM, Merity et al. 2018), all inactive in eval mode.
+"""Regularisers for recurrent networks, all inactive in eval mode; the first three are AWD-LSTM's (Merity et al. 2018).
 
 * :class:`LockedDropout` drops the same features at every time step (variational dropout on activations).
 * :func:`embedding_dropout` drops whole rows of an embedding matrix: every occurrence of a word type at once.
 * :class:`WeightDrop` applies DropConnect to a recurrent module's hidden-to-hidden weights.
+* :func:`time_stretch` resamples each sequence along time by its own factor (``ManyToOneNet(time_stretch=...)``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
@@ -102,3 +104,35 @@ class WeightDrop(nn.Module):
 
 
 __all__ = ["LockedDropout", "WeightDrop", "embedding_dropout"]
+
+
+def time_stretch(inputs: Tensor, lengths: Tensor, factors: Tensor) -> tuple[Tensor, Tensor]:
+    """Resamples each padded sequence along time by its own factor, with linear interpolation.
+
+    ``inputs`` (N, L, C) batch-first features, ``lengths`` (N,), ``factors`` (N,) > 0: sequence i's
+    ``lengths[i]`` valid steps become ``max(1, round(lengths[i] * factors[i]))`` steps, sampled at evenly spaced
+    points of the original (step centres map to step centres, so a factor of 1 returns the sequence unchanged).
+    Returns ``(stretched (N, L', C), new_lengths (N,))`` with L' the longest new length; steps beyond each new
+    length are 0; ``new_lengths`` is on ``lengths``' device. Differentiable in ``inputs``. A time-warp augmentation
+    for speech-like features, where each speaker's tempo differs.
+    """
+    if inputs.dim() != 3:
+        raise ValueError(f"time_stretch expects (N, L, C) inputs, got shape {tuple(inputs.shape)}")
+    home = lengths.device
+    lengths = lengths.to(inputs.device)
+    new_lengths = torch.clamp(torch.round(lengths.to(factors.dtype) * factors.to(lengths.device)), min=1).long()
+    longest = int(new_lengths.max())
+    steps = torch.arange(longest, device=inputs.device, dtype=inputs.dtype)
+    # Centre of new step j in original step units: (j + 0.5) * old / new - 0.5, clamped into the valid steps.
+    scale = (lengths.to(inputs.dtype) / new_lengths.to(inputs.dtype)).unsqueeze(1)
+    last = (lengths - 1).clamp(min=0).to(inputs.dtype).unsqueeze(1)
+    position = ((steps.unsqueeze(0) + 0.5) * scale - 0.5).clamp(min=0).minimum(last)  # (N, L')
+    below = position.floor().long()
+    above = torch.minimum(below + 1, last.long())
+    weight = (position - below.to(inputs.dtype)).unsqueeze(-1)
+    channels = inputs.shape[-1]
+    low = inputs.gather(1, below.unsqueeze(-1).expand(-1, -1, channels))
+    high = inputs.gather(1, above.unsqueeze(-1).expand(-1, -1, channels))
+    stretched = low + weight * (high - low)
+    valid = steps.unsqueeze(0) < new_lengths.unsqueeze(1)
+    return stretched * valid.unsqueeze(-1).to(inputs.dtype), new_lengths.to(home)
