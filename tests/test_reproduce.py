@@ -159,3 +159,20 @@ def test_a_foreign_output_file_is_refused_before_any_training(tmp_path, capsys):
         reproduce.main(["--only", "japanese_vowels", "--output", str(foreign)])
     assert "is not a results file of scripts/reproduce.py" in capsys.readouterr().err
     assert foreign.read_text() == '{"rows": []}\n'
+
+
+def test_add_seeds_joins_a_rows_earlier_runs_of_the_same_command():
+    g2p = reproduce.registry(["cmudict_g2p"])[0]
+    earlier = reproduce.Row(g2p, [0], [(25.1, 5.9)], [2000.0]).summary()
+    now = reproduce.with_earlier_runs(reproduce.Row(g2p, [1], [(24.1, 5.5)], [1900.0]), earlier)
+    entry = now.summary()
+    assert entry["seeds"] == [0, 1] and [run["seed"] for run in entry["runs"]] == [0, 1]
+    assert entry["mean"] == pytest.approx([24.6, 5.7]) and entry["min"] == [24.1, 5.5]
+    assert entry["figure"] == "24.6 (24.1-25.1) / 5.7 (5.5-5.9)"
+    # a rerun seed replaces its earlier run; a row of another command or a failed row adds nothing
+    rerun = reproduce.with_earlier_runs(reproduce.Row(g2p, [0], [(30.0, 7.0)], [1.0]), earlier).summary()
+    assert rerun["seeds"] == [0] and rerun["mean"] == [30.0, 7.0]
+    other = {**earlier, "command": "seqmodels-train experiment=cmudict_g2p trainer.max_epochs=1"}
+    assert reproduce.with_earlier_runs(reproduce.Row(g2p, [1], [(20.0, 5.0)], [1.0]), other).seeds == [1]
+    failed = {**earlier, "status": "FAIL"}
+    assert reproduce.with_earlier_runs(reproduce.Row(g2p, [1], [(20.0, 5.0)], [1.0]), failed).seeds == [1]
