@@ -70,3 +70,24 @@ def test_language_model_streams_are_sharded_and_validation_matches(compose_train
     )
     assert_same_weights(one, two)  # the state carried across windows per rank, as rows of one batch
     assert two.metrics["val/loss"] == pytest.approx(one.metrics["val/loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("spawned", [True, False])
+def test_a_spawned_stage_closes_its_process_group_and_others_keep_theirs(tmp_path, monkeypatch, spawned):
+    """A stage's spawned process closes its group before exiting (an exit with it open can abort the rank);
+    the parent process or a torchrun worker keeps it for the next stage."""
+    import multiprocessing
+
+    import torch.distributed as dist
+
+    from seqmodels.tasks import base
+
+    parent = object() if spawned else None
+    monkeypatch.setattr(multiprocessing, "parent_process", lambda: parent)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        base.close_spawned_process_group()
+        assert dist.is_initialized() is not spawned
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import multiprocessing
 import warnings
 from collections.abc import Callable, Collection, Iterable
 from typing import Any, ClassVar
@@ -41,6 +42,21 @@ _DECAY_EXEMPT_MODULES: tuple[type[nn.Module], ...] = (
 )
 
 ProgBar = bool | Collection[str]
+
+
+def close_spawned_process_group() -> None:
+    """In a process spawned for one stage (``trainer=ddp_sim``, ``ddp_spawn``), closes the process group once every
+    rank has finished the stage.
+
+    Otherwise the group's threads and sockets are torn down by the interpreter's exit, in no set order across
+    ranks: a rank that exits while its peer still holds the connection can abort ("terminate called without an
+    active exception"), failing a run whose work is done. The parent process and ``torchrun`` workers keep
+    their group, which later stages reuse.
+    """
+    if multiprocessing.parent_process() is None or not torch.distributed.is_initialized():
+        return
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
 
 
 class WeightedMean(Metric):
@@ -407,6 +423,9 @@ class SequenceTask(CheapHookName, L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self.epoch_end("test")
+
+    def teardown(self, stage: str) -> None:
+        close_spawned_process_group()
 
 
 class SupervisedSequenceTask(SequenceTask):
