@@ -343,6 +343,27 @@ def test_the_guard_names_a_changed_internal_and_the_task_falls_back(monkeypatch)
     assert fastpath.missing() == ()
 
 
+def test_a_logged_result_already_on_the_device_is_not_walked_and_one_elsewhere_still_moves(monkeypatch):
+    from lightning.pytorch.trainer.connectors.logger_connector import result
+
+    fastpath.skip_moves_to_the_same_device()
+    assert result._ResultMetric.to.skips_same_device
+    collection = result._ResultCollection(training=False)
+    for value, batch_size in ((1.0, 2), (4.0, 6)):
+        collection.log("validation_step", "val/mae", torch.tensor(value), batch_size=batch_size)
+    stored = collection["validation_step.val/mae"]
+
+    def walked(*args, **kwargs):
+        raise AssertionError("moved a result that is already on the device")
+
+    monkeypatch.setattr(result, "apply_to_collection", walked)
+    collection.log("validation_step", "val/mae", torch.tensor(7.0), batch_size=2)
+    monkeypatch.undo()
+    assert collection["validation_step.val/mae"].compute().item() == pytest.approx((2 + 24 + 14) / 10)
+    assert stored.to(torch.device("meta")) is stored  # another device: Lightning's own move
+    assert stored.value.device.type == "meta" and stored.cumulated_batch_size.device.type == "meta"
+
+
 class _DirectStep(L.LightningModule):
     """Manual optimization stepping through :func:`step_directly`, like ForecastingTask's fast path."""
 

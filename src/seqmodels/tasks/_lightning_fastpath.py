@@ -19,6 +19,11 @@
    ``dataloader_iter``: about 30 us a step, rebuilt from the code object each time. A function's
    ``__signature__`` is inspect's own cache, so each task class stores its step methods' signatures once. This
    uses no Lightning name; Lightning without the per-batch check simply never reads it.
+4. **Logged values already in place** (:func:`skip_moves_to_the_same_device`): every ``self.log`` moves the
+   stored result (``_ResultMetric.to``) to the device of the new value, which walks the whole object with
+   ``apply_to_collection`` and deep-copies its metadata: about 0.13 ms per call, 8 calls per forecasting epoch,
+   even when nothing moves. The patched ``to`` returns at once when the stored value and count are already on
+   that device, and otherwise moves them as before.
 
 If Lightning renames any of these, :func:`missing` names what is gone, :func:`can_step_directly` returns False (the
 task then takes Lightning's public path, which trains identically, only slower), and
@@ -44,6 +49,7 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
 _STEP_COUNTERS = ("_on_before_step", "_on_after_step")
 _MANUAL_LOOP = "lightning.pytorch.loops.optimization.manual._ManualOptimization"
+_RESULT_METRIC = "lightning.pytorch.trainer.connectors.logger_connector.result._ResultMetric"
 
 
 class CheapHookName:
@@ -71,7 +77,60 @@ def missing() -> tuple[str, ...]:
         gone += [f"{_MANUAL_LOOP}.{name}" for name in _STEP_COUNTERS if not hasattr(_ManualOptimization, name)]
     if "_current_fx_name" not in vars(L.LightningModule()):
         gone.append("LightningModule._current_fx_name")
+    try:
+        from lightning.pytorch.trainer.connectors.logger_connector.result import _ResultMetric
+    except ImportError:
+        gone.append(_RESULT_METRIC)
+    else:
+        gone += [
+            f"{_RESULT_METRIC}.{name}"
+            for name in ("to", "value", "cumulated_batch_size")
+            if not _has(_ResultMetric, name)
+        ]
     return tuple(gone)
+
+
+def _has(result_metric_class: type, name: str) -> bool:
+    if name == "to":
+        return callable(getattr(result_metric_class, "to", None))
+    probe = result_metric_class(_probe_metadata(), is_tensor=True)
+    return isinstance(probe.__dict__.get(name), torch.Tensor)
+
+
+def _probe_metadata() -> Any:
+    from lightning.pytorch.trainer.connectors.logger_connector.result import _Metadata
+
+    return _Metadata(fx="probe", name="probe")
+
+
+def skip_moves_to_the_same_device() -> None:
+    """Make ``_ResultMetric.to(device)`` return at once when its tensors are already on ``device`` (idempotent).
+
+    Every other call, and every call where either tensor is elsewhere, runs Lightning's own ``to``."""
+    if missing():
+        return
+    from lightning.pytorch.trainer.connectors.logger_connector.result import _ResultMetric
+
+    moving = _ResultMetric.to
+    if getattr(moving, "skips_same_device", False):
+        return
+
+    @functools.wraps(moving)
+    def to(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if len(args) == 1 and not kwargs and isinstance(args[0], torch.device):
+            state = self.__dict__
+            value, count = state.get("value"), state.get("cumulated_batch_size")
+            if (
+                isinstance(value, torch.Tensor)
+                and isinstance(count, torch.Tensor)
+                and value.device == args[0]
+                and count.device == args[0]
+            ):
+                return self
+        return moving(self, *args, **kwargs)
+
+    to.skips_same_device = True  # type: ignore[attr-defined]
+    _ResultMetric.to = to
 
 
 def can_step_directly(module: L.LightningModule) -> bool:
@@ -119,5 +178,6 @@ __all__ = [
     "cache_step_signatures",
     "can_step_directly",
     "missing",
+    "skip_moves_to_the_same_device",
     "step_directly",
 ]

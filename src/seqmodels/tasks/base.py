@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric, Metric, MetricCollection, MinMetric
 
 from seqmodels.data.batch import SequenceBatch
-from seqmodels.tasks._lightning_fastpath import CheapHookName, cache_step_signatures
+from seqmodels.tasks._lightning_fastpath import CheapHookName, cache_step_signatures, skip_moves_to_the_same_device
 from seqmodels.tasks.capabilities import Capabilities
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -129,6 +129,7 @@ class SequenceTask(CheapHookName, L.LightningModule):
         decay_exempt: bool = False,
     ) -> None:
         super().__init__()
+        skip_moves_to_the_same_device()  # every self.log pays for a walk otherwise; see _lightning_fastpath
         if not isinstance(net, nn.Module):
             raise TypeError(f"net must be a torch.nn.Module, got {type(net).__name__}; check model.net._target_")
         if not callable(optimizer):
