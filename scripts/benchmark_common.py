@@ -6,18 +6,47 @@ folder is then on ``sys.path``, so they ``import benchmark_common``).
 * :func:`spread` (median, quartiles, range of repeated measurements), :func:`time_calls`, :func:`paired_ratios`.
 * :func:`print_table`: aligned text columns.
 * :func:`run_metrics`, :func:`best_model_path`, :func:`load_best`: what ``seqmodels.train.train`` returned.
+* :data:`SCRATCH`: a script's temporary folder (its runs' checkpoints and logs), removed when it exits.
 """
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import statistics
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+
+
+def _scratch_folder() -> str | None:
+    """When the program is one of these scripts: one temporary folder for the process, removed when it exits.
+
+    Every run folder that ``compose_run_config`` makes without an ``output_dir`` (checkpoints, TensorBoard files)
+    lands in it, so a benchmark of 40 runs leaves nothing under /tmp. ``SEQMODELS_KEEP_RUNS=1`` keeps it and names
+    it at exit. A program that only imports this module (a test, a notebook) keeps its temporary folders as usual.
+    """
+    program = getattr(sys.modules.get("__main__"), "__file__", None)
+    if program is None or Path(program).resolve().parent != Path(__file__).resolve().parent:
+        return None
+    folder = tempfile.mkdtemp(prefix="seqmodels_scripts_")
+    tempfile.tempdir = folder
+    if os.environ.get("SEQMODELS_KEEP_RUNS") == "1":
+        atexit.register(lambda: print(f"run folders kept in {folder}", file=sys.stderr))
+    else:
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+SCRATCH = _scratch_folder()
 
 #: Hydra overrides that keep an in-process run's output to the scripts' own lines
 QUIET = ["~callbacks.rich_progress_bar", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]

@@ -125,3 +125,29 @@ def test_g2p_scoring_takes_the_closest_pronunciation():
     wer, per = score([["K", "AH0", "T"], ["K", "AH0", "D"], ["T", "UW1"]], [cat, cat, [["T", "UW1", "Z", "D"]]])
     assert wer == pytest.approx(2 / 3)
     assert per == pytest.approx((0 + 1 + 2) / (3 + 3 + 4))
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_script_s_run_folders_are_removed_when_it_exits_unless_kept(tmp_path, keep):
+    import os
+    import shutil
+    import subprocess
+
+    shutil.copy(Path(common.__file__), tmp_path / "benchmark_common.py")
+    (tmp_path / "probe.py").write_text(
+        "import tempfile\nimport benchmark_common\n"
+        "run = tempfile.mkdtemp(prefix='seqmodels_')\nopen(run + '/last.ckpt', 'w').write('weights')\n"
+        "print(benchmark_common.SCRATCH, run)\n"
+    )
+    env = {**os.environ, "SEQMODELS_KEEP_RUNS": "1" if keep else "0"}
+    done = subprocess.run(
+        [sys.executable, "probe.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    scratch, run = done.stdout.split()
+    assert Path(run).parent == Path(scratch)  # the run landed in the script's folder
+    assert Path(run, "last.ckpt").exists() is keep
+    if keep:
+        assert scratch in done.stderr
+        shutil.rmtree(scratch)
+    assert common.SCRATCH is None  # importing it (a test, a notebook) changes nothing
