@@ -4,8 +4,8 @@
    forecaster's CPU step is about 3.5 ms; Lightning's public manual step (``manual_backward`` and
    ``LightningOptimizer.step``) passes through the strategy and precision plugin and calls a dozen hooks, about a
    tenth of that. With nothing listening to those hooks, :class:`~seqmodels.tasks.ForecastingTask` calls
-   ``loss.backward()`` and the torch optimizer itself: the README's ``forecasting`` figures (1.16x a plain PyTorch
-   loop per epoch, against 1.26-1.32x when the task went through Lightning's wrappers) depend on it. The step must
+   ``loss.backward()`` and the torch optimizer itself: the README's ``forecasting`` figure (1.18x a plain PyTorch
+   loop per epoch; going through Lightning's wrappers measured about 0.1x more) depends on it. The step must
    still be counted (``global_step``, which checkpoints, schedulers and loggers read), and Lightning's only way to
    count a manual step is the pair of callables its manual loop puts on each ``LightningOptimizer`` for the
    duration of a training step: ``_on_before_step`` and ``_on_after_step`` (in
