@@ -10,6 +10,7 @@ from torch.nn.utils.rnn import pad_sequence
 from seqmodels.nn import (
     AttentionPooling,
     ClassificationHead,
+    ConcatPooling,
     LastStepPooling,
     LinearProjection,
     ManyToOneNet,
@@ -21,7 +22,7 @@ from seqmodels.nn import (
     build_pooling,
 )
 
-POOLINGS = ["last", "mean", "max", "attention"]
+POOLINGS = ["last", "mean", "max", "attention", "mean+max", "last+attention"]
 
 
 @pytest.mark.parametrize("num_layers", [1, 2])
@@ -43,6 +44,28 @@ def test_mean_and_max_ignore_padding():
     lengths = torch.tensor([2, 3])
     torch.testing.assert_close(MeanPooling()(outputs, lengths), torch.tensor([[-2.0], [4.0]]))
     torch.testing.assert_close(MaxPooling()(outputs, lengths), torch.tensor([[-1.0], [6.0]]))
+
+
+def test_joined_poolings_are_each_pooling_side_by_side_and_size_the_head():
+    outputs, lengths = torch.randn(3, 5, 4), torch.tensor([5, 2, 4])
+    joined = build_pooling("mean+max+last", 4)
+    assert isinstance(joined, ConcatPooling)
+    expected = torch.cat(
+        [MeanPooling()(outputs, lengths), MaxPooling()(outputs, lengths), outputs[[0, 1, 2], [4, 1, 3]]], -1
+    )
+    torch.testing.assert_close(joined(outputs, lengths), expected)
+    encoder = RecurrentEncoder("gru", input_size=3, hidden_size=6, bidirectional=True, batch_first=True)
+    net = ManyToOneNet(encoder, num_outputs=2, pooling="mean+max")
+    assert net.encode(torch.randn(2, 4, 3), torch.tensor([4, 3])).shape == (2, 24)
+    assert net(torch.randn(2, 4, 3), torch.tensor([4, 3])).shape == (2, 2)
+
+
+@pytest.mark.parametrize(
+    "name,message", [("mean+median", "unknown pooling 'median'"), ("max+max", "names a pooling twice")]
+)
+def test_a_bad_joined_pooling_is_named(name, message):
+    with pytest.raises(ValueError, match=message):
+        build_pooling(name, 4)
 
 
 def test_attention_weights_are_zero_on_padding_and_sum_to_one():

@@ -21,7 +21,7 @@ from seqmodels.nn import (
 )
 
 CELLS = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
-POOLINGS = ["last", "mean", "max", "attention"]
+POOLINGS = ["last", "mean", "max", "attention", "mean+max", "last+attention"]
 
 
 def close(actual: torch.Tensor, expected: torch.Tensor) -> None:

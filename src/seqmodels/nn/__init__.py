@@ -35,7 +35,14 @@ from seqmodels.nn.lru import LRU
 from seqmodels.nn.masking import lengths_to_mask
 from seqmodels.nn.mlstm import MLSTM
 from seqmodels.nn.networks import ManyToOneNet, SequenceTaggerNet
-from seqmodels.nn.pooling import AttentionPooling, LastStepPooling, MaxPooling, MeanPooling, build_pooling
+from seqmodels.nn.pooling import (
+    AttentionPooling,
+    ConcatPooling,
+    LastStepPooling,
+    MaxPooling,
+    MeanPooling,
+    build_pooling,
+)
 from seqmodels.nn.qrnn import QRNN
 from seqmodels.nn.recurrent import CELLS, MODERN_CELLS, RecurrentEncoder
 from seqmodels.nn.regularization import LockedDropout, WeightDrop, embedding_dropout
@@ -89,6 +96,7 @@ __all__ = [
     "Attention",
     "AttentionDecoder",
     "AttentionPooling",
+    "ConcatPooling",
     "ClassCondition",
     "ClassificationHead",
     "ConditionalDecoder",

@@ -9,7 +9,7 @@ from seqmodels.nn import regularization
 from seqmodels.nn.conv_branch import ConvBranch
 from seqmodels.nn.heads import RegressionHead
 from seqmodels.nn.masking import as_lengths, lengths_to_mask
-from seqmodels.nn.pooling import build_pooling
+from seqmodels.nn.pooling import build_pooling, pooled_size
 from seqmodels.nn.recurrent import RecurrentEncoder
 from seqmodels.nn.streaming import State, check_causal
 
@@ -36,7 +36,8 @@ class ManyToOneNet(nn.Module):
         encoder: a ``batch_first=True`` :class:`RecurrentEncoder`.
         num_outputs: size of the output vector.
         frontend: optional module applied to the inputs first (e.g. :class:`TokenEmbedding`).
-        pooling: ``"last"``, ``"mean"``, ``"max"`` or ``"attention"``.
+        pooling: ``"last"``, ``"mean"``, ``"max"`` or ``"attention"``, or several joined by ``+`` (``"mean+max"``:
+            both, side by side).
         head_hidden_size: optional hidden layer in the head.
         dropout: dropout on the pooled vector (and the head's hidden layer).
         input_noise: standard deviation of Gaussian noise added to the encoder's inputs while training, a
@@ -83,14 +84,15 @@ class ManyToOneNet(nn.Module):
         self.conv_branch = conv_branch
         self.pooling_name = pooling
         self.pooling = build_pooling(pooling, encoder.output_size, encoder.num_directions)
-        features = encoder.output_size + (conv_branch.output_size if conv_branch is not None else 0)
+        features = pooled_size(pooling, encoder.output_size)
+        features += conv_branch.output_size if conv_branch is not None else 0
         self.head = RegressionHead(features, num_outputs, head_hidden_size, dropout)
         self.num_outputs = num_outputs
         self.input_noise = input_noise
         self.time_stretch = time_stretch
 
     def encode(self, inputs: Tensor, lengths: Tensor) -> Tensor:
-        """The pooled sequence representation, (N, D * H_out)."""
+        """The pooled sequence representation, (N, k * D * H_out) for k poolings joined by ``+``."""
         lengths = as_lengths(lengths)
         features = self.frontend(inputs)
         if self.training and self.input_noise > 0:

@@ -175,17 +175,68 @@ class AttentionPooling(nn.Module):
         return torch.cat(pooled, dim=1), state
 
 
+class ConcatPooling(nn.Module):
+    """Several poolings of the same outputs side by side: (N, L, F) -> (N, k F), e.g. mean and max ("mean+max",
+    the concat pooling of ULMFiT): the mean says what a sequence holds on average, the max its strongest
+    moments."""
+
+    def __init__(self, poolings: list[nn.Module]) -> None:
+        super().__init__()
+        if len(poolings) < 2:
+            raise ValueError(f"ConcatPooling joins at least two poolings, got {len(poolings)}")
+        self.parts = nn.ModuleList(poolings)
+
+    def forward(self, outputs: Tensor, lengths: Tensor) -> Tensor:
+        return torch.cat([part(outputs, lengths) for part in self.parts], dim=-1)
+
+    def initial_state(
+        self,
+        batch_size: int,
+        num_features: int,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> tuple:
+        """Each part's state, in order."""
+        return tuple(part.initial_state(batch_size, num_features, device, dtype) for part in self.parts)
+
+    def stream(self, outputs: Tensor, state: tuple) -> tuple[Tensor, tuple]:
+        """(N, T, F) -> (N, T, k F): each part's running pooling, side by side."""
+        streamed = [part.stream(outputs, part_state) for part, part_state in zip(self.parts, state, strict=True)]
+        return torch.cat([pooled for pooled, _ in streamed], dim=-1), tuple(new for _, new in streamed)
+
+
 POOLINGS = ("last", "mean", "max", "attention")
 
 
+def pooling_parts(name: str) -> list[str]:
+    """The poolings a name joins with ``+`` ("mean+max" -> ["mean", "max"]); ValueError names an unknown one."""
+    parts = name.split("+")
+    for part in parts:
+        if part not in POOLINGS:
+            raise ValueError(
+                f"unknown pooling {part!r}; choose one of {', '.join(POOLINGS)}, or several joined by '+' "
+                "(e.g. mean+max)"
+            )
+    if len(set(parts)) != len(parts):
+        raise ValueError(f"pooling {name!r} names a pooling twice; name each once (e.g. mean+max)")
+    return parts
+
+
+def pooled_size(name: str, input_size: int) -> int:
+    """Width of the vector pooling ``name`` makes of ``input_size`` features."""
+    return input_size * len(pooling_parts(name))
+
+
 def build_pooling(name: str, input_size: int, num_directions: int = 1) -> nn.Module:
-    """``"last"``, ``"mean"``, ``"max"`` or ``"attention"`` pooling for ``input_size`` features."""
+    """``"last"``, ``"mean"``, ``"max"`` or ``"attention"`` pooling for ``input_size`` features, or several joined
+    by ``+`` (e.g. ``"mean+max"``), concatenated in that order."""
+    parts = pooling_parts(name)
+    if len(parts) > 1:
+        return ConcatPooling([build_pooling(part, input_size, num_directions) for part in parts])
     if name == "last":
         return LastStepPooling(num_directions)
     if name == "mean":
         return MeanPooling()
     if name == "max":
         return MaxPooling()
-    if name == "attention":
-        return AttentionPooling(input_size)
-    raise ValueError(f"unknown pooling {name!r}; choose one of {', '.join(POOLINGS)}")
+    return AttentionPooling(input_size)
