@@ -169,3 +169,42 @@ def test_dataloader_batches(vowels):
     assert batch.inputs.dtype == torch.float32 and batch.inputs.shape[0] == 32 and batch.inputs.shape[2] == 12
     assert batch.targets.dtype == torch.int64 and batch.lengths.dtype == torch.int64
     assert batch.inputs.shape[1] == batch.lengths.max()
+
+
+def test_deltas_are_step_differences_of_each_order_and_a_prefix_gets_the_same_features():
+    series = torch.tensor([[1.0, 10.0], [4.0, 10.0], [2.0, 13.0], [2.0, 19.0]])
+    first = torch.tensor([[0.0, 0.0], [3.0, 0.0], [-2.0, 3.0], [0.0, 6.0]])
+    second = torch.tensor([[0.0, 0.0], [3.0, 0.0], [-5.0, 3.0], [2.0, 3.0]])
+    torch.testing.assert_close(ucr.with_deltas(series, 1), torch.cat([series, first], 1))
+    torch.testing.assert_close(ucr.with_deltas(series, 2), torch.cat([series, first, second], 1))
+    assert torch.equal(ucr.with_deltas(series, 0), series)
+    for t in range(1, 5):  # causal: streaming and early classification see what the full series gives
+        assert torch.equal(ucr.with_deltas(series[:t], 2), ucr.with_deltas(series, 2)[:t])
+
+
+def test_a_datamodule_with_deltas_standardises_every_channel_on_the_training_part(vowels):
+    dm = JapaneseVowelsDataModule(seed=0, deltas=1)
+    dm.setup()
+    assert dm.dims()["input_size"] == 24 and dm.mean.numel() == 24
+    train = torch.cat(dm.train_set.inputs)
+    assert train.mean(0).abs().max() < 1e-4 and (train.std(0, unbiased=False) - 1).abs().max() < 1e-4
+    # the first 12 channels are the plain datamodule's; the other 12 their standardised step differences
+    for with_deltas, plain in zip(dm.test_set.inputs[:5], vowels.test_set.inputs[:5], strict=True):
+        torch.testing.assert_close(with_deltas[:, :12], plain)
+        raw = plain * vowels.std + vowels.mean
+        torch.testing.assert_close(with_deltas[:, 12:], (ucr.with_deltas(raw, 1)[:, 12:] - dm.mean[12:]) / dm.std[12:])
+    restored = JapaneseVowelsDataModule(seed=5, deltas=1)
+    restored.load_state_dict(torch.load(_save(dm.state_dict()), weights_only=True))
+    restored.setup()
+    torch.testing.assert_close(restored.test_set.inputs[0], dm.test_set.inputs[0])
+    plain_model = JapaneseVowelsDataModule(seed=5)  # a checkpoint of another channel count is refused by name
+    plain_model.load_state_dict(torch.load(_save(vowels.state_dict()), weights_only=True))
+    mismatched = JapaneseVowelsDataModule(seed=5, deltas=1)
+    mismatched.load_state_dict(torch.load(_save(vowels.state_dict()), weights_only=True))
+    with pytest.raises(ValueError, match="checkpoint scaler has 12 channels but JapaneseVowels has 24"):
+        mismatched.setup()
+
+
+def test_deltas_outside_0_1_2_are_refused():
+    with pytest.raises(ValueError, match="deltas must be 0, 1 or 2"):
+        JapaneseVowelsDataModule(deltas=3)

@@ -505,6 +505,8 @@ def test_tagger_gives_one_tag_per_word_like_seqmodels_predict(checkpoints):
 def test_a_feature_sequence_classifier_reads_standardised_sequences(checkpoints):
     import torch
 
+    from seqmodels.data.ucr import with_deltas
+
     with serving(checkpoints["vowels"]) as (server, backend):
         meta = httpx.get(f"{server.url}/metadata").json()
         assert meta["input"] == {"kind": "sequences", "channels": 12} and len(meta["labels"]) == 9
@@ -514,7 +516,9 @@ def test_a_feature_sequence_classifier_reads_standardised_sequences(checkpoints)
         assert response.status_code == 200, response.text
         dm = backend.datamodule
         for sequence, answer in zip(sequences, response.json()["results"], strict=True):
-            x = (torch.tensor(sequence, dtype=torch.float32) - dm.mean) / dm.std  # the training scaler
+            # the recipe's delta features beside the 12 channels, then the training scaler over all 24
+            x = (with_deltas(torch.tensor(sequence, dtype=torch.float32), 1) - dm.mean) / dm.std
+            assert x.shape[-1] == 24 == dm.dims()["input_size"]
             with torch.no_grad():
                 probs = backend.model(x[None], torch.tensor([len(sequence)])).softmax(-1)[0]
             top = probs.topk(3)

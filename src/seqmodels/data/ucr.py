@@ -278,6 +278,19 @@ def _label_order(labels: list[str], raw: list[Any]) -> list[str]:
         return sorted(by_text)
 
 
+def with_deltas(series: Tensor, order: int) -> Tensor:
+    """(L, C) -> (L, C * (1 + order)): the channels, then their differences from the step before (zero at the
+    first step), then the differences of those, up to ``order``. Each step reads only itself and earlier steps,
+    so a prefix gets the same features as the whole series (streaming, early classification)."""
+    parts = [series]
+    for _ in range(order):
+        previous = parts[-1]
+        difference = torch.zeros_like(previous)
+        difference[1:] = previous[1:] - previous[:-1]
+        parts.append(difference)
+    return torch.cat(parts, dim=1)
+
+
 def channel_stats(series: list[Tensor]) -> tuple[Tensor, Tensor]:
     """Mean and (population) standard deviation per channel over all time steps of ``series``."""
     steps = torch.cat(series, dim=0)
@@ -317,6 +330,8 @@ class UEADataModule(SequenceDataModule):
             the order of their values. Checked as files are; kept out of the saved hyperparameters.
         test_fraction: share of ``data`` held out for testing when it gives no test part (files have their own).
         standardize: per-channel standardisation with training statistics.
+        deltas: append each channel's step-to-step differences (1), and their differences too (2), as extra
+            channels (the delta features of speech recognition); standardised like the others. 0: none.
         **base: :class:`SequenceDataModule` arguments.
 
     dims: ``input_size`` (channels), ``num_classes``.
@@ -333,6 +348,7 @@ class UEADataModule(SequenceDataModule):
         standardize: bool = True,
         data: Any = None,
         test_fraction: float = 0.2,
+        deltas: int = 0,
         **base: Any,
     ) -> None:
         # The data itself stays out of the saved hyperparameters (checkpoints hold plain data).
@@ -346,6 +362,9 @@ class UEADataModule(SequenceDataModule):
             raise ValueError(f"pass the series as data= or as data_dir={data_dir}, not both")
         if not 0.0 <= test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+        if deltas not in (0, 1, 2):
+            raise ValueError(f"deltas must be 0, 1 or 2 (orders of step-to-step differences), got {deltas}")
+        self.deltas = deltas
         if memory is not None:
             if isinstance(memory, dict):
                 unknown = [str(k) for k in memory if k not in ("train", "val", "test")]
@@ -414,6 +433,7 @@ class UEADataModule(SequenceDataModule):
         # Where messages say a split's series come from (the split it was carved from, when not given).
         names = {split: "data" if single else f"data[{split!r}]" for split in self.memory}
         self._paths = {split: Path(names.get(split, names["train"])) for split in self._raw}
+        self._append_deltas()
         if self.standardize and self.mean is None:
             self.mean, std = channel_stats(self._raw["train"][0])
             self.std = torch.where(std > 1e-8, std, torch.ones_like(std))  # constant channel: only centre it
@@ -449,10 +469,19 @@ class UEADataModule(SequenceDataModule):
             "test": (test_x, test_y),
         }
         self._paths = {"train": train_path, "val": train_path, "test": test_path}
+        self._append_deltas()
         if self.standardize and self.mean is None:
             self.mean, std = channel_stats(self._raw["train"][0])
             self.std = torch.where(std > 1e-8, std, torch.ones_like(std))  # constant channel: only centre it
         self._materialize()
+
+    def _append_deltas(self) -> None:
+        if self.deltas:
+            assert self.num_channels is not None
+            self._raw = {
+                split: ([with_deltas(x, self.deltas) for x in xs], ys) for split, (xs, ys) in self._raw.items()
+            }
+            self.num_channels *= 1 + self.deltas
 
     def _materialize(self) -> None:
         assert self.class_names is not None
@@ -473,6 +502,21 @@ class UEADataModule(SequenceDataModule):
                 xs = [(x - self.mean) / self.std for x in xs]
             sets[split] = SequenceDataset(xs, targets)
         self.train_set, self.val_set, self.test_set = sets["train"], sets["val"], sets["test"]
+
+    @property
+    def series_channels(self) -> int | None:
+        """Channels of a raw series (before delta features): what :meth:`inputs_from_series` reads."""
+        if self.num_channels is not None:
+            return self.num_channels // (1 + self.deltas)
+        return self.mean.numel() // (1 + self.deltas) if self.mean is not None else None
+
+    def inputs_from_series(self, series: Tensor) -> Tensor:
+        """A raw (L, C) series as the model reads it: delta features appended, standardised with the training
+        statistics (a checkpoint's, once restored)."""
+        series = with_deltas(series, self.deltas)
+        if self.mean is not None and self.std is not None:
+            series = (series - self.mean) / self.std
+        return series
 
     def _dims(self) -> dict[str, int]:
         assert self.class_names is not None and self.num_channels is not None

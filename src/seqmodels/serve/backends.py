@@ -143,7 +143,11 @@ class CheckpointBackend(Backend):
         return {"kind": "sequences", "channels": self._input_width()}
 
     def _input_width(self) -> int | None:
-        """Channels per step of a numeric model's inputs: from its sizes, or from its saved scaler."""
+        """Channels per step of a numeric model's inputs: what its datamodule reads from a raw series, from its
+        sizes, or from its saved scaler."""
+        raw = getattr(self.datamodule, "series_channels", None)
+        if isinstance(raw, int):
+            return raw
         width = self._dims().get("input_size")
         mean = getattr(self.datamodule, "mean", None)
         return width if width is not None else (int(mean.numel()) if isinstance(mean, Tensor) else None)
@@ -208,9 +212,13 @@ class CheckpointBackend(Backend):
         out = []
         for index, sequence in enumerate(sequences):
             x = torch.tensor(_matrix(sequence, f"sequences[{index}]", limits, width), dtype=torch.float32)
-            mean, std = getattr(self.datamodule, "mean", None), getattr(self.datamodule, "std", None)
-            if getattr(self.datamodule, "standardize", False) and mean is not None and std is not None:
-                x = (x - mean) / std
+            to_inputs = getattr(self.datamodule, "inputs_from_series", None)
+            if callable(to_inputs):  # delta features and standardisation, as in training
+                x = to_inputs(x)
+            else:
+                mean, std = getattr(self.datamodule, "mean", None), getattr(self.datamodule, "std", None)
+                if getattr(self.datamodule, "standardize", False) and mean is not None and std is not None:
+                    x = (x - mean) / std
             out.append(x)
         return out
 
