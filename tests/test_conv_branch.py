@@ -94,7 +94,7 @@ def test_the_fcn_config_trains_from_the_cli_and_its_checkpoint_rebuilds(compose_
     task, datamodule = build_from_checkpoint(load_checkpoint(train(cfg).best_model_path))
     branch = task.net.conv_branch
     assert isinstance(branch, ConvBranch) and [conv.out_channels for conv in branch.convs] == [128, 256, 128]
-    assert branch.input_size == 12  # the 12 LPC channels, through the encoder's input_size
+    assert branch.input_size == 24  # the 12 LPC channels and their deltas, through the encoder's input_size
     batch = next(iter(datamodule.test_dataloader()))
     task.eval()
     assert task(batch.inputs, batch.lengths).shape == (len(batch.lengths), 9)
