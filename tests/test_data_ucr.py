@@ -197,10 +197,18 @@ def test_a_datamodule_with_deltas_standardises_every_channel_on_the_training_par
     restored.load_state_dict(torch.load(_save(dm.state_dict()), weights_only=True))
     restored.setup()
     torch.testing.assert_close(restored.test_set.inputs[0], dm.test_set.inputs[0])
-    plain_model = JapaneseVowelsDataModule(seed=5)  # a checkpoint of another channel count is refused by name
+    plain_model = JapaneseVowelsDataModule(seed=5)
     plain_model.load_state_dict(torch.load(_save(vowels.state_dict()), weights_only=True))
+    mismatched = JapaneseVowelsDataModule(seed=5, deltas=1)  # a checkpoint read otherwise is refused with the fix
+    with pytest.raises(ValueError, match=r"data.deltas=0, this datamodule with data.deltas=1; pass data.deltas=0"):
+        mismatched.load_state_dict(torch.load(_save(vowels.state_dict()), weights_only=True))
+    old_state = {k: v for k, v in vowels.state_dict().items() if k != "deltas"}  # saved before deltas existed
     mismatched = JapaneseVowelsDataModule(seed=5, deltas=1)
-    mismatched.load_state_dict(torch.load(_save(vowels.state_dict()), weights_only=True))
+    with pytest.raises(ValueError, match="pass data.deltas=0"):
+        mismatched.load_state_dict(old_state)
+    state = mismatched.state_dict()
+    state["mean"], state["std"] = vowels.state_dict()["mean"], vowels.state_dict()["std"]  # 12 statistics for 24
+    mismatched.load_state_dict(state)
     with pytest.raises(ValueError, match="checkpoint scaler has 12 channels but JapaneseVowels has 24"):
         mismatched.setup()
 

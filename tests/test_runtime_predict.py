@@ -77,6 +77,17 @@ def classifier(tmp_path_factory) -> Exported:
 
 
 @pytest.fixture(scope="module")
+def vowels(tmp_path_factory) -> Exported:
+    return Exported(
+        tmp_path_factory.mktemp("vowels"),
+        "experiment=japanese_vowels",  # reads delta features beside its 12 channels
+        "++callbacks.early_stopping={}",  # the recipe has none; the tiny run removes one
+        "data.deltas=2",
+        "model.net.encoder.hidden_size=8",
+    )
+
+
+@pytest.fixture(scope="module")
 def lm(tmp_path_factory) -> Exported:
     corpus = tmp_path_factory.mktemp("corpus")
     (corpus / "a.txt").write_text("the cat sat on the mat.\na dog ran to the park.\n" * 20, encoding="utf-8")
@@ -312,6 +323,31 @@ def test_classifier_labels_equal_seqmodels_predict(classifier):
             [p for row in got for _, p in row], [p for row in expected for _, p in row], rtol=0, atol=1e-5
         )
     assert classifier.runtime.tokens("a b c d e f g h") == list("abcdef")  # max_length=6, as in training
+
+
+def test_a_feature_series_classifier_reads_raw_series_as_its_datamodule_prepared_them(vowels):
+    from seqmodels.data import read_ts
+    from seqmodels.data.ucr import with_deltas
+
+    dm = vowels.datamodule
+    dm.setup()
+    raw, _, _ = read_ts(dm.files()[1])  # the test series, as the user would hold them
+    series = [x.numpy() for x in raw[:6]]
+    for x in series:
+        np.testing.assert_allclose(runtime.step_deltas(x, 2), with_deltas(torch.from_numpy(x), 2).numpy())
+    for x, prepared in zip(series, dm.test_set.inputs[:6], strict=True):
+        np.testing.assert_allclose(vowels.runtime.features(x), prepared.numpy(), rtol=0, atol=1e-5)
+    got = vowels.runtime.label_series(series, n_best=2)
+    with torch.no_grad():
+        for x, answer in zip(dm.test_set.inputs[:6], got, strict=True):
+            probs = vowels.model(x[None], torch.tensor([len(x)])).softmax(-1)[0]
+            top = probs.topk(2)
+            assert [label for label, _ in answer] == [dm.class_names[i] for i in top.indices.tolist()]
+            np.testing.assert_allclose([p for _, p in answer], top.values.numpy(), rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="a series has 11 channels; this model reads 12 per step"):
+        vowels.runtime.label_series([series[0][:, :11]])
+    with pytest.raises(ValueError, match="needs a classifier"):
+        runtime.SequenceRuntime({"kind": "regressor", "data": {}}, {"net": None}).label_series(series)
 
 
 # ------------------------------------------------------------------------------------------------ command line

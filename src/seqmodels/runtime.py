@@ -691,6 +691,17 @@ def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int, f_min: float, f_
     return np.clip(np.minimum(rising, falling), 0.0, None)
 
 
+def step_deltas(series: np.ndarray, order: int) -> np.ndarray:
+    """(L, C) -> (L, C * (1 + order)): the channels, their step-to-step differences (zero at the first step), and
+    so on up to ``order``: ``seqmodels.data.ucr.with_deltas`` in numpy."""
+    parts = [series]
+    for _ in range(order):
+        difference = np.zeros_like(parts[-1])
+        difference[1:] = parts[-1][1:] - parts[-1][:-1]
+        parts.append(difference)
+    return np.concatenate(parts, axis=1)
+
+
 def compute_deltas(features: np.ndarray, width: int = 2) -> np.ndarray:
     """Regression deltas along time of one utterance (L, C), its first and last frames repeated past its ends."""
     length = features.shape[0]
@@ -997,6 +1008,10 @@ class SequenceRuntime:
         self.max_length: int | None = data.get("max_length")
         vocab, tokenizer = data.get("vocab"), data.get("tokenizer")
         self.codec = TextCodec(vocab["tokens"], tokenizer) if vocab and tokenizer else None
+        # A feature-series model's preprocessing (UEA datamodules): delta features, then standardisation.
+        self.deltas = int(data.get("deltas") or 0)
+        self.mean = np.asarray(data["mean"], dtype=np.float32) if data.get("mean") is not None else None
+        self.std = np.asarray(data["std"], dtype=np.float32) if data.get("std") is not None else None
 
     def run(self, inputs: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """The graph's output: probabilities (N, K) or (N, L, T), or values (N, K)."""
@@ -1004,6 +1019,39 @@ class SequenceRuntime:
         inputs = inputs.astype(np.int64 if inputs.ndim == 2 else np.float32)
         (out,) = self.session.run(None, {"inputs": inputs, "lengths": np.asarray(lengths, dtype=np.int64)})
         return out
+
+    def features(self, series: np.ndarray) -> np.ndarray:
+        """A raw (L, C) series as the model reads it: the delta features and the training statistics it was
+        trained with (both in the export's metadata), as the datamodule prepared its training data."""
+        series = np.asarray(series, dtype=np.float32)
+        if series.ndim != 2 or series.shape[0] == 0:
+            raise ValueError(f"a series is (steps, channels) with at least one step, got shape {series.shape}")
+        features = step_deltas(series, self.deltas)
+        if self.mean is not None and self.std is not None:
+            if features.shape[1] != self.mean.shape[0]:
+                raise ValueError(
+                    f"a series has {series.shape[1]} channels; this model reads "
+                    f"{self.mean.shape[0] // (1 + self.deltas)} per step"
+                )
+            features = (features - self.mean) / self.std
+        return features
+
+    def label_series(self, series: Sequence[np.ndarray], n_best: int = 1) -> list[list[tuple[str, float]]]:
+        """A feature-series classifier's labels: per raw (L, C) series, its ``n_best`` labels with probabilities."""
+        if self.kind != "classifier" or self.class_names is None:
+            raise ValueError(f"label_series needs a classifier exported with its class names, not a {self.kind}")
+        if not 1 <= n_best <= len(self.class_names):
+            raise ValueError(f"n_best must be in [1, {len(self.class_names)}] (the classes), got {n_best}")
+        if not series:
+            raise ValueError("no series to classify")
+        rows = [self.features(one) for one in series]
+        lengths = np.array([len(row) for row in rows], dtype=np.int64)
+        inputs = np.zeros((len(rows), int(lengths.max()), rows[0].shape[1]), dtype=np.float32)
+        for i, row in enumerate(rows):
+            inputs[i, : len(row)] = row
+        probs = self.run(inputs, lengths)
+        order = np.argsort(-probs, axis=-1, kind="stable")[:, :n_best]
+        return [[(self.class_names[j], float(p[j])) for j in row] for p, row in zip(probs, order, strict=True)]
 
     def tokens(self, text: str) -> list[str]:
         """The tokens the model reads of ``text`` (truncated to the classifier's ``max_length``)."""

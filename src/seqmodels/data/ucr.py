@@ -530,12 +530,19 @@ class UEADataModule(SequenceDataModule):
             "class_names": list(self.class_names) if self.class_names is not None else None,
             "mean": self.mean.tolist() if self.mean is not None else None,
             "std": self.std.tolist() if self.std is not None else None,
+            "deltas": self.deltas,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Use a checkpoint's label order and scaler statistics (before or after ``setup``)."""
         if state_dict.get("class_names") is not None:
             self.class_names = list(state_dict["class_names"])
+        deltas = state_dict.get("deltas", 0)
+        if deltas != self.deltas:
+            raise ValueError(
+                f"the checkpoint's data was read with data.deltas={deltas}, this datamodule with "
+                f"data.deltas={self.deltas}; pass data.deltas={deltas}"
+            )
         mean, std = state_dict.get("mean"), state_dict.get("std")
         self.mean = torch.tensor(mean, dtype=torch.float32) if mean is not None else None
         self.std = torch.tensor(std, dtype=torch.float32) if std is not None else None
