@@ -485,6 +485,35 @@ def test_exported_taggers_and_speech_models_answer_as_their_checkpoints(checkpoi
             np.testing.assert_allclose(scores[0], scores[1], atol=1e-4)
 
 
+def test_an_exported_feature_sequence_classifier_answers_raw_sequences_as_its_checkpoint(checkpoints, tmp_path):
+    """The .onnx of a classifier of feature sequences prepares raw sequences as training did (delta features,
+    the training scaler), so /predict equals /predict from the checkpoint."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from seqmodels.export import export_onnx
+
+    path = tmp_path / "vowels.onnx"
+    export_onnx(load_checkpoint(checkpoints["vowels"]), path)
+    rng = np.random.default_rng(1)
+    request = {"sequences": [rng.normal(size=(length, 12)).round(3).tolist() for length in (7, 20, 3)], "n_best": 3}
+    answers, metas = [], []
+    for source in (checkpoints["vowels"], path):
+        with ThreadServer(create_app(load_backend(source), Limits(max_batch_size=8))) as server:
+            metas.append(httpx.get(f"{server.url}/metadata").json())
+            response = httpx.post(f"{server.url}/predict", json=request)
+            assert response.status_code == 200, response.text
+            answers.append(response.json()["results"])
+            narrow = httpx.post(f"{server.url}/predict", json={"sequences": [[[0.0] * 11] * 5]})
+            assert narrow.status_code == 400 and "this model reads 12" in narrow.json()["error"]
+    assert metas[1]["input"] == metas[0]["input"] == {"kind": "sequences", "channels": 12}
+    assert metas[1]["labels"] == metas[0]["labels"]
+    for from_checkpoint, from_onnx in zip(*answers, strict=True):
+        assert [a["label"] for a in from_onnx] == [a["label"] for a in from_checkpoint]
+        np.testing.assert_allclose(
+            [a["probability"] for a in from_onnx], [a["probability"] for a in from_checkpoint], atol=1e-5
+        )
+
+
 def test_bad_limits_are_refused():
     with pytest.raises(ValueError, match="max_batch_size must be an integer >= 1, got 0"):
         Limits(max_batch_size=0).check()

@@ -24,6 +24,7 @@ from seqmodels.serve.requests import (
     _int_in,
     _matrix,
     _one_line,
+    _sequences,
     _short,
     _texts,
     _wav_features,
@@ -203,15 +204,9 @@ class CheckpointBackend(Backend):
 
     def _sequences(self, payload: dict[str, Any], limits: Limits) -> list[Tensor]:
         """``sequences``: (L, C) feature vectors per input, on the training data's scale (standardised here)."""
-        sequences = _field(payload, "sequences", list, what='"sequences": a list of (steps x channels) lists')
-        if not sequences:
-            raise RequestError('"sequences" is empty; send at least one sequence')
-        if len(sequences) > limits.max_items:
-            raise RequestError(f'"sequences" holds {len(sequences)}, more than max_items={limits.max_items}')
-        width = self._input_width()
         out = []
-        for index, sequence in enumerate(sequences):
-            x = torch.tensor(_matrix(sequence, f"sequences[{index}]", limits, width), dtype=torch.float32)
+        for sequence in _sequences(payload, limits, self._input_width()):
+            x = torch.tensor(sequence, dtype=torch.float32)
             to_inputs = getattr(self.datamodule, "inputs_from_series", None)
             if callable(to_inputs):  # delta features and standardisation, as in training
                 x = to_inputs(x)
@@ -382,8 +377,8 @@ class OnnxBackend(Backend):
 
     Serves a language model (``/generate``; sampling draws from ``numpy.random.default_rng(seed)``, so a seed gives
     reproducible text, but not the text the checkpoint gives with that seed), and an encoder-decoder, a text
-    classifier, a tagger and a speech model (``/predict``). Regressors and classifiers of feature sequences are
-    refused in one line: serve their checkpoint.
+    classifier, a classifier of feature sequences (raw ``sequences``, prepared as in training), a tagger and a
+    speech model (``/predict``). Regressors are refused in one line: serve their checkpoint.
     """
 
     # What each exported kind (the file's ``seqmodels.runtime`` metadata) offers over HTTP.
@@ -405,10 +400,12 @@ class OnnxBackend(Backend):
         kind = rt.meta.get("kind")
         offers = self.OFFERS.get(kind)
         reads_text = offers is None or offers.predict not in (Prediction.TEXT_TO_LABEL, Prediction.TEXT_TO_TAGS)
-        if offers is None or not (reads_text or getattr(rt, "codec", None)):
+        # A classifier exported without a tokenizer but with its class names reads feature sequences.
+        self.series_input = kind == "classifier" and rt.codec is None and rt.class_names is not None
+        if offers is None or not (reads_text or getattr(rt, "codec", None) or self.series_input):
             raise ValueError(
                 f"{path} holds an exported {kind} model, which seqmodels-serve does not run from .onnx (it serves "
-                "exported language models, encoder-decoders, text classifiers, taggers and speech models); serve "
+                "exported language models, encoder-decoders, classifiers, taggers and speech models); serve "
                 "its checkpoint instead"
             )
         self.capabilities = offers
@@ -431,11 +428,18 @@ class OnnxBackend(Backend):
                 if self.capabilities.generate
                 else {"kind": "wav", "description": "base64 of a PCM WAV file (any rate; resampled)"}
                 if self.reads is Prediction.AUDIO_TO_TEXT
+                else {"kind": "sequences", "channels": self._series_channels()}
+                if self.series_input
                 else {"kind": "text"}
             ),
             "vocab_size": len(codec.tokens) if codec is not None else None,
             "labels": list(getattr(rt, "class_names", None) or getattr(rt, "tag_names", None) or []) or None,
         }
+
+    def _series_channels(self) -> int | None:
+        """Channels per step of a raw sequence: the exported scaler's, before the delta features."""
+        mean = self.rt.mean
+        return int(mean.shape[0]) // (1 + self.rt.deltas) if mean is not None else None
 
     def _encode(self, codec: Any, text: str, index: int) -> list[int]:
         ids = codec.encode(codec.tokenize(text))
@@ -464,6 +468,11 @@ class OnnxBackend(Backend):
                 raise RequestError("a tagger gives one tag per word; leave out n_best (or send 1)")
             return [Item(text, ("tags",)) for text in _texts(payload, limits)]
         n_best = _int_in(payload, "n_best", 1, 1, len(rt.class_names), " (the number of classes)")
+        if self.series_input:  # delta features and standardisation, as in training
+            return [
+                Item(rt.features(np.asarray(sequence, dtype=np.float32)), extra={"n_best": n_best})
+                for sequence in _sequences(payload, limits, self._series_channels())
+            ]
         return [
             Item(self._encode(rt.codec, text, i), extra={"n_best": n_best})
             for i, text in enumerate(_texts(payload, limits))
@@ -487,7 +496,10 @@ class OnnxBackend(Backend):
                     results[i] = {"words": text.split(), "tags": list(tags)}
                 continue
             lengths = np.array([len(row) for row in rows], dtype=np.int64)
-            ids = np.zeros((len(rows), int(lengths.max())), dtype=np.int64)
+            if self.series_input:  # (N, L, C) features
+                ids = np.zeros((len(rows), int(lengths.max()), rows[0].shape[1]), dtype=np.float32)
+            else:
+                ids = np.zeros((len(rows), int(lengths.max())), dtype=np.int64)
             for i, row in enumerate(rows):
                 ids[i, : len(row)] = row
             if self.reads is Prediction.TEXT_TO_TEXT:

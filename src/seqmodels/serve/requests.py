@@ -116,6 +116,16 @@ def _texts(payload: dict[str, Any], limits: Limits) -> list[str]:
     return texts
 
 
+def _sequences(payload: dict[str, Any], limits: Limits, width: int | None) -> list[list[list[float]]]:
+    """``sequences``: a list of (steps x channels) lists, each checked as :func:`_matrix` checks one."""
+    sequences = _field(payload, "sequences", list, what='"sequences": a list of (steps x channels) lists')
+    if not sequences:
+        raise RequestError('"sequences" is empty; send at least one sequence')
+    if len(sequences) > limits.max_items:
+        raise RequestError(f'"sequences" holds {len(sequences)}, more than max_items={limits.max_items}')
+    return [_matrix(sequence, f"sequences[{index}]", limits, width) for index, sequence in enumerate(sequences)]
+
+
 def _matrix(value: Any, name: str, limits: Limits, width: int | None = None) -> list[list[float]]:
     """A series or feature sequence: a list of numbers (one channel) or of equal-length lists of numbers."""
     if not isinstance(value, list) or not value:
