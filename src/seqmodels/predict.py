@@ -6,6 +6,7 @@
     seqmodels-predict ckpt_path=<text classifier>.ckpt input="'great value, works well'" n_best=2  # labels, probs
     seqmodels-predict ckpt_path=<tagger>.ckpt input="'EU rejects German call'"             # one tag per word
     seqmodels-predict ckpt_path=<video classifier>.ckpt input_file=clip.npy                 # or a folder of clips
+    seqmodels-predict ckpt_path=<series classifier>.ckpt input_file=series.csv n_best=3    # .npy, or a folder
     seqmodels-predict ckpt_path=<forecaster>.ckpt [input_file=series.csv] output_file=forecast.csv  # forecasting
     seqmodels-predict ckpt_path=<forecaster>.ckpt backtest=test output_file=backtest.csv   # historical forecasts
     seqmodels-predict ckpt_path=<forecaster>.ckpt backtest=test conformal=[0.8,0.95] baselines=true  # + ETS, ARIMA
@@ -847,22 +848,25 @@ def stream_audio(
     return results
 
 
-def clip_paths(cfg: DictConfig) -> list[Path]:
-    """``input_file``: one clip (a video file or a ``.npy``/``.npz`` array), or a folder of them (sorted by name;
-    ``folder/<class>/*`` too)."""
+def clip_paths(cfg: DictConfig, datamodule: Any = None) -> list[Path]:
+    """``input_file``: one file the datamodule reads (a clip: a video file or a ``.npy``/``.npz`` array; a series
+    file for series classifiers), or a folder of them (sorted by name; for clips ``folder/<class>/*`` too)."""
     from seqmodels.data.video import list_frame_files
 
+    what = getattr(datamodule, "input_file_description", None)
     if cfg.get("input") is not None or cfg.get("input_file") is None:
-        raise ValueError(
-            "a video classifier reads clips, not text: pass input_file=clip.mp4 or clip.npy (or a folder of clips)"
-        )
+        if what is None:
+            raise ValueError(
+                "a video classifier reads clips, not text: pass input_file=clip.mp4 or clip.npy (or a folder of clips)"
+            )
+        raise ValueError(f"this classifier reads series, not text: pass input_file=<path>, {what}, or a folder of them")
+    what = what or "a clip (.mp4, .npy, ...)"
     path = Path(str(cfg.input_file)).expanduser()
     if path.is_dir():
-        return list_frame_files(path)[0]
+        lister = getattr(datamodule, "list_input_files", None)
+        return lister(path) if callable(lister) else list_frame_files(path)[0]
     if not path.is_file():
-        raise FileNotFoundError(
-            f"input_file={cfg.input_file}: no such file or folder; pass a clip (.mp4, .npy, ...) or a folder of them"
-        )
+        raise FileNotFoundError(f"input_file={cfg.input_file}: no such file or folder; pass {what} or a folder of them")
     return [path]
 
 
@@ -871,7 +875,7 @@ def label_texts(
 ) -> list[tuple[str, list[tuple[str, float]]]] | None:
     """For a text classifier: per input, its ``n_best`` labels with their probabilities. For a tagger: per input
     sentence (words separated by spaces), its tags, one per word. For a classifier whose datamodule reads files
-    (``inputs_from_file``: video clips), per file of :func:`clip_paths`, its ``n_best`` labels with their
+    (``inputs_from_file``: video clips, series files), per file of :func:`clip_paths`, its ``n_best`` labels with their
     probabilities. None for other checkpoints.
 
     Several classifier checkpoints (a list ``checkpoint``, or ``ckpt_path=[a.ckpt,b.ckpt]``) are an ensemble: the
@@ -918,7 +922,7 @@ def label_texts(
     device = requested_device(cfg)
     for member, _ in members:
         member.to(device).eval()
-    inputs = [str(path) for path in clip_paths(cfg)] if reads_files else read_inputs(cfg)
+    inputs = [str(path) for path in clip_paths(cfg, datamodule)] if reads_files else read_inputs(cfg)
     results: list[tuple[str, list[tuple[str, float]]]] = []
     with torch.no_grad():
         for start in range(0, len(inputs), cfg.batch_size):
