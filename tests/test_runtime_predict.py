@@ -413,6 +413,25 @@ def test_cli_tags_and_classifies_as_seqmodels_predict_prints(tagger, classifier,
     np.testing.assert_allclose([float(p) for *_, p in rows], [p for _, p in expected[0][1]], atol=2e-4)
 
 
+def test_cli_classifies_series_files_as_seqmodels_predict_prints(vowels, tmp_path):
+    from seqmodels.data import read_ts
+    from seqmodels.predict import label_texts
+
+    raw, _, _ = read_ts(vowels.datamodule.files()[1])
+    folder = tmp_path / "series"
+    folder.mkdir()
+    np.save(folder / "a.npy", raw[0].numpy())
+    np.savetxt(folder / "b.csv", raw[1].numpy(), delimiter=",")
+    expected = label_texts(_predict_cfg(vowels.ckpt_path, input_file=str(folder), n_best=2))
+    result = _cli(vowels.path, "--input-file", folder, "--n-best", 2)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert [(name, label) for name, label, _ in rows] == [(name, label) for name, out in expected for label, _ in out]
+    np.testing.assert_allclose([float(p) for *_, p in rows], [p for _, out in expected for _, p in out], atol=2e-4)
+    refused = _cli(vowels.path, "--input", "0.5 0.5")
+    assert refused.returncode == 1 and "classifies feature series: pass --input-file" in refused.stderr
+
+
 def test_cli_translates_as_seqmodels_predict_prints(seq2seq, tmp_path):
     from seqmodels.predict import predict
 

@@ -10,11 +10,13 @@
     asr.transcribe([features])                   # (L, C) log-mel frames -> greedy CTC transcripts
     load("ner.onnx").tag_texts(["EU rejects German call"])                      # one tag per word
     load("reviews.onnx").label_texts(["great value"], n_best=2)                 # labels with probabilities
+    load("vowels.onnx").label_series([series], n_best=2)                        # raw (steps, channels) arrays
 
 From the shell, printing what seqmodels-predict / seqmodels-generate print for the checkpoint:
 
     python -m seqmodels.runtime ner.onnx --input "EU rejects German call"
     python -m seqmodels.runtime dtmf.onnx --wav keys.wav --beam-size 5 --n-best 3
+    python -m seqmodels.runtime vowels.onnx --input-file series.csv --n-best 3     # or a .npy, or a folder
     python -m seqmodels.runtime char_lm.onnx --prompt "async def " --max-new-tokens 200 --temperature 0
 
 Each file carries its model's description in the metadata key ``seqmodels.runtime`` (JSON): task kind,
@@ -691,6 +693,57 @@ def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int, f_min: float, f_
     return np.clip(np.minimum(rising, falling), 0.0, None)
 
 
+#: The files a feature series is read from: a ``.npy`` array, or text with one step per row.
+SERIES_SUFFIXES = (".npy", ".csv", ".txt")
+
+
+def series_files(folder: Path) -> list[Path]:
+    """The series files of ``folder`` (sorted by name)."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SERIES_SUFFIXES)
+    if not files:
+        raise ValueError(f"{folder}: no series files (.npy, .csv or .txt, one step per row)")
+    return files
+
+
+def read_series_file(path: str | os.PathLike, channels: int | None = None) -> np.ndarray:
+    """A raw series (L, C) float64 from ``.npy`` ((L, C) or (L,)) or text with one step per row, values separated
+    by commas or spaces (a header row is skipped). One-line ``ValueError`` naming the file and the fix for an
+    empty, ragged or non-finite series, or (``channels`` given) another channel count."""
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        values = np.load(path, allow_pickle=False)
+    else:
+        rows = [line.replace(",", " ").split() for line in path.read_text().splitlines() if line.strip()]
+        if rows and not _is_number_row(rows[0]):
+            rows = rows[1:]  # a header
+        widths = {len(row) for row in rows}
+        if len(widths) > 1:
+            raise ValueError(f"{path}: rows hold {sorted(widths)} values; every step needs one value per channel")
+        try:
+            values = np.array([[float(v) for v in row] for row in rows], dtype=np.float64)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}; every value must be a number") from None
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 1:
+        values = values[:, None]
+    if values.ndim != 2 or values.shape[0] == 0:
+        raise ValueError(f"{path}: a series is (steps, channels) with at least one step, got shape {values.shape}")
+    if not np.isfinite(values).all():
+        step = int(np.argwhere(~np.isfinite(values))[0][0])
+        raise ValueError(f"{path}: step {step} holds NaN or infinity; fill or drop the missing values")
+    if channels is not None and values.shape[1] != channels:
+        raise ValueError(f"{path}: {values.shape[1]} channels per step, but this model reads {channels}")
+    return values
+
+
+def _is_number_row(row: list[str]) -> bool:
+    try:
+        [float(value) for value in row]
+    except ValueError:
+        return False
+    return True
+
+
 def step_deltas(series: np.ndarray, order: int) -> np.ndarray:
     """(L, C) -> (L, C * (1 + order)): the channels, their step-to-step differences (zero at the first step), and
     so on up to ``order``: ``seqmodels.data.ucr.with_deltas`` in numpy."""
@@ -1020,6 +1073,11 @@ class SequenceRuntime:
         (out,) = self.session.run(None, {"inputs": inputs, "lengths": np.asarray(lengths, dtype=np.int64)})
         return out
 
+    @property
+    def series_channels(self) -> int | None:
+        """Channels per step of a raw series (before the delta features), from the exported scaler."""
+        return int(self.mean.shape[0]) // (1 + self.deltas) if self.mean is not None else None
+
     def features(self, series: np.ndarray) -> np.ndarray:
         """A raw (L, C) series as the model reads it: the delta features and the training statistics it was
         trained with (both in the export's metadata), as the datamodule prepared its training data."""
@@ -1127,7 +1185,11 @@ def _parser() -> Any:
     )
     parser.add_argument("model", help="the .onnx file (sibling graphs such as <stem>.decoder.onnx next to it)")
     parser.add_argument("--input", help="one text (classifier, tagger, encoder-decoder)")
-    parser.add_argument("--input-file", help="one input per line; for a speech model a .wav or a list of WAV paths")
+    parser.add_argument(
+        "--input-file",
+        help="one input per line; for a speech model a .wav or a list of WAV paths; for a classifier of feature "
+        "series a .npy/.csv series (one step per row) or a folder of them",
+    )
     parser.add_argument("--wav", nargs="+", help="speech models: PCM WAV file(s), any sample rate")
     parser.add_argument("--beam-size", type=int, default=5, help="encoder-decoders, speech: beam width (1: greedy)")
     parser.add_argument("--n-best", type=int, default=1, help="outputs per input, with their scores when > 1")
@@ -1245,6 +1307,24 @@ def _text_command(model: Any, args: Any, path: Path) -> str:
     return "\n".join(_lines(list(zip(inputs, outputs, strict=True)), args.n_best)) + "\n"
 
 
+def _series_command(model: SequenceRuntime, args: Any, path: Path) -> str:
+    """A classifier of feature series: ``--input-file`` a series file or a folder of them, as seqmodels-predict."""
+    if args.input is not None or args.wav or args.input_file is None:
+        raise CommandLineError(
+            f"{path} classifies feature series: pass --input-file with a .npy or .csv series (one step per row), or "
+            "a folder of them"
+        )
+    source = Path(args.input_file).expanduser()
+    if not source.exists():
+        raise ValueError(f"--input-file {source}: no such file or folder")
+    files = series_files(source) if source.is_dir() else [source]
+    series = [read_series_file(file, model.series_channels) for file in files]
+    outputs: list[list[tuple[str, float]]] = []
+    for start in range(0, len(series), 64):  # seqmodels-predict's batches (batch_size=64)
+        outputs += model.label_series(series[start : start + 64], args.n_best)
+    return "\n".join(_lines(list(zip(map(str, files), outputs, strict=True)), args.n_best)) + "\n"
+
+
 def _run_command(args: Any) -> str:
     given = [args.input is not None, args.input_file is not None, bool(args.wav), args.prompt is not None]
     if sum(given) > 1:
@@ -1259,6 +1339,8 @@ def _run_command(args: Any) -> str:
         )
     if isinstance(model, CTCRuntime):
         return _speech_command(model, args, path)
+    if isinstance(model, SequenceRuntime) and model.kind == "classifier" and model.codec is None:
+        return _series_command(model, args, path)
     return _text_command(model, args, path)
 
 

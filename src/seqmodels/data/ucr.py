@@ -29,6 +29,7 @@ from seqmodels.data.datamodule import (
     stratified_split,
 )
 from seqmodels.data.text import IN_MEMORY, memory_lost, memory_lost_error
+from seqmodels.runtime import read_series_file, series_files
 
 _MISSING_TOKENS = {"?", "nan", "na", "n/a", "null", "none"}
 
@@ -291,14 +292,6 @@ def with_deltas(series: Tensor, order: int) -> Tensor:
     return torch.cat(parts, dim=1)
 
 
-def _is_number_row(row: list[str]) -> bool:
-    try:
-        [float(value) for value in row]
-    except ValueError:
-        return False
-    return True
-
-
 def channel_stats(series: list[Tensor]) -> tuple[Tensor, Tensor]:
     """Mean and (population) standard deviation per channel over all time steps of ``series``."""
     steps = torch.cat(series, dim=0)
@@ -513,45 +506,15 @@ class UEADataModule(SequenceDataModule):
 
     #: What ``seqmodels-predict input_file=`` takes for this datamodule (a file, or a folder of them).
     input_file_description: ClassVar[str] = "a series file (.npy of steps x channels, or .csv with one step per row)"
-    SERIES_SUFFIXES: ClassVar[tuple[str, ...]] = (".npy", ".csv", ".txt")
 
     def list_input_files(self, folder: Path) -> list[Path]:
         """The series files of ``folder`` (sorted by name)."""
-        files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in self.SERIES_SUFFIXES)
-        if not files:
-            raise ValueError(f"{folder}: no series files (.npy, .csv or .txt, one step per row)")
-        return files
+        return series_files(folder)
 
     def inputs_from_file(self, path: str | Path) -> Tensor:
-        """A raw series file as the model reads it (:meth:`inputs_from_series`): ``.npy`` (L, C) or (L,), or text
-        with one step per row, values separated by commas or spaces (a header row is skipped). One-line
-        ``ValueError`` naming the file and the fix for an empty, ragged or non-finite series, or one with another
-        channel count than training."""
-        path = Path(path)
-        if path.suffix.lower() == ".npy":
-            values = np.load(path, allow_pickle=False)
-        else:
-            rows = [line.replace(",", " ").split() for line in path.read_text().splitlines() if line.strip()]
-            if rows and not _is_number_row(rows[0]):
-                rows = rows[1:]  # a header
-            widths = {len(row) for row in rows}
-            if len(widths) > 1:
-                raise ValueError(f"{path}: rows hold {sorted(widths)} values; every step needs one value per channel")
-            try:
-                values = np.array([[float(v) for v in row] for row in rows], dtype=np.float64)
-            except ValueError as error:
-                raise ValueError(f"{path}: {error}; every value must be a number") from None
-        values = np.asarray(values, dtype=np.float64)
-        if values.ndim == 1:
-            values = values[:, None]
-        if values.ndim != 2 or values.shape[0] == 0:
-            raise ValueError(f"{path}: a series is (steps, channels) with at least one step, got shape {values.shape}")
-        if not np.isfinite(values).all():
-            step = int(np.argwhere(~np.isfinite(values))[0][0])
-            raise ValueError(f"{path}: step {step} holds NaN or infinity; fill or drop the missing values")
-        expected = self.series_channels
-        if expected is not None and values.shape[1] != expected:
-            raise ValueError(f"{path}: {values.shape[1]} channels per step, but this model reads {expected}")
+        """A raw series file (:func:`seqmodels.runtime.read_series_file`: ``.npy``, or text with one step per row)
+        as the model reads it (:meth:`inputs_from_series`); a one-line ``ValueError`` names a bad file and the fix."""
+        values = read_series_file(path, self.series_channels)
         return self.inputs_from_series(torch.tensor(values, dtype=torch.float32))
 
     @property
